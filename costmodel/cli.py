@@ -1,0 +1,130 @@
+"""``python -m costmodel ...``: the same numbers as the dashboard, as a table or one JSON object.
+
+Bad input exits with status 2 and one line ``error: <field>: <what is allowed>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import InputError
+from .units import GiB
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2, no usage dump
+        raise InputError("arguments", message)
+
+
+def _add_workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")
+    p.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
+    p.add_argument("--task", default="train", help="train | infer")
+    p.add_argument("--batch", default=1, help="samples per step (per device)")
+    p.add_argument("--seq", default=2048, help="tokens per sample (train; encoders)")
+    p.add_argument("--image-size", default=224, help="image side in pixels (vision models)")
+    p.add_argument("--prompt", default=512, help="prompt tokens (infer)")
+    p.add_argument("--generate", default=128, help="generated tokens (infer)")
+    p.add_argument("--precision", default="amp-bf16",
+                   help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4")
+    p.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd | sgd-momentum | adafactor | adamw-8bit")
+    p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
+    p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
+    p.add_argument("--bitfit", action="store_true", help="train biases only")
+    p.add_argument("--sparsity", default=0.0, help="fraction of linear/conv weights pruned (0-0.99)")
+    p.add_argument("--attention", default="fused", help="fused (flash / memory-efficient SDPA) | eager")
+    p.add_argument("--kv-cache-precision", default=None, help="fp32 | bf16 | fp16 | fp8 | int8 | int4")
+    p.add_argument("--no-dropout", action="store_true", help="dropout off even if the config has it")
+    p.add_argument("--layers", action="store_true", help="include the per-layer ledger in --json output")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m costmodel", description="Estimate what a deep-learning model costs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    est = sub.add_parser("estimate", help="params, FLOPs and memory for one workload")
+    _add_workload_args(est)
+    pre = sub.add_parser("presets", help="list model presets")
+    pre.add_argument("--json", action="store_true")
+    hw = sub.add_parser("hardware", help="list the hardware catalog")
+    hw.add_argument("--json", action="store_true")
+    return parser
+
+
+def workload_from_args(a: argparse.Namespace):
+    from .workload import Workload
+
+    return Workload(
+        task=a.task, batch=a.batch, seq=a.seq, image_size=a.image_size, prompt=a.prompt, generate=a.generate,
+        precision=a.precision, optimizer=a.optimizer, grad_checkpointing=a.grad_checkpointing,
+        lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
+        attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,
+    )
+
+
+def _fmt_bytes(b: float) -> str:
+    return f"{b / GiB:,.2f} GiB"
+
+
+def _print_estimate(est) -> None:
+    d = est.to_dict()
+    p, f, m = d["params"], d["flops"], d["memory_bytes"]
+    lines = [
+        f"model {est.model} ({est.family}) on {est.hardware}: {d['workload']['task']}, batch {d['workload']['batch']}",
+        f"params     total {p['total']:,}  trainable {p['trainable']:,}  active {p['active']:,}",
+        f"FLOPs      forward {f['forward']:.4g}  backward {f['backward']:.4g}  (2 per multiply-add; MACs = FLOPs/2)",
+    ]
+    if f["decode_per_token"]:
+        lines.append(f"           decode per token {f['decode_per_token']:.4g}")
+    for k in ("weights", "gradients", "optimizer", "activations", "logits_loss", "kv_cache", "transient", "peak",
+              "runtime_overhead", "device_total", "capacity"):
+        lines.append(f"memory     {k:<17s}{_fmt_bytes(m[k]):>16s}")
+    lines.append(f"fits       {'yes' if m['fits'] else 'NO'} (headroom {_fmt_bytes(m['headroom'])}; peak at {m['peak_phase']})")
+    for k, v in d["time_s"].items():
+        lines.append(f"time       {k:<17s}{v:>12.6g} s")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "estimate":
+            from .api import estimate
+
+            est = estimate(args.model, hardware=args.hardware, workload=workload_from_args(args))
+            if args.json:
+                print(json.dumps(est.to_dict(with_layers=args.layers), indent=1))
+            else:
+                _print_estimate(est)
+        elif args.command == "presets":
+            from .models import list_presets
+
+            rows = [{"id": p.id, "name": p.name, "family": p.family, "published_params": p.published_params,
+                     "source": p.source} for p in list_presets()]
+            if args.json:
+                print(json.dumps(rows, indent=1))
+            else:
+                for r in rows:
+                    print(f"{r['id']:<16s} {r['family']:<16s} {r['name']}")
+        elif args.command == "hardware":
+            from .catalog import list_hardware
+
+            hws = list_hardware()
+            if args.json:
+                print(json.dumps([h.to_dict() for h in hws], indent=1))
+            else:
+                for h in hws:
+                    print(f"{h.id:<18s} {h.memory_bytes / GiB:>7.1f} GiB  {h.peak_flops('bf16') / 1e12:>7.1f} TFLOP/s bf16  {h.name}")
+        return 0
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

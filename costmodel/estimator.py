@@ -1,0 +1,328 @@
+"""Workload + model spec + hardware -> Estimate. Sums the per-layer ledger and applies the
+memory formulas of docs/formulas.md. No torch, no I/O beyond the cached catalogs."""
+
+from __future__ import annotations
+
+from .errors import InputError
+from .layers import Ctx, Layer
+from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
+from .specs.base import ModelSpec
+from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, Workload
+
+DEFAULT_HARDWARE = "h100-sxm-80gb"
+
+# Device memory a CUDA process uses outside torch's allocator: CUDA context, cuBLAS/cuDNN
+# workspaces and kernel images. Measured in shared/reference/h100_sample.json: NVML "used"
+# minus torch max_memory_reserved minus the empty-device baseline, 0.78-0.80 GB across runs.
+CUDA_RUNTIME_BYTES = 0.79e9
+# torch's caching allocator reserves more than it hands out: max_memory_reserved /
+# max_memory_allocated was 1.045-1.096 in the same file; 6% is the middle.
+ALLOCATOR_SLACK = 0.06
+
+KV_DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+
+def make_ctx(spec: ModelSpec, w: Workload, phase: str) -> Ctx:
+    """The pass a phase runs: "train", "prefill", "decode" (one token at the mean context), "forward"."""
+    p = w.prec
+    compute_bytes = p.compute_bytes
+    kv_bytes = KV_DTYPE_BYTES[w.kv_cache_precision] if w.kv_cache_precision else (
+        4.0 if p.compute_dtype == "fp32" else 2.0)
+    if phase == "train" or phase == "forward":
+        seq, kv_len = w.seq, w.seq
+    elif phase == "prefill":
+        seq, kv_len = w.prompt, w.prompt
+    elif phase == "decode":
+        seq, kv_len = 1, w.prompt + max(w.generate, 1) // 2
+    elif phase == "decode_full":  # the cache at the end of generation
+        seq, kv_len = 1, w.prompt + w.generate
+    else:  # pragma: no cover
+        raise ValueError(phase)
+    training = phase == "train"
+    return Ctx(
+        batch=w.batch, seq=seq, kv_len=kv_len, image_size=w.image_size, training=training,
+        stream_bytes=p.stream_bytes, compute_bytes=compute_bytes, kv_bytes=kv_bytes,
+        autocast=p.autocast and training, eager_attention=w.attention == "eager",
+        dropout=training and (True if w.dropout is None else w.dropout),
+    )
+
+
+def _lora_targets(rows: list[Layer], w: Workload) -> set[str]:
+    available = sorted({r.module for r in rows if r.lora_in})
+    targets = set(w.lora_targets)
+    if "all-linear" in targets:
+        return {m for m in available if m != "lm_head"}
+    missing = targets - set(available)
+    if missing:
+        raise InputError("lora_targets", f"no module named {', '.join(sorted(missing))} in this model; "
+                         f"available: {', '.join(available)} (or all-linear)")
+    return targets
+
+
+def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bool = True) -> Estimate:
+    """Estimate params, FLOPs and per-device memory of ``workload`` on ``spec``.
+
+    ``hardware``: a catalog ``Hardware`` (or None for the default) giving capacity.
+    """
+    if hardware is None or isinstance(hardware, str):
+        from .catalog import load_hardware  # local: the catalog reads files on first use
+
+        hw = load_hardware(hardware or DEFAULT_HARDWARE)
+    else:
+        hw = hardware
+    w = workload
+    p, opt = w.prec, w.opt
+    if spec.modality != "text" and w.task == "infer" and spec.generative:  # pragma: no cover
+        pass
+    train = w.training
+    generative_infer = (not train) and spec.generative
+    main_phase = "train" if train else ("prefill" if generative_infer else "forward")
+    ctx = make_ctx(spec, w, main_phase)
+    rows = spec.ledger(ctx)
+
+    # ---- which parameters train --------------------------------------------------------
+    method = w.fine_tune_method if train else "none"
+    targets = _lora_targets(rows, w) if w.lora_rank else set()
+    r = w.lora_rank
+
+    total = active = matmul_total = bias_total = 0
+    adapter = adapter_fwd = adapter_act = adapter_factored = 0.0
+    fwd = bwd = 0.0
+    prunable_fwd = 0.0
+    act_rows: list[tuple[float, float, str, int]] = []  # (activation bytes, grad bytes, block, count)
+    frozen_matmul = 0
+    trainable = 0
+    cast_elems = 0
+    layer_rows = []
+    weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
+                                             (4.0 if p.autocast else p.weight_bytes))
+    frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
+    quantized = p.weight_only_quant or p.name == "fp8"
+    group_input, group_kept = 0.0, False
+    for row in rows:
+        n = row.count
+        total += row.params * n
+        active += (row.params - row.inactive_params) * n
+        matmul_total += row.matmul_params * n
+        bias_total += row.bias_params * n
+        fwd += row.forward_flops * n
+        if row.matmul_params:
+            prunable_fwd += row.forward_flops * n
+        targeted = bool(targets) and row.module in targets and row.lora_in > 0
+        if method == "full":
+            row_trainable = row.params
+        elif method == "bitfit":
+            row_trainable = row.bias_params
+        else:
+            row_trainable = 0
+        trainable += row_trainable * n
+        row_bwd = row.input_grad_flops + (row.weight_grad_flops if method == "full" else 0.0)
+        act = row.activation_bytes
+        if train and method != "full" and (row.weight_input_bytes or row.shares_input):
+            # a frozen weight never forms dW, so its input is not saved ... unless a LoRA adapter
+            # reads it. Rows reading one tensor (q/k/v) share one saved copy, except under
+            # autocast where each makes its own 16-bit cast.
+            if not row.shares_input:
+                group_input, group_kept = row.weight_input_bytes, False
+            act -= row.weight_input_bytes
+            if targeted:
+                if ctx.autocast:
+                    act += row.weight_input_bytes
+                elif not group_kept:
+                    act += group_input
+                    group_kept = True
+        if targeted:
+            a_params = r * (row.lora_in + row.lora_out)
+            adapter += a_params * n
+            a_fwd = 2.0 * row.lora_tokens * a_params
+            adapter_fwd += a_fwd * n
+            row_bwd += 2.0 * a_fwd
+            a_act = row.lora_tokens * r * p.compute_bytes  # A's output, saved by B
+            act += a_act
+            adapter_factored += (2 * r + row.lora_in + row.lora_out) * n
+        if ctx.autocast and row.weight_cast_elems:
+            cast_elems += row.weight_cast_elems * n
+            act += row.weight_cast_elems * p.compute_bytes  # 16-bit weight copy kept for backward
+        if row.matmul_params and method in ("lora", "qlora", "bitfit", "none"):
+            frozen_matmul += row.matmul_params * n
+        grad_bytes_row = (row_trainable * p.grad_bytes + (r * (row.lora_in + row.lora_out) * p.grad_bytes
+                                                          if targeted else 0.0))
+        bwd += row_bwd * n
+        act_rows.append((act if train else 0.0, grad_bytes_row if train else 0.0, row.block, n))
+        if with_layers:
+            if quantized and (method in ("lora", "qlora", "none")) and row.matmul_params:
+                wb = row.matmul_params * frozen_b + (row.params - row.matmul_params) * weight_b
+            else:
+                wb = row.params * weight_b
+            layer_rows.append(LayerRow(row.name, row.kind, n, row.params, row.forward_flops, row_bwd, wb,
+                                       act if train else 0.0, row.kv_cache_bytes))
+
+    trainable += int(adapter)
+    total_with_adapter = total + int(adapter)
+    fwd += adapter_fwd
+
+    # ---- weights -----------------------------------------------------------------------
+    if quantized and method in ("lora", "qlora", "none"):
+        weights = frozen_matmul * frozen_b + (total - frozen_matmul) * weight_b
+    else:
+        weights = total * weight_b
+    weights += adapter * p.weight_bytes
+    buffer_bytes = getattr(spec, "buffer_bytes", None)
+    if buffer_bytes is not None:
+        weights += buffer_bytes()
+
+    # ---- training state ----------------------------------------------------------------
+    grads = optimizer = opt_temp = 0.0
+    if train:
+        grads = trainable * p.grad_bytes
+        if opt.factored:
+            if method == "full":
+                factored = sum(row.factored_state_elems * row.count for row in rows)
+            elif method == "bitfit":
+                factored = bias_total
+            else:
+                factored = adapter_factored
+            optimizer = factored * 4.0
+        else:
+            optimizer = trainable * (opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param)
+        opt_temp = trainable * opt.step_temp_per_param * p.state_bytes
+
+    # ---- activations and the peak --------------------------------------------------------
+    kv_cache = 0.0
+    logits_loss = 0.0
+    transient = 0.0
+    recompute = 0.0
+    if train:
+        ckpt_per_block = spec.checkpoint_bytes(ctx) if w.grad_checkpointing else 0.0
+        if w.grad_checkpointing and not ckpt_per_block:
+            raise InputError("grad_checkpointing", f"is not modelled for the {spec.family} family; "
+                             "supported for transformer decoders, encoders and MoE")
+        logits_loss = spec.loss_buffer_bytes(ctx)
+        activations, peak_live, phase = _backward_peak(act_rows, logits_loss, ckpt_per_block)
+        if w.grad_checkpointing:
+            recompute = sum(row.forward_flops * row.count for row in rows if row.block)
+            recompute += sum(2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
+                             for row in rows if row.block and targets and row.module in targets and row.lora_in)
+        base = weights + optimizer
+        peak = base + peak_live
+        step_peak = base + grads + opt_temp
+        if step_peak > peak:
+            peak, phase = step_peak, "optimizer step"
+        transient = peak - base - activations - grads if phase != "optimizer step" else opt_temp
+        transient = max(transient, 0.0)
+    else:
+        activations = 0.0
+        work = max((row.working_bytes for row in rows), default=0.0)
+        head_logits = 0.0
+        if spec.generative:
+            vocab = getattr(spec, "vocab_size", 0)
+            head_logits = w.batch * vocab * 4.0  # last-position fp32 logits
+            full_ctx = make_ctx(spec, w, "decode_full")
+            kv_cache = sum(row.kv_cache_bytes * row.count for row in spec.ledger(full_ctx))
+        transient = work + head_logits
+        peak = weights + kv_cache + transient
+        phase = "prefill" if generative_infer else "forward"
+
+    # decode FLOPs per token at the mean context
+    decode_flops = 0.0
+    if generative_infer:
+        dctx = make_ctx(spec, w, "decode")
+        decode_flops = sum(row.forward_flops * row.count for row in spec.ledger(dctx))
+        decode_flops += sum(2.0 * w.batch * r * (row.lora_in + row.lora_out) * row.count
+                            for row in rows if targets and row.module in targets and row.lora_in) if r else 0.0
+        decode_flops /= w.batch  # per generated token
+
+    is_gpu = getattr(hw, "kind", "gpu") != "cpu"
+    overhead = (CUDA_RUNTIME_BYTES if is_gpu else 0.0) + ALLOCATOR_SLACK * peak
+    device_total = peak + overhead
+    capacity = float(hw.memory_bytes)
+
+    tokens = w.batch * (w.seq if spec.modality == "text" else 1)
+    total_flops = fwd + bwd + recompute
+    flops = FlopCounts(
+        forward=fwd, backward=bwd, recompute=recompute, total=total_flops if train else fwd,
+        forward_macs=fwd / 2.0, forward_effective=fwd - w.sparsity * prunable_fwd,
+        decode_per_token=decode_flops, per_token_train=(total_flops / tokens) if train else 0.0,
+    )
+    params = ParamCounts(
+        total=total_with_adapter, trainable=trainable if train else 0, active=active + int(adapter),
+        frozen=total_with_adapter - (trainable if train else 0), nonzero=total_with_adapter - int(w.sparsity * matmul_total),
+        adapter=int(adapter),
+    )
+    memory = MemoryBreakdown(
+        weights=weights, gradients=grads, optimizer=optimizer, activations=activations,
+        logits_loss=logits_loss, kv_cache=kv_cache, transient=transient, peak=peak,
+        runtime_overhead=overhead, device_total=device_total, capacity=capacity,
+        fits=device_total <= capacity, headroom=capacity - device_total, peak_phase=phase,
+    )
+    assumptions = {
+        "precision": p.description,
+        "optimizer": opt.source,
+        "activations": "bytes autograd saves in eager PyTorch (HF implementations); "
+                       + ("fused SDPA attention (flash / memory-efficient)" if w.attention == "fused"
+                          else "eager attention (scores materialised)"),
+        "runtime_overhead": f"{CUDA_RUNTIME_BYTES / 1e9:.2f} GB CUDA context/workspaces + "
+                            f"{ALLOCATOR_SLACK:.0%} allocator slack" if is_gpu else f"{ALLOCATOR_SLACK:.0%} allocator slack",
+        "flops": "2 FLOPs per multiply-add; matmul/conv/attention/RNN-gate work only",
+    }
+    return Estimate(
+        model=spec.name, family=spec.family, hardware=hw.id, workload=w.to_dict(), params=params, flops=flops,
+        memory_bytes=memory, assumptions=assumptions, layers=tuple(layer_rows),
+    )
+
+
+def _backward_peak(act_rows, loss_buffer: float, ckpt_per_block: float) -> tuple[float, float, str]:
+    """Live activation+gradient bytes over the backward pass, walking the ledger in reverse.
+
+    At the start of backward every saved tensor is alive plus the loss buffers; each layer's
+    backward then frees its saved tensors and adds its parameter gradients. Identical
+    blocks are handled in closed form: the running total moves by the same amount per
+    block, so its maximum over a block run is at the first or the last block.
+    With checkpointing a block run keeps only its inputs (``ckpt_per_block`` each) and
+    recomputes one block's activations just before that block's backward.
+    Returns (activation bytes at the start of backward, peak live bytes, phase name).
+    """
+    # group consecutive rows of the same block
+    segments: list[tuple[str, int, list[tuple[float, float]]]] = []
+    for act, grad, block, n in act_rows:
+        if block and segments and segments[-1][0] == block:
+            segments[-1][2].append((act, grad))
+        elif block:
+            segments.append((block, n, [(act, grad)]))
+        else:
+            segments.append(("", 1, [(act * n, grad * n)]))
+    total_act = 0.0
+    for block, n, items in segments:
+        blk = sum(a for a, _ in items)
+        total_act += (ckpt_per_block if (ckpt_per_block and block) else blk) * n
+    live = total_act + loss_buffer
+    peak = live
+    phase = "start of backward"
+    first = True
+    for block, n, items in reversed(segments):
+        if not block:
+            for a, g in reversed(items):
+                live += g - a
+                peak = max(peak, live)
+            if first and loss_buffer:
+                live -= loss_buffer
+                first = False
+            continue
+        first = False
+        # one block, in reverse: excursion above the block's starting level
+        run = 0.0
+        excursion = 0.0
+        blk_act = sum(a for a, _ in items)
+        if ckpt_per_block:
+            run = blk_act  # recomputed activations appear before this block's backward
+            excursion = run
+        for a, g in reversed(items):
+            run += g - a
+            excursion = max(excursion, run)
+        per_block = run - (ckpt_per_block if ckpt_per_block else 0.0)
+        seg_peak = live + excursion + max(0.0, (n - 1) * per_block)
+        if seg_peak > peak:
+            peak = seg_peak
+            phase = "start of backward" if per_block <= 0 else "end of backward"
+        live += n * per_block
+    return total_act, peak, phase

@@ -1,0 +1,218 @@
+"""Import a Hugging Face ``config.json`` (parsed as plain JSON data, never executed) into a spec.
+
+Supported ``model_type``: gpt2, bert, llama, mistral, mixtral, qwen2, gemma, gemma2, phi3,
+t5, vit, resnet. Anything else is rejected naming the field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InputError
+from .base import ModelSpec
+from .transformer import TransformerSpec
+
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def _req(cfg: dict, *keys: str, default: Any = None, kind: type = int) -> Any:
+    """First present key among ``keys`` (HF renamed several fields across versions)."""
+    for k in keys:
+        if k in cfg and cfg[k] is not None:
+            v = cfg[k]
+            if kind is int:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
+                    raise InputError(f"config.{k}", f"must be a non-negative whole number, got {v!r}")
+                return int(v)
+            if kind is float:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise InputError(f"config.{k}", f"must be a number, got {v!r}")
+                return float(v)
+            return v
+    if default is None:
+        raise InputError(f"config.{keys[0]}", "is required for this model_type")
+    return default
+
+
+def _act(name: str, field: str) -> str:
+    table = {"gelu_new": "gelu_new", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_new",
+             "silu": "silu", "swish": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
+    if name not in table:
+        raise InputError(field, f"activation {name!r} is not supported; use one of {', '.join(table)}")
+    return table[name]
+
+
+def _name(cfg: dict, default: str) -> str:
+    return str(cfg.get("_name_or_path") or cfg.get("name") or default)
+
+
+def _gpt2(cfg: dict) -> TransformerSpec:
+    h = _req(cfg, "n_embd", "hidden_size", default=768)
+    return TransformerSpec(
+        name=_name(cfg, "gpt2"), vocab_size=_req(cfg, "vocab_size", default=50257), hidden=h,
+        layers=_req(cfg, "n_layer", "num_hidden_layers", default=12), heads=_req(cfg, "n_head", default=12),
+        ffn=_req(cfg, "n_inner", default=4 * h), gated_mlp=False,
+        activation=_act(cfg.get("activation_function", "gelu_new"), "config.activation_function"),
+        norm="layernorm", norm_bias=True, qkv_bias=True, out_bias=True, mlp_bias=True, fused_qkv=True,
+        positions="learned", max_positions=_req(cfg, "n_positions", default=1024), tied_embeddings=True,
+        hidden_dropout=_req(cfg, "resid_pdrop", default=0.1, kind=float),
+        attention_dropout=_req(cfg, "attn_pdrop", default=0.1, kind=float),
+        module_names=("c_attn", "c_attn", "c_attn", "c_proj", "c_fc", "c_fc", "c_proj"),
+    )
+
+
+def _llama_like(cfg: dict, **overrides) -> TransformerSpec:
+    h = _req(cfg, "hidden_size")
+    heads = _req(cfg, "num_attention_heads")
+    base = dict(
+        name=_name(cfg, cfg.get("model_type", "llama")), vocab_size=_req(cfg, "vocab_size"), hidden=h,
+        layers=_req(cfg, "num_hidden_layers"), heads=heads,
+        kv_heads=_req(cfg, "num_key_value_heads", default=heads),
+        head_dim=_req(cfg, "head_dim", default=h // heads if heads else 0), ffn=_req(cfg, "intermediate_size"),
+        gated_mlp=True, activation=_act(cfg.get("hidden_act", cfg.get("hidden_activation", "silu")), "config.hidden_act"),
+        norm="rmsnorm", qkv_bias=bool(cfg.get("attention_bias", False)), out_bias=bool(cfg.get("attention_bias", False)),
+        mlp_bias=bool(cfg.get("mlp_bias", False)), positions="rotary",
+        max_positions=_req(cfg, "max_position_embeddings", default=4096),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        attention_dropout=_req(cfg, "attention_dropout", default=0.0, kind=float),
+    )
+    base.update(overrides)
+    return TransformerSpec(**base)
+
+
+def _llama(cfg: dict) -> TransformerSpec:
+    return _llama_like(cfg)
+
+
+def _mistral(cfg: dict) -> TransformerSpec:
+    window = cfg.get("sliding_window") or 0
+    return _llama_like(cfg, sliding_window=int(window), sliding_layers=_req(cfg, "num_hidden_layers") if window else 0)
+
+
+def _qwen2(cfg: dict) -> TransformerSpec:
+    # Qwen2: biases on q, k, v only; sliding window only when use_sliding_window
+    layers = _req(cfg, "num_hidden_layers")
+    window = int(cfg.get("sliding_window") or 0) if cfg.get("use_sliding_window") else 0
+    n_full = min(_req(cfg, "max_window_layers", default=layers), layers) if window else layers
+    return _llama_like(cfg, qkv_bias=True, out_bias=False, sliding_window=window,
+                       sliding_layers=(layers - n_full) if window else 0)
+
+
+def _gemma(cfg: dict) -> TransformerSpec:
+    return _llama_like(cfg, norm="gemma_rmsnorm", tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+                       activation=_act(cfg.get("hidden_activation") or cfg.get("hidden_act") or "gelu_pytorch_tanh",
+                                       "config.hidden_activation"))
+
+
+def _gemma2(cfg: dict) -> TransformerSpec:
+    layers = _req(cfg, "num_hidden_layers")
+    window = int(cfg.get("sliding_window") or 0)
+    types = cfg.get("layer_types")
+    n_sliding = sum(1 for t in types if t == "sliding_attention") if isinstance(types, list) else (layers + 1) // 2
+    return _llama_like(cfg, norm="gemma_rmsnorm", norms_per_block=4,
+                       tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+                       activation=_act(cfg.get("hidden_activation") or cfg.get("hidden_act") or "gelu_pytorch_tanh",
+                                       "config.hidden_activation"),
+                       sliding_window=window, sliding_layers=n_sliding if window else 0)
+
+
+def _phi3(cfg: dict) -> TransformerSpec:
+    window = int(cfg.get("sliding_window") or 0)
+    return _llama_like(cfg, fused_qkv=True, fused_gate_up=True, sliding_window=window,
+                       sliding_layers=_req(cfg, "num_hidden_layers") if window else 0,
+                       hidden_dropout=_req(cfg, "resid_pdrop", default=0.0, kind=float),
+                       module_names=("qkv_proj", "qkv_proj", "qkv_proj", "o_proj", "gate_up_proj", "gate_up_proj",
+                                     "down_proj"))
+
+
+def _mixtral(cfg: dict) -> TransformerSpec:
+    window = int(cfg.get("sliding_window") or 0)
+    return _llama_like(cfg, num_experts=_req(cfg, "num_local_experts"), top_k=_req(cfg, "num_experts_per_tok"),
+                       sliding_window=window, sliding_layers=_req(cfg, "num_hidden_layers") if window else 0)
+
+
+BERT_HEADS = {
+    "BertModel": dict(pooler=True, head="none"),
+    "BertForMaskedLM": dict(pooler=False, head="mlm"),
+    "BertForPreTraining": dict(pooler=True, head="mlm", cls_labels=2),
+    "BertForSequenceClassification": dict(pooler=True, head="none"),
+}
+
+
+def _bert(cfg: dict) -> TransformerSpec:
+    arch = (cfg.get("architectures") or ["BertModel"])[0]
+    if arch not in BERT_HEADS:
+        raise InputError("config.architectures", f"{arch!r} is not supported for bert; use one of {', '.join(BERT_HEADS)}")
+    head = dict(BERT_HEADS[arch])
+    if arch == "BertForSequenceClassification":
+        head["cls_labels"] = len(cfg.get("id2label") or {}) or 2
+    h = _req(cfg, "hidden_size", default=768)
+    return TransformerSpec(
+        name=_name(cfg, "bert"), vocab_size=_req(cfg, "vocab_size", default=30522), hidden=h,
+        layers=_req(cfg, "num_hidden_layers", default=12), heads=_req(cfg, "num_attention_heads", default=12),
+        ffn=_req(cfg, "intermediate_size", default=3072), gated_mlp=False,
+        activation=_act(cfg.get("hidden_act", "gelu"), "config.hidden_act"), norm="layernorm", norm_bias=True,
+        qkv_bias=True, out_bias=True, mlp_bias=True, positions="learned",
+        max_positions=_req(cfg, "max_position_embeddings", default=512), tied_embeddings=True, causal=False,
+        post_norm=True, final_norm=False, type_vocab=_req(cfg, "type_vocab_size", default=2), embed_norm=True,
+        hidden_dropout=_req(cfg, "hidden_dropout_prob", default=0.1, kind=float),
+        attention_dropout=_req(cfg, "attention_probs_dropout_prob", default=0.1, kind=float),
+        module_names=("query", "key", "value", "attention.output.dense", "intermediate.dense", "intermediate.dense",
+                      "output.dense"),
+        **head,
+    )
+
+
+# model_type -> importer. Entries given as "module:function" live in other family modules
+# and are imported only when used.
+IMPORTERS: dict[str, Callable[[dict], ModelSpec] | str] = {
+    "gpt2": _gpt2,
+    "bert": _bert,
+    "llama": _llama,
+    "mistral": _mistral,
+    "mixtral": _mixtral,
+    "qwen2": _qwen2,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "phi3": _phi3,
+    "t5": "costmodel.specs.encdec:t5_from_hf",
+    "vit": "costmodel.specs.vision:vit_from_hf",
+    "resnet": "costmodel.specs.vision:resnet_from_hf",
+}
+
+
+def spec_from_hf_config(cfg: dict) -> ModelSpec:
+    if not isinstance(cfg, dict):
+        raise InputError("config", "must be a JSON object (a Hugging Face config.json)")
+    mt = cfg.get("model_type")
+    if mt not in IMPORTERS:
+        raise InputError("config.model_type", f"{mt!r} is not supported; supported: {', '.join(IMPORTERS)}")
+    imp = IMPORTERS[mt]
+    if isinstance(imp, str):
+        mod, fn = imp.split(":")
+        imp = getattr(importlib.import_module(mod), fn)
+    try:
+        return imp(cfg)
+    except InputError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:  # malformed values inside the config
+        raise InputError("config", f"could not read this {mt} config: {exc}") from None
+
+
+def read_json_file(path: str | Path, what: str = "model") -> dict:
+    """Read a JSON file as data (size-limited; never executes anything)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(what, f"no such file: {path}")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise InputError(what, f"{path} is larger than {MAX_CONFIG_BYTES} bytes; a config.json is a few KB")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(what, f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(what, f"{path} must hold a JSON object")
+    return data

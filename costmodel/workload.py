@@ -1,0 +1,232 @@
+"""Validated workload: the one place where ranges and combinations are checked.
+
+Everything downstream (specs, estimator, CLI, pages) trusts a ``Workload``: if it
+was constructed, its fields are in range. Errors are ``InputError(field, allowed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How each kind of tensor is stored for one precision setting (bytes per element).
+
+    - ``weight_bytes``: trainable weights as held in memory (fp32 master under AMP).
+    - ``frozen_weight_bytes``: weights that are not trained (quantized under int8/int4/fp8).
+    - ``grad_bytes`` / ``state_bytes``: gradients and optimizer states (torch keeps states
+      in the parameter dtype).
+    - ``stream_bytes``: the residual stream and normalisation outputs. Under autocast
+      these stay fp32 because embeddings and LayerNorm/RMSNorm produce fp32.
+    - ``compute_bytes``: outputs of matmuls/convs (autocast casts them to 16-bit).
+    - ``compute_dtype``: key into a hardware's peak FLOP/s table.
+    - ``autocast``: matmul inputs are cast copies; each trainable matmul weight also gets a
+      16-bit cast copy that lives until its backward (torch.autocast weight cache).
+    """
+
+    name: str
+    weight_bytes: float
+    frozen_weight_bytes: float
+    grad_bytes: float
+    state_bytes: float
+    stream_bytes: float
+    compute_bytes: float
+    compute_dtype: str
+    autocast: bool = False
+    weight_only_quant: bool = False
+    description: str = ""
+
+
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in [
+        Precision("fp32", 4, 4, 4, 4, 4, 4, "fp32", description="everything in fp32"),
+        Precision("amp-bf16", 4, 4, 4, 4, 4, 2, "bf16", autocast=True,
+                  description="fp32 weights/grads/states, torch.autocast bf16 matmuls"),
+        Precision("amp-fp16", 4, 4, 4, 4, 4, 2, "fp16", autocast=True,
+                  description="fp32 weights/grads/states, torch.autocast fp16 matmuls + GradScaler"),
+        Precision("bf16", 2, 2, 2, 2, 2, 2, "bf16", description="model cast to bf16 (.to(torch.bfloat16))"),
+        Precision("fp16", 2, 2, 2, 2, 2, 2, "fp16", description="model cast to fp16"),
+        Precision("fp8", 2, 1, 2, 2, 2, 1, "fp8",
+                  description="fp8 matmuls (Transformer-Engine style); frozen weights stored in fp8, "
+                              "trainable weights/grads/states in bf16"),
+        Precision("int8", 2, 1, 2, 2, 2, 2, "bf16", weight_only_quant=True,
+                  description="linear weights stored int8 (weight-only, LLM.int8 / bitsandbytes), "
+                              "compute in bf16"),
+        Precision("int4", 2, 0.5, 2, 2, 2, 2, "bf16", weight_only_quant=True,
+                  description="linear weights stored 4-bit (NF4/GPTQ-style, + fp16 scale per 64 weights), "
+                              "compute in bf16"),
+    ]
+}
+
+# Bytes of quantization metadata per quantized weight: one fp16 scale per 64-weight block
+# (bitsandbytes NF4 default blocksize 64; GPTQ/AWQ group size 128 would halve this).
+QUANT_SCALE_BYTES_PER_WEIGHT = {"int4": 2 / 64, "int8": 4 / 4096, "fp8": 0.0}
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Optimizer state per trainable parameter.
+
+    ``states_per_param``: number of full-size state tensors (in ``Precision.state_bytes``).
+    ``fixed_bytes_per_param``: states with a fixed width regardless of precision (8-bit Adam).
+    ``factored``: Adafactor keeps row+column statistics for each matrix instead of a full tensor.
+    ``step_temp_per_param``: full-size temporaries the optimizer step allocates (torch's
+    foreach Adam materialises sqrt(v) for all parameters at once).
+    """
+
+    name: str
+    states_per_param: float
+    fixed_bytes_per_param: float = 0.0
+    factored: bool = False
+    step_temp_per_param: float = 0.0
+    source: str = ""
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    o.name: o
+    for o in [
+        Optimizer("sgd", 0, source="torch.optim.SGD, momentum=0: no state"),
+        Optimizer("sgd-momentum", 1, source="torch.optim.SGD momentum buffer: 1 tensor per param"),
+        Optimizer("adam", 2, step_temp_per_param=1, source="torch.optim.Adam exp_avg + exp_avg_sq; "
+                  "foreach step allocates sqrt(exp_avg_sq)"),
+        Optimizer("adamw", 2, step_temp_per_param=1, source="torch.optim.AdamW exp_avg + exp_avg_sq; "
+                  "foreach step allocates sqrt(exp_avg_sq)"),
+        Optimizer("adafactor", 0, factored=True, source="Shazeer & Stern 2018; transformers Adafactor "
+                  "(beta1=None): row + column second-moment vectors per matrix, full vector for 1-D params"),
+        Optimizer("adamw-8bit", 0, fixed_bytes_per_param=2.0 + 8 / 2048, source="bitsandbytes AdamW8bit: "
+                  "two uint8 states + one fp32 absmax per 2048-element block for each state"),
+    ]
+}
+
+TASKS = ("train", "infer")
+ATTENTION_IMPLS = ("fused", "eager")
+
+_LIMITS = {
+    "batch": (1, 1 << 24),
+    "seq": (1, 1 << 24),
+    "image_size": (8, 16384),
+    "prompt": (1, 1 << 24),
+    "generate": (0, 1 << 24),
+    "lora_rank": (0, 65536),
+}
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                value = int(value)
+            else:
+                raise ValueError
+        except (ValueError, AttributeError):
+            raise InputError(name, f"must be a whole number from {lo} to {hi}, got {value!r}") from None
+    if not lo <= value <= hi:
+        raise InputError(name, f"must be from {lo} to {hi}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is run: task, shapes, precision, optimizer and fine-tuning method.
+
+    ``seq`` is tokens per sample in training (and the sequence length for encoders);
+    for inference of decoders ``prompt`` and ``generate`` are used instead.
+    ``image_size`` applies to vision models.
+    """
+
+    task: str = "train"
+    batch: int = 1
+    seq: int = 2048
+    image_size: int = 224
+    prompt: int = 512
+    generate: int = 128
+    precision: str = "amp-bf16"
+    optimizer: str = "adamw"
+    grad_checkpointing: bool = False
+    lora_rank: int = 0
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    bitfit: bool = False
+    sparsity: float = 0.0
+    attention: str = "fused"
+    dropout: bool | None = None  # None: as the model config says
+    kv_cache_precision: str | None = None  # None: the compute dtype
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise InputError("task", f"must be one of {', '.join(TASKS)}, got {self.task!r}")
+        for name, (lo, hi) in _LIMITS.items():
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), lo, hi))
+        if self.precision not in PRECISIONS:
+            raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.attention not in ATTENTION_IMPLS:
+            raise InputError("attention", f"must be one of {', '.join(ATTENTION_IMPLS)}, got {self.attention!r}")
+        try:
+            sparsity = float(self.sparsity)
+        except (TypeError, ValueError):
+            raise InputError("sparsity", f"must be a number from 0 to 0.99, got {self.sparsity!r}") from None
+        if not 0.0 <= sparsity <= 0.99:
+            raise InputError("sparsity", f"must be from 0 to 0.99 (fraction of weights pruned), got {sparsity}")
+        object.__setattr__(self, "sparsity", sparsity)
+        if isinstance(self.lora_targets, str):
+            targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
+            object.__setattr__(self, "lora_targets", targets)
+        else:
+            object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        if self.lora_rank and not self.lora_targets:
+            raise InputError("lora_targets", "needs at least one module name (e.g. q_proj,v_proj) when lora_rank > 0")
+        if self.lora_rank and self.bitfit:
+            raise InputError("bitfit", "choose LoRA (lora_rank > 0) or BitFit, not both")
+        if self.kv_cache_precision is not None and self.kv_cache_precision not in ("fp32", "bf16", "fp16", "fp8", "int8", "int4"):
+            raise InputError("kv_cache_precision", "must be one of fp32, bf16, fp16, fp8, int8, int4")
+        prec = PRECISIONS[self.precision]
+        if self.task == "train" and prec.weight_only_quant and not self.lora_rank:
+            raise InputError(
+                "precision",
+                f"{self.precision} stores frozen quantized weights; training needs LoRA (QLoRA): set lora_rank > 0, "
+                "or use fp32, amp-bf16, amp-fp16, bf16, fp16 or fp8",
+            )
+
+    @property
+    def prec(self) -> Precision:
+        return PRECISIONS[self.precision]
+
+    @property
+    def opt(self) -> Optimizer:
+        return OPTIMIZERS[self.optimizer]
+
+    @property
+    def training(self) -> bool:
+        return self.task == "train"
+
+    @property
+    def fine_tune_method(self) -> str:
+        if self.lora_rank:
+            return "qlora" if self.prec.weight_only_quant else "lora"
+        return "bitfit" if self.bitfit else "full"
+
+    def with_(self, **changes) -> "Workload":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["lora_targets"] = list(self.lora_targets)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Workload":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(unknown[0], f"is not a workload field; known fields: {', '.join(sorted(known))}")
+        data = dict(data)
+        if "lora_targets" in data and isinstance(data["lora_targets"], list):
+            data["lora_targets"] = tuple(data["lora_targets"])
+        return cls(**data)
