@@ -3,6 +3,8 @@ memory formulas of docs/formulas.md. No torch, no I/O beyond the cached catalogs
 
 from __future__ import annotations
 
+import functools
+
 from .errors import InputError
 from .layers import Ctx, Layer
 from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
@@ -47,6 +49,13 @@ def make_ctx(spec: ModelSpec, w: Workload, phase: str) -> Ctx:
     )
 
 
+@functools.lru_cache(maxsize=8192)
+def ledger(spec: ModelSpec, ctx: Ctx) -> tuple[Layer, ...]:
+    """The per-layer ledger of one pass. Pure in (spec, ctx), so sweeps that vary only the
+    optimizer, fine-tuning method or hardware reuse it."""
+    return tuple(spec.ledger(ctx))
+
+
 def _lora_targets(rows: list[Layer], w: Workload) -> set[str]:
     available = sorted({r.module for r in rows if r.lora_in})
     targets = set(w.lora_targets)
@@ -78,7 +87,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     generative_infer = (not train) and spec.generative
     main_phase = "train" if train else ("prefill" if generative_infer else "forward")
     ctx = make_ctx(spec, w, main_phase)
-    rows = spec.ledger(ctx)
+    rows = ledger(spec, ctx)
 
     # ---- which parameters train --------------------------------------------------------
     method = w.fine_tune_method if train else "none"
@@ -218,7 +227,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
             vocab = getattr(spec, "vocab_size", 0)
             head_logits = w.batch * vocab * 4.0  # last-position fp32 logits
             full_ctx = make_ctx(spec, w, "decode_full")
-            kv_cache = sum(row.kv_cache_bytes * row.count for row in spec.ledger(full_ctx))
+            kv_cache = sum(row.kv_cache_bytes * row.count for row in ledger(spec, full_ctx))
         transient = work + head_logits
         peak = weights + kv_cache + transient
         phase = "prefill" if generative_infer else "forward"
@@ -227,7 +236,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     decode_flops = 0.0
     if generative_infer:
         dctx = make_ctx(spec, w, "decode")
-        decode_flops = sum(row.forward_flops * row.count for row in spec.ledger(dctx))
+        decode_flops = sum(row.forward_flops * row.count for row in ledger(spec, dctx))
         decode_flops += sum(2.0 * w.batch * r * (row.lora_in + row.lora_out) * row.count
                             for row in rows if targets and row.module in targets and row.lora_in) if r else 0.0
         decode_flops /= w.batch  # per generated token
