@@ -125,7 +125,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         else:
             row_trainable = 0
         trainable += row_trainable * n
-        row_bwd = row.input_grad_flops + (row.weight_grad_flops if method == "full" else 0.0)
+        row_bwd = (row.input_grad_flops + (row.weight_grad_flops if method == "full" else 0.0)) if train else 0.0
         act = row.activation_bytes
         if train and method != "full" and (row.weight_input_bytes or row.shares_input):
             # a frozen weight never forms dW, so its input is not saved ... unless a LoRA adapter
@@ -145,7 +145,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
             adapter += a_params * n
             a_fwd = 2.0 * row.lora_tokens * a_params
             adapter_fwd += a_fwd * n
-            row_bwd += 2.0 * a_fwd
+            row_bwd += 2.0 * a_fwd if train else 0.0
             a_act = row.lora_tokens * r * p.compute_bytes  # A's output, saved by B
             act += a_act
             adapter_factored += (2 * r + row.lora_in + row.lora_out) * n

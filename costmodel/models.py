@@ -36,7 +36,11 @@ def spec_from_dict(data: dict, name: str | None = None) -> ModelSpec:
             data = {**data, "_name_or_path": name}
         return spec_from_hf_config(data)
     if "family" in data:
-        from .specs.custom import spec_from_costmodel_json
+        try:
+            from .specs.custom import spec_from_costmodel_json
+        except ImportError:
+            raise InputError("model.family", f"{data['family']!r}: costmodel spec JSON families (lstm, gru, mlp, cnn) "
+                             "are not available in this version; use a Hugging Face config.json") from None
 
         if name and not data.get("name"):
             data = {**data, "name": name}

@@ -193,7 +193,11 @@ def spec_from_hf_config(cfg: dict) -> ModelSpec:
     imp = IMPORTERS[mt]
     if isinstance(imp, str):
         mod, fn = imp.split(":")
-        imp = getattr(importlib.import_module(mod), fn)
+        try:
+            imp = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError):
+            raise InputError("config.model_type", f"{mt!r} is planned but not available in this version; "
+                             f"supported now: {', '.join(k for k, v in IMPORTERS.items() if not isinstance(v, str))}") from None
     try:
         return imp(cfg)
     except InputError:
