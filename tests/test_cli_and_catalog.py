@@ -116,9 +116,21 @@ def test_user_hardware_file(tmp_path):
     assert load_hardware(str(path)).id == "my-gpu"
 
 
-def test_planned_model_types_fail_cleanly():
+def test_unsupported_model_type_names_the_field():
     from costmodel.models import load_model
 
     with pytest.raises(InputError) as err:
-        load_model({"model_type": "t5", "d_model": 512})
-    assert err.value.field in ("config.model_type", "config.d_model", "config")
+        load_model({"model_type": "falcon_mamba", "hidden_size": 512})
+    assert err.value.field == "config.model_type"
+    # the message lists what is supported, including the non-decoder families
+    for mt in ("t5", "vit", "resnet", "llama"):
+        assert mt in str(err.value)
+
+
+def test_t5_vit_resnet_configs_load():
+    from costmodel.models import load_model
+
+    # Defaults follow transformers' T5Config/ViTConfig/ResNetConfig.
+    assert load_model({"model_type": "t5", "d_model": 512}).family
+    assert load_model({"model_type": "vit"}).family
+    assert load_model({"model_type": "resnet"}).family
