@@ -18,17 +18,18 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
+
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from costmodel.catalog import load_hardware  # noqa: E402
 from costmodel.estimator import estimate, make_ctx  # noqa: E402
 from costmodel.models import list_presets, load_model  # noqa: E402
 from costmodel.workload import Workload  # noqa: E402
 
-H100 = SimpleNamespace(id="h100-measured", kind="gpu", memory_bytes=85520809984)
+H100 = load_hardware("h100-sxm-80gb")  # memory_bytes = the NVML total of the measured H100
 
 
 def table(title, header, rows):

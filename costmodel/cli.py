@@ -6,11 +6,17 @@ Bad input exits with status 2 and one line ``error: <field>: <what is allowed>``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
 from .errors import InputError
 from .units import GiB
+
+
+# Subcommands that live beside the feature they drive. Each module has ``register(sub)``
+# which adds its parser(s) with ``set_defaults(run=fn)``; ``fn(args) -> int`` exit status.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="list the hardware catalog")
     hw.add_argument("--json", action="store_true")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -91,6 +99,8 @@ def _print_estimate(est) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "run", None) is not None:
+            return args.run(args)
         if args.command == "estimate":
             from .api import estimate
 

@@ -78,6 +78,7 @@ class Estimate:
     flops: FlopCounts
     memory_bytes: MemoryBreakdown
     time_s: dict = field(default_factory=dict)
+    perf: dict = field(default_factory=dict)  # mfu, hfu, tokens_per_s, samples_per_s, bound
     assumptions: dict = field(default_factory=dict)
     layers: tuple[LayerRow, ...] = ()
 
@@ -91,6 +92,7 @@ class Estimate:
             "flops": asdict(self.flops),
             "memory_bytes": asdict(self.memory_bytes),
             "time_s": dict(self.time_s),
+            "perf": dict(self.perf),
             "assumptions": dict(self.assumptions),
             "units": {
                 "flops": "FLOPs, 2 per multiply-add (torch FlopCounterMode convention); *_macs = FLOPs / 2 (fvcore)",

@@ -6,7 +6,7 @@ allocated before the model was built; how it was measured is in its "about" fiel
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
+from costmodel.catalog import load_hardware
 
 import pytest
 
@@ -17,7 +17,7 @@ from costmodel.models import load_model
 REF = {r["name"]: r for r in json.loads(
     (Path(__file__).resolve().parent.parent / "benchmarks/results/h100_reference_sample.json").read_text())["results"]}
 # capacity of the measured card (NVML total of an H100 80GB HBM3), so these tests need no catalog
-H100 = SimpleNamespace(id="h100-measured", kind="gpu", memory_bytes=85520809984)
+H100 = load_hardware("h100-sxm-80gb")  # memory_bytes = the NVML total of the measured H100
 
 MEASURED = [
     # (reference run, preset, workload, our field, measured field)

@@ -1,0 +1,215 @@
+"""Step time from the per-layer ledger: a roofline per row, plus host overhead.
+
+For each ledger row (docs/formulas.md, "Time"):
+
+    device_s(row) = max(flops / (peak_flops[dtype] * eff.matmul),
+                        bytes  / (peak_bandwidth  * eff.bandwidth))
+
+and for a whole pass
+
+    pass_s = max(host_s, sum(device_s))        host_s = eff.overhead_s * row instances + fixed
+
+because eager PyTorch launches kernels asynchronously: the GPU runs behind the Python thread, so
+a pass takes as long as the slower of the two (the host wins for small batches and decode
+steps). The optimizer step is memory-bound (it streams weights, gradients and states once).
+
+``Efficiency`` holds the achievable fractions of peak and the overhead terms; every number
+here is shown next to the result it affects and can be edited or fitted from measurements
+(costmodel.profiler calibration).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, replace
+
+from .errors import InputError
+from .layers import Layer
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """What fraction of a device's datasheet peak real code reaches, and the host overhead.
+
+    - ``matmul``: fraction of dense peak FLOP/s reached by matmul/conv/attention FLOPs on tensor
+      cores (bf16, fp16, fp8, TF32).
+    - ``matmul_fp32``: the same for plain fp32 (CUDA-core SGEMM reaches a larger fraction of its
+      much lower peak).
+    - ``bandwidth``: fraction of peak memory bandwidth reached by memory-bound work.
+    - ``overhead_s``: host time per ledger-row instance per forward pass (Python, module hooks,
+      kernel launches); backward costs twice this.
+    - ``step_overhead_s``: fixed host time per training step or forward pass (loss, zero_grad,
+      optimizer bookkeeping, synchronisation).
+    - ``decode_overhead_s``: extra fixed host time per decode step (cache update, mask and
+      sampling logic of the serving loop). 0 for CUDA-graph servers such as vLLM/TensorRT-LLM.
+    - ``elementwise_traffic``: bytes moved per byte of input/output (or saved tensor) of a
+      non-matmul row (norms, activations, dropout, softmax, loss). Eager PyTorch runs e.g. GELU
+      as a chain of kernels, each reading and writing the whole tensor, so this exceeds 1;
+      a fused (compiled) graph is near 1.
+    """
+
+    matmul: float = 0.55
+    matmul_fp32: float = 0.85
+    bandwidth: float = 0.75
+    overhead_s: float = 60e-6
+    step_overhead_s: float = 1e-3
+    decode_overhead_s: float = 0.0
+    elementwise_traffic: float = 1.0
+    source: str = "generic defaults"
+
+    def __post_init__(self):
+        for name, lo, hi in (("matmul", 1e-4, 1.0), ("matmul_fp32", 1e-4, 1.0), ("bandwidth", 1e-4, 1.0), ("overhead_s", 0.0, 1.0),
+                             ("step_overhead_s", 0.0, 60.0), ("decode_overhead_s", 0.0, 60.0),
+                             ("elementwise_traffic", 0.1, 100.0)):
+            v = getattr(self, name)
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise InputError(f"efficiency.{name}", f"must be a number from {lo} to {hi}, got {v!r}") from None
+            if not lo <= v <= hi or v != v:
+                raise InputError(f"efficiency.{name}", f"must be from {lo} to {hi}, got {v}")
+            object.__setattr__(self, name, v)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Defaults per device kind. GPU numbers are fitted to the H100 steps in
+# benchmarks/results/h100_reference_sample.json (eager PyTorch 2.11, HF transformers 5.17, SDPA
+# attention; GPT-2 train fp32/AMP, GPT-2 and Llama-2-7B prefill, ResNet-50, LSTM): see
+# benchmarks/fit_efficiency.py, which prints the fit and its residuals.
+DEFAULT_EFFICIENCY = {
+    "gpu": Efficiency(matmul=0.45, matmul_fp32=0.74, bandwidth=0.75, overhead_s=67e-6, step_overhead_s=1e-3,
+                      decode_overhead_s=0.069, elementwise_traffic=1.0,
+                      source="fitted to the H100 steps in benchmarks/results/h100_reference_sample.json by "
+                             "benchmarks/fit_efficiency.py (eager PyTorch 2.11, HF transformers 5.17, SDPA; "
+                             "decode_overhead_s is that file's HF decode loop, ~69 ms/step)"),
+    "tpu": Efficiency(matmul=0.55, bandwidth=0.70, overhead_s=0.0, step_overhead_s=1e-3, decode_overhead_s=0.0,
+                      source="XLA-compiled steps launch no per-op host work; 55% of peak is within the MFU range "
+                             "PaLM (Chowdhery et al. 2022, 46-58%) reports for large TPU trainings"),
+    "cpu": Efficiency(matmul=0.35, matmul_fp32=0.35, bandwidth=0.50, overhead_s=20e-6, step_overhead_s=1e-3,
+                      source="rough: oneDNN GEMMs reach 30-60% of AVX peak on small shapes; calibrate with "
+                             "`python -m costmodel profile`"),
+}
+
+# A serving/training stack that compiles the graph and replays it (torch.compile with CUDA graphs,
+# vLLM, TensorRT-LLM, Megatron with fused kernels): no per-op host work, fused elementwise chains.
+ENGINES = ("eager", "compiled")
+
+
+def default_efficiency(hardware, engine: str = "eager") -> Efficiency:
+    """The defaults for a device kind; ``engine="compiled"`` removes host overheads and fuses
+    elementwise chains (what CUDA-graph servers and compiled trainers do)."""
+    if engine not in ENGINES:
+        raise InputError("engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+    eff = DEFAULT_EFFICIENCY.get(getattr(hardware, "kind", "gpu"), DEFAULT_EFFICIENCY["gpu"])
+    if engine == "compiled":
+        eff = replace(eff, overhead_s=0.0, step_overhead_s=min(eff.step_overhead_s, 1e-3), decode_overhead_s=0.0,
+                      elementwise_traffic=0.5, source=eff.source + "; compiled engine: no per-op host time, "
+                      "elementwise chains fused (traffic x0.5)")
+    return eff
+
+
+@dataclass(frozen=True)
+class PassTime:
+    """One pass (forward, backward, a decode step...) in seconds."""
+
+    total_s: float
+    device_s: float  # sum over rows of max(compute, memory)
+    compute_s: float  # the compute-bound rows' share
+    memory_s: float  # the memory-bound rows' share
+    host_s: float
+    bound: str  # "compute", "memory" or "host": what sets the pass time
+
+
+# Kinds run by cuDNN: PyTorch lets cuDNN use TF32 for fp32 convolutions and RNNs by default
+# (torch.backends.cudnn.allow_tf32 = True), unlike fp32 matmuls (torch.backends.cuda.matmul.allow_tf32 = False).
+CUDNN_KINDS = frozenset({"conv2d", "lstm", "gru", "rnn"})
+
+
+# Memory passes of an eager non-matmul row, relative to max(its inputs+outputs, what it saves).
+# They follow how the reference implementations are written (one kernel per Python op):
+# HF NewGELUActivation 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x**3))) runs ~8 elementwise kernels;
+# HF LlamaRMSNorm (to fp32, pow, mean, rsqrt, mul, cast, mul weight) ~5; HF's causal-LM loss
+# (upcast logits, log_softmax, nll) ~3; fused kernels (LayerNorm, BatchNorm, ReLU, SiLU*mul,
+# dropout, pooling) 1.
+EAGER_PASSES = {"gelu_new": 6.0, "rmsnorm": 4.0, "cross_entropy": 3.0}
+
+
+def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float) -> float:
+    """Bytes a row moves in its forward: the weights it reads, its inputs/outputs (or what it saves,
+    if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads."""
+    acts = max(row.working_bytes, row.activation_bytes if training else 0.0)
+    if not row.forward_flops:
+        acts *= elementwise * EAGER_PASSES.get(row.kind, 1.0)
+    if row.kind == "embedding":  # a gather reads only the rows it needs
+        return acts + row.kv_cache_bytes
+    active = row.params - row.inactive_params
+    return active * weight_read + acts + row.kv_cache_bytes
+
+
+@functools.lru_cache(maxsize=16384)
+def pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, eff: Efficiency, weight_read: float,
+               training: bool, backward_weight_bytes: float, full_backward: bool,
+               fixed_host_s: float, cudnn_peak_flops: float = 0.0, fp32: bool = False) -> tuple[PassTime, PassTime]:
+    """(forward, backward) times of one ledger. ``weight_read``: bytes read per weight in the
+    forward; ``backward_weight_bytes``: per weight in backward (read again + gradient written),
+    ``full_backward``: weight gradients are formed (full fine-tune); ``cudnn_peak_flops``: the
+    peak for CUDNN_KINDS rows (TF32 under fp32), 0 = same as ``peak_flops``; ``fp32``: matmuls run
+    as plain fp32 (``eff.matmul_fp32`` applies)."""
+    flop_rate = peak_flops * (eff.matmul_fp32 if fp32 else eff.matmul)
+    cudnn_rate = (cudnn_peak_flops * eff.matmul) if cudnn_peak_flops else flop_rate
+    byte_rate = bandwidth * eff.bandwidth
+    ew = eff.elementwise_traffic
+    f_comp = f_mem = b_comp = b_mem = 0.0
+    instances = 0
+    for row in rows:
+        n = row.count
+        instances += n
+        traffic = _row_traffic(row, weight_read, training, ew)
+        rate = cudnn_rate if row.kind in CUDNN_KINDS else flop_rate
+        c = row.forward_flops / rate
+        m = traffic / byte_rate
+        if c >= m:
+            f_comp += c * n
+        else:
+            f_mem += m * n
+        if training:
+            bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
+            btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
+                (row.params - row.inactive_params) * backward_weight_bytes
+            c = bflops / rate
+            m = btraffic / byte_rate
+            if c >= m:
+                b_comp += c * n
+            else:
+                b_mem += m * n
+    fwd_host = eff.overhead_s * instances + fixed_host_s
+    fwd = _pass(f_comp, f_mem, fwd_host)
+    if not training:
+        return fwd, PassTime(0.0, 0.0, 0.0, 0.0, 0.0, "compute")
+    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances)
+    return fwd, bwd
+
+
+def _pass(comp: float, mem: float, host: float) -> PassTime:
+    device = comp + mem
+    if host > device:
+        bound = "host"
+    else:
+        bound = "compute" if comp >= mem else "memory"
+    return PassTime(max(host, device), device, comp, mem, host, bound)
+
+
+def optimizer_time_s(trainable: float, bytes_per_param: float, bandwidth: float, eff: Efficiency) -> float:
+    """The optimizer step streams each trainable parameter's weight, gradient and states:
+    ``bytes_per_param`` read + written (e.g. AdamW fp32: read w, g, m, v and write w, m, v = 28 bytes)."""
+    if trainable <= 0:
+        return 0.0
+    return trainable * bytes_per_param / (bandwidth * eff.bandwidth)
+
+
+def optimizer_bytes_per_param(weight_bytes: float, grad_bytes: float, state_bytes_total: float,
+                              temp_bytes: float) -> float:
+    """Read weight + grad + states, write weight + states, write + read temporaries."""
+    return 2.0 * weight_bytes + grad_bytes + 2.0 * state_bytes_total + 2.0 * temp_bytes
