@@ -69,35 +69,20 @@ def _lora_targets(rows: list[Layer], w: Workload) -> set[str]:
     return targets
 
 
-def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bool = True,
-             efficiency: Efficiency | None = None) -> Estimate:
-    """Estimate params, FLOPs, per-device memory and time of ``workload`` on ``spec``.
+class _RowSums:
+    """The ledger summed for one (spec, pass, precision, fine-tuning method): everything the
+    estimate needs from the rows. Cached, so sweeps over optimizer, checkpointing or hardware
+    reuse it; ``peaks`` memoizes the backward walk per checkpointing setting."""
 
-    ``hardware``: a catalog ``Hardware`` (or None for the default) giving capacity and peaks.
-    ``efficiency``: achievable fractions of peak and host overheads (default: per device kind,
-    ``costmodel.perf.DEFAULT_EFFICIENCY``).
-    """
-    if hardware is None or isinstance(hardware, str):
-        from .catalog import load_hardware  # local: the catalog reads files on first use
+    __slots__ = ("total", "active", "matmul_total", "bias_total", "adapter", "adapter_fwd", "adapter_factored",
+                 "fwd", "bwd", "prunable_fwd", "act_rows", "frozen_matmul", "trainable", "layer_rows", "peaks",
+                 "factored", "recompute", "targeted_rows")
 
-        hw = load_hardware(hardware or DEFAULT_HARDWARE)
-    else:
-        hw = hardware
-    w = workload
-    p, opt = w.prec, w.opt
-    if spec.modality != "text" and w.task == "infer" and spec.generative:  # pragma: no cover
-        pass
-    train = w.training
-    generative_infer = (not train) and spec.generative
-    main_phase = "train" if train else ("prefill" if generative_infer else "forward")
-    ctx = make_ctx(spec, w, main_phase)
+
+@functools.lru_cache(maxsize=8192)
+def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool) -> _RowSums:
     rows = ledger(spec, ctx)
-
-    # ---- which parameters train --------------------------------------------------------
-    method = w.fine_tune_method if train else "none"
-    targets = _lora_targets(rows, w) if w.lora_rank else set()
-    r = w.lora_rank
-
+    train = ctx.training
     total = active = matmul_total = bias_total = 0
     adapter = adapter_fwd = adapter_act = adapter_factored = 0.0
     fwd = bwd = 0.0
@@ -170,6 +155,60 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
             layer_rows.append(LayerRow(row.name, row.kind, n, row.params, row.forward_flops, row_bwd, wb,
                                        act if train else 0.0, row.kv_cache_bytes))
 
+
+    out = _RowSums()
+    out.total, out.active, out.matmul_total, out.bias_total = total, active, matmul_total, bias_total
+    out.adapter, out.adapter_fwd, out.adapter_factored = adapter, adapter_fwd, adapter_factored
+    out.fwd, out.bwd, out.prunable_fwd = fwd, bwd, prunable_fwd
+    out.act_rows, out.frozen_matmul, out.trainable = tuple(act_rows), frozen_matmul, trainable
+    out.layer_rows, out.peaks = tuple(layer_rows), {}
+    out.factored = sum(row.factored_state_elems * row.count for row in rows)
+    # gradient checkpointing re-runs every block's forward (adapters included)
+    out.recompute = sum(row.forward_flops * row.count for row in rows if row.block) + sum(
+        2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
+        for row in rows if row.block and targets and row.module in targets and row.lora_in)
+    out.targeted_rows = sum(row.count for row in rows if targets and row.module in targets and row.lora_in)
+    return out
+
+
+def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bool = True,
+             efficiency: Efficiency | None = None) -> Estimate:
+    """Estimate params, FLOPs, per-device memory and time of ``workload`` on ``spec``.
+
+    ``hardware``: a catalog ``Hardware`` (or None for the default) giving capacity and peaks.
+    ``efficiency``: achievable fractions of peak and host overheads (default: per device kind,
+    ``costmodel.perf.DEFAULT_EFFICIENCY``).
+    """
+    if hardware is None or isinstance(hardware, str):
+        from .catalog import load_hardware  # local: the catalog reads files on first use
+
+        hw = load_hardware(hardware or DEFAULT_HARDWARE)
+    else:
+        hw = hardware
+    w = workload
+    p, opt = w.prec, w.opt
+    if spec.modality != "text" and w.task == "infer" and spec.generative:  # pragma: no cover
+        pass
+    train = w.training
+    generative_infer = (not train) and spec.generative
+    main_phase = "train" if train else ("prefill" if generative_infer else "forward")
+    ctx = make_ctx(spec, w, main_phase)
+    rows = ledger(spec, ctx)
+
+    # ---- which parameters train --------------------------------------------------------
+    method = w.fine_tune_method if train else "none"
+    targets = _lora_targets(rows, w) if w.lora_rank else set()
+    r = w.lora_rank
+
+    sums = _row_sums(spec, ctx, p, method, frozenset(targets), r, with_layers)
+    total, active, matmul_total, bias_total = sums.total, sums.active, sums.matmul_total, sums.bias_total
+    adapter, adapter_fwd, adapter_factored = sums.adapter, sums.adapter_fwd, sums.adapter_factored
+    fwd, bwd, prunable_fwd = sums.fwd, sums.bwd, sums.prunable_fwd
+    act_rows, frozen_matmul, trainable, layer_rows = sums.act_rows, sums.frozen_matmul, sums.trainable, sums.layer_rows
+    weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
+                                             (4.0 if p.autocast else p.weight_bytes))
+    frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
+    quantized = p.weight_only_quant or p.name == "fp8"
     trainable += int(adapter)
     total_with_adapter = total + int(adapter)
     fwd += adapter_fwd
@@ -190,7 +229,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         grads = trainable * p.grad_bytes
         if opt.factored:
             if method == "full":
-                factored = sum(row.factored_state_elems * row.count for row in rows)
+                factored = sums.factored
             elif method == "bitfit":
                 factored = bias_total
             else:
@@ -211,11 +250,12 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
             raise InputError("grad_checkpointing", f"is not modelled for the {spec.family} family; "
                              "supported for transformer decoders, encoders and MoE")
         logits_loss = spec.loss_buffer_bytes(ctx)
-        activations, peak_live, phase = _backward_peak(act_rows, logits_loss, ckpt_per_block)
+        key = (logits_loss, ckpt_per_block)
+        if key not in sums.peaks:
+            sums.peaks[key] = _backward_peak(act_rows, logits_loss, ckpt_per_block)
+        activations, peak_live, phase = sums.peaks[key]
         if w.grad_checkpointing:
-            recompute = sum(row.forward_flops * row.count for row in rows if row.block)
-            recompute += sum(2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
-                             for row in rows if row.block and targets and row.module in targets and row.lora_in)
+            recompute = sums.recompute
         base = weights + optimizer
         peak = base + peak_live
         step_peak = base + grads + opt_temp
@@ -255,7 +295,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     eff = efficiency or default_efficiency(hw)
     time_s, perf = _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, generative_infer,
                           method, trainable, adapter_fwd, fwd, bwd, recompute, tokens,
-                          sum(row.count for row in rows if targets and row.module in targets and row.lora_in))
+                          sums.targeted_rows)
     flops = FlopCounts(
         forward=fwd, backward=bwd, recompute=recompute, total=total_flops if train else fwd,
         forward_macs=fwd / 2.0, forward_effective=fwd - w.sparsity * prunable_fwd,

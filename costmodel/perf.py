@@ -71,6 +71,10 @@ class Efficiency:
             object.__setattr__(self, name, v)
 
     def to_dict(self) -> dict:
+        return dict(self._as_dict)
+
+    @functools.cached_property
+    def _as_dict(self) -> dict:  # estimates in a sweep share one Efficiency: build its dict once
         return asdict(self)
 
 
@@ -148,8 +152,25 @@ def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: fl
     return active * weight_read + acts + row.kv_cache_bytes
 
 
-@functools.lru_cache(maxsize=16384)
-def pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, eff: Efficiency, weight_read: float,
+_PASS_CACHE: dict = {}
+
+
+def pass_times(rows: tuple[Layer, ...], *args) -> tuple[PassTime, PassTime]:
+    """Memoized ``_pass_times``. Ledgers are cached tuples, so the key uses their identity
+    (hashing ~20 Layer records per call would cost more than the computation); the entry keeps
+    the tuple alive so its id cannot be reused."""
+    key = (id(rows), *args)
+    hit = _PASS_CACHE.get(key)
+    if hit is not None and hit[0] is rows:
+        return hit[1]
+    if len(_PASS_CACHE) > 16384:
+        _PASS_CACHE.clear()
+    out = _pass_times(rows, *args)
+    _PASS_CACHE[key] = (rows, out)
+    return out
+
+
+def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, eff: Efficiency, weight_read: float,
                training: bool, backward_weight_bytes: float, full_backward: bool,
                fixed_host_s: float, cudnn_peak_flops: float = 0.0, fp32: bool = False) -> tuple[PassTime, PassTime]:
     """(forward, backward) times of one ledger. ``weight_read``: bytes read per weight in the
