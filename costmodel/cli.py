@@ -16,7 +16,7 @@ from .units import GiB
 
 # Subcommands that live beside the feature they drive. Each module has ``register(sub)``
 # which adds its parser(s) with ``set_defaults(run=fn)``; ``fn(args) -> int`` exit status.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = ("costmodel.plan_cli", "costmodel.scenarios_cli", "costmodel.profiler.cli",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,8 +51,11 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m costmodel", description="Estimate what a deep-learning model costs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    est = sub.add_parser("estimate", help="params, FLOPs and memory for one workload")
+    est = sub.add_parser("estimate", help="params, FLOPs, memory, time, $ and energy for one workload")
     _add_workload_args(est)
+    from .plan_cli import add_assumption_args
+
+    add_assumption_args(est)
     pre = sub.add_parser("presets", help="list model presets")
     pre.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="list the hardware catalog")
@@ -93,6 +96,22 @@ def _print_estimate(est) -> None:
     lines.append(f"fits       {'yes' if m['fits'] else 'NO'} (headroom {_fmt_bytes(m['headroom'])}; peak at {m['peak_phase']})")
     for k, v in d["time_s"].items():
         lines.append(f"time       {k:<17s}{v:>12.6g} s")
+    perf = d["perf"]
+    if perf:
+        lines.append(f"perf       MFU {perf['mfu']:.1%}  HFU {perf['hfu']:.1%}  {perf['tokens_per_s']:,.0f} tokens/s  "
+                     f"bound by {perf['bound']}")
+    for key, unit in (("cost_usd", "$"), ("energy_kwh", "kWh"), ("carbon_kg_co2e", "kg CO2e")):
+        if d[key]:
+            lines.append(f"{key:<11s}" + "  ".join(f"{k} {v:.4g} {unit}" for k, v in d[key].items()))
+    eff = d["assumptions"].get("efficiency")
+    if eff:
+        lines.append(f"assumes    matmul {eff['matmul']:.0%} (fp32 {eff['matmul_fp32']:.0%}) of peak, bandwidth "
+                     f"{eff['bandwidth']:.0%}, host {eff['overhead_s'] * 1e6:.0f} us/layer: {eff['source']}")
+    cost = d["assumptions"].get("cost")
+    if isinstance(cost, dict):
+        lines.append(f"assumes    ${cost['usd_per_gpu_hour']['value']:.3g}/device-hour ({cost['provider']['value']}, "
+                     f"{cost['tier']['value']}), {cost['device_power_w']['value']:.0f} W x PUE {cost['pue']['value']}, "
+                     f"grid {cost['grid_g_co2e_per_kwh']['value']:.0f} gCO2e/kWh ({cost['region']['value']})")
     print("\n".join(lines))
 
 
@@ -104,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "estimate":
             from .api import estimate
 
-            est = estimate(args.model, hardware=args.hardware, workload=workload_from_args(args))
+            from .catalog import load_hardware
+            from .plan_cli import efficiency_from_args, pricing_from_args
+
+            hw = load_hardware(args.hardware or "h100-sxm-80gb")
+            est = estimate(args.model, hardware=hw, workload=workload_from_args(args),
+                           efficiency=efficiency_from_args(args, hw), pricing=pricing_from_args(args))
             if args.json:
                 print(json.dumps(est.to_dict(with_layers=args.layers), indent=1))
             else:

@@ -79,6 +79,9 @@ class Estimate:
     memory_bytes: MemoryBreakdown
     time_s: dict = field(default_factory=dict)
     perf: dict = field(default_factory=dict)  # mfu, hfu, tokens_per_s, samples_per_s, bound
+    cost_usd: dict = field(default_factory=dict)  # per_step | per_request | per_forward, per_hour, per_million_tokens
+    energy_kwh: dict = field(default_factory=dict)
+    carbon_kg_co2e: dict = field(default_factory=dict)
     assumptions: dict = field(default_factory=dict)
     layers: tuple[LayerRow, ...] = ()
 
@@ -93,11 +96,17 @@ class Estimate:
             "memory_bytes": asdict(self.memory_bytes),
             "time_s": dict(self.time_s),
             "perf": dict(self.perf),
+            "cost_usd": dict(self.cost_usd),
+            "energy_kwh": dict(self.energy_kwh),
+            "carbon_kg_co2e": dict(self.carbon_kg_co2e),
             "assumptions": dict(self.assumptions),
             "units": {
                 "flops": "FLOPs, 2 per multiply-add (torch FlopCounterMode convention); *_macs = FLOPs / 2 (fvcore)",
                 "memory_bytes": "bytes per device (1 GiB = 2**30 bytes)",
                 "time_s": "seconds",
+                "cost_usd": "US dollars (device rental; energy not added for cloud tiers)",
+                "energy_kwh": "kilowatt-hours at the facility (device power x PUE)",
+                "carbon_kg_co2e": "kilograms CO2-equivalent (energy x grid intensity)",
             },
         }
         if with_layers:

@@ -1,0 +1,237 @@
+"""Time model, collectives, parallel layouts, training and serving plans (issue 3).
+
+References are named per test: hand-derived alpha-beta costs of ring collectives (Patarasuk &
+Yuan 2009; Thakur et al. 2005), the memory-bound decode bound (weights / bandwidth), the
+compute-bound prefill (FLOPs / peak), ZeRO's partitioning (Rajbhandari et al. 2020),
+Chinchilla's 20 tokens per parameter (Hoffmann et al. 2022).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import costmodel
+from costmodel.catalog import load_hardware
+from costmodel.cli import main
+from costmodel.errors import InputError
+from costmodel.parallel import (Layout, allgather_time_s, allreduce_time_s, alltoall_time_s, reduce_scatter_time_s,
+                                train_step)
+from costmodel.perf import Efficiency, default_efficiency
+from costmodel.plans import (chinchilla_params, chinchilla_tokens, plan_serving, plan_training, search_layouts)
+
+H100 = load_hardware("h100-sxm-80gb")
+
+
+# ---- collectives -----------------------------------------------------------------------------------
+def test_ring_allreduce_moves_2_n_minus_1_over_n_of_the_buffer():
+    # Patarasuk & Yuan 2009: each of n devices sends 2(n-1)/n x B; 2(n-1) latency steps
+    b, n, bw, lat = 1e9, 8, 100e9, 5e-6
+    assert allreduce_time_s(b, n, bw, lat) == pytest.approx(2 * 7 / 8 * 1e9 / 100e9 + 14 * 5e-6)
+    assert allreduce_time_s(b, 1, bw, lat) == 0.0
+    # tree (NCCL double binary tree): 2 B / bw + 2 log2(n) alpha
+    assert allreduce_time_s(b, 8, bw, lat, "tree") == pytest.approx(2 * 1e9 / 100e9 + 6 * 5e-6)
+
+
+def test_allgather_reduce_scatter_alltoall_move_n_minus_1_over_n():
+    b, n, bw = 4e9, 4, 50e9
+    assert allgather_time_s(b, n, bw, 0.0) == pytest.approx(3 / 4 * 4e9 / 50e9)
+    assert reduce_scatter_time_s(b, n, bw, 0.0) == pytest.approx(3 / 4 * 4e9 / 50e9)
+    assert alltoall_time_s(b, n, bw, 0.0) == pytest.approx(3 / 4 * 4e9 / 50e9)
+    # an all-reduce is a reduce-scatter followed by an all-gather
+    assert allreduce_time_s(b, n, bw, 0.0) == pytest.approx(2 * reduce_scatter_time_s(b, n, bw, 0.0))
+
+
+# ---- single-device time --------------------------------------------------------------------------
+def test_decode_is_bounded_by_reading_the_weights():
+    # batch-1 decode of Llama-2-7B in bf16 reads every weight once per token: the classic
+    # memory-bound estimate weights / (bandwidth x efficiency); compiled engine = no host overhead
+    eff = default_efficiency(H100, "compiled")
+    est = costmodel.estimate("llama-2-7b", hardware=H100, task="infer", batch=1, prompt=128, generate=2,
+                             precision="bf16", efficiency=eff)
+    bound = 6_738_415_616 * 2 / (3.35e12 * eff.bandwidth)
+    assert est.time_s["decode_per_token"] == pytest.approx(bound, rel=0.05)
+    assert est.perf["decode_bound"] == "memory"
+
+
+def test_large_prefill_is_bounded_by_flops():
+    # batch 8 x 2048 prefill: FLOPs / (peak bf16 x matmul efficiency) within 10%
+    eff = Efficiency(matmul=0.5, bandwidth=0.8, overhead_s=0.0, step_overhead_s=0.0)
+    est = costmodel.estimate("llama-2-7b", hardware=H100, task="infer", batch=8, prompt=2048, generate=1,
+                             precision="bf16", efficiency=eff)
+    bound = est.flops.forward / (989.4e12 * 0.5)
+    assert est.time_s["prefill"] == pytest.approx(bound, rel=0.10)
+    assert est.time_s["prefill"] >= bound * 0.999  # the roofline never beats the compute bound
+
+
+def test_mfu_is_model_flops_over_time_and_peak():
+    # PaLM (Chowdhery et al. 2022, appendix B): MFU = model FLOPs per second / peak; HFU adds recomputation
+    est = costmodel.estimate("llama-3-8b", hardware=H100, batch=1, seq=4096, grad_checkpointing=True)
+    step = est.time_s["step"]
+    assert est.perf["mfu"] == pytest.approx((est.flops.forward + est.flops.backward) / (step * 989.4e12))
+    assert est.perf["hfu"] == pytest.approx(est.flops.total / (step * 989.4e12))
+    assert est.perf["hfu"] > est.perf["mfu"]
+    parts = est.time_s["forward"] + est.time_s["backward"] + est.time_s["recompute"] + est.time_s["optimizer"]
+    assert est.time_s["step"] == pytest.approx(parts)
+
+
+def test_host_overhead_dominates_tiny_steps_and_scales_with_layers():
+    eff = Efficiency(matmul=0.5, bandwidth=0.8, overhead_s=100e-6, step_overhead_s=0.0)
+    est = costmodel.estimate("gpt2", hardware=H100, task="infer", batch=1, prompt=8, generate=1, precision="bf16",
+                             efficiency=eff)
+    assert est.perf["bound"] == "host"
+    rows = sum(r.count for r in est.layers)
+    assert est.time_s["prefill"] == pytest.approx(rows * 100e-6)
+
+
+def test_efficiency_validation_names_the_field():
+    with pytest.raises(InputError) as err:
+        Efficiency(matmul=1.5)
+    assert err.value.field == "efficiency.matmul"
+
+
+def test_cost_and_energy_follow_time():
+    est = costmodel.estimate("gpt2", hardware="a100-sxm-80gb", batch=8, seq=1024, pricing={"provider": "aws"})
+    price = est.assumptions["cost"]["usd_per_gpu_hour"]["value"]
+    assert est.cost_usd["per_step"] == pytest.approx(est.time_s["step"] / 3600 * price)
+    power = est.assumptions["cost"]["device_power_w"]["value"] * est.assumptions["cost"]["pue"]["value"]
+    assert est.energy_kwh["per_hour"] == pytest.approx(power / 1000)
+    grid = est.assumptions["cost"]["grid_g_co2e_per_kwh"]["value"]
+    assert est.carbon_kg_co2e["per_hour"] == pytest.approx(power / 1000 * grid / 1000)
+
+
+# ---- parallel layouts ------------------------------------------------------------------------------
+def _micro(model="llama-2-7b", **kw):
+    return costmodel.estimate(model, hardware=H100, **{"batch": 1, "seq": 4096, **kw})
+
+
+def test_zero_partitions_states_by_dp():
+    # ZeRO (Rajbhandari et al. 2020): stage 1 splits optimizer states, 2 adds gradients, 3 adds weights
+    micro = _micro()
+    m = micro.memory_bytes
+    spec = costmodel.load_model("llama-2-7b")
+    s0 = train_step(spec, micro, H100, Layout(dp=8, zero=0), 1)
+    s1 = train_step(spec, micro, H100, Layout(dp=8, zero=1), 1)
+    s2 = train_step(spec, micro, H100, Layout(dp=8, zero=2), 1)
+    s3 = train_step(spec, micro, H100, Layout(dp=8, zero=3), 1)
+    assert s0.memory_bytes["optimizer"] == pytest.approx(m.optimizer)
+    assert s1.memory_bytes["optimizer"] == pytest.approx(m.optimizer / 8)
+    assert s2.memory_bytes["gradients"] == pytest.approx(m.gradients / 8)
+    assert s3.memory_bytes["weights"] == pytest.approx(m.weights / 8)
+    peaks = [s.memory_bytes["peak"] for s in (s0, s1, s2, s3)]
+    assert peaks == sorted(peaks, reverse=True)
+
+
+def test_tensor_and_pipeline_split_weights_and_bubble():
+    micro = _micro()
+    spec = costmodel.load_model("llama-2-7b")
+    s = train_step(spec, micro, H100, Layout(tp=4, pp=2), 8)
+    assert s.memory_bytes["weights"] == pytest.approx(micro.memory_bytes.weights / 8)
+    # 1F1B: (m + p - 1) stage slots, bubble = (p - 1) slots (Narayanan et al. 2021)
+    stage = (micro.time_s["forward"] + micro.time_s["backward"]) / 4 / 2
+    assert s.compute_s == pytest.approx((8 + 2 - 1) * stage)
+    assert s.bubble_s == pytest.approx(stage)
+    assert s.comm_s["tp_allreduce"] > 0 and s.comm_s["pp_p2p"] > 0
+
+
+def test_layout_rules_name_the_field():
+    spec = costmodel.load_model("llama-2-7b")
+    with pytest.raises(InputError) as err:
+        train_step(spec, _micro(), H100, Layout(tp=3), 1)
+    assert err.value.field == "layout.tp"
+    with pytest.raises(InputError) as err:
+        Layout(dp=4, ep=3)
+    assert err.value.field == "layout.ep"
+    with pytest.raises(InputError) as err:
+        train_step(spec, _micro(), H100, Layout(pp=64), 1)
+    assert err.value.field == "layout.pp"
+
+
+def test_dp_crossing_nodes_uses_the_network():
+    spec = costmodel.load_model("llama-2-7b")
+    micro = _micro()
+    inside = train_step(spec, micro, H100, Layout(dp=8), 1, dp_overlap=0.0)
+    across = train_step(spec, micro, H100, Layout(dp=16), 1, dp_overlap=0.0)
+    grads = micro.memory_bytes.gradients
+    assert inside.comm_s["dp_grad_allreduce"] == pytest.approx(2 * 7 / 8 * grads / 450e9 + 14 * 5e-6)
+    assert across.comm_s["dp_grad_allreduce"] == pytest.approx(2 * 15 / 16 * grads / 50e9 + 30 * 10e-6)
+
+
+# ---- plans ---------------------------------------------------------------------------------------
+def test_chinchilla_rule():
+    # Hoffmann et al. 2022: Chinchilla, 70B parameters, 1.4T tokens
+    assert chinchilla_tokens(70e9) == pytest.approx(1.4e12)
+    n, d = chinchilla_params(6 * 70e9 * 1.4e12)
+    assert n == pytest.approx(70e9) and d == pytest.approx(1.4e12)
+
+
+def test_training_plan_adds_up():
+    plan = plan_training("llama-2-7b", "a100-sxm-80gb", tokens=1e11, workload={"seq": 4096},
+                         layout={"dp": 64, "zero": 1, "micro_batch": 1, "grad_checkpointing": True}, global_batch=256)
+    assert plan.steps == math.ceil(1e11 / 4096 / 256)
+    assert plan.wall_clock_s == pytest.approx(plan.steps * plan.step.step_s)
+    assert plan.gpu_hours == pytest.approx(plan.wall_clock_s * 64 / 3600)
+    # 6 N D (Kaplan et al. 2020) is the matmul-only rule; ours adds attention scores: a bit larger
+    assert 1.0 < plan.total_flops / plan.six_n_d_flops < 1.3
+    assert plan.total_flops_with_recompute > plan.total_flops
+    assert plan.cost["compute_usd"] == pytest.approx(plan.gpu_hours * plan.cost["assumptions"]["usd_per_gpu_hour"]["value"])
+
+
+def test_layout_search_ranks_feasible_layouts():
+    res = search_layouts("llama-2-13b", "h100-sxm-80gb", tokens=1e11, workload={"seq": 4096}, max_devices=64,
+                         global_batch=256, usd_per_device_hour=3.0)
+    assert res and all(r.fits for r in res)
+    times = [r.wall_clock_s for r in res]
+    assert times == sorted(times)
+    by_cost = search_layouts("llama-2-13b", "h100-sxm-80gb", tokens=1e11, workload={"seq": 4096}, max_devices=64,
+                             global_batch=256, usd_per_device_hour=3.0, rank_by="cost")
+    assert by_cost[0].cost_usd <= min(r.cost_usd for r in res) + 1e-6
+    assert by_cost[0].cost_usd == pytest.approx(by_cost[0].gpu_hours * 3.0)
+
+
+def test_serving_plan_kv_cache_and_limits():
+    plan = plan_serving("llama-3-8b", "l4-24gb", prompt=512, generate=128, batch_sizes=(1, 8))
+    # Llama-3-8B KV cache: 2 x 32 layers x 8 KV heads x 128 dims x 2 bytes = 131,072 bytes per token
+    assert plan.kv_cache_bytes_per_token == 131072
+    assert plan.max_batch >= 8
+    p1, p8 = plan.points
+    assert p8.throughput_tokens_per_s > p1.throughput_tokens_per_s
+    assert p8.usd_per_million_tokens < p1.usd_per_million_tokens
+    tp2 = plan_serving("llama-3-8b", "l4-24gb", prompt=512, generate=128, batch_sizes=(1,), tp=2)
+    assert tp2.weights_bytes_per_device == pytest.approx(plan.weights_bytes_per_device / 2)
+    assert tp2.max_context > plan.max_context
+
+
+# ---- CLI -------------------------------------------------------------------------------------------
+def test_cli_plan_commands_json(capsys):
+    assert main(["plan-train", "--model", "gpt2", "--tokens", "1e9", "--seq", "1024", "--batch", "8", "--dp", "4",
+                 "--hardware", "a100-sxm-80gb", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["num_devices"] == 4 and d["gpu_hours"] > 0 and d["cost"]["compute_usd"] > 0
+    assert main(["plan-serve", "--model", "llama-3-8b", "--hardware", "h100-sxm-80gb", "--batch-sizes", "1,4",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [p["batch"] for p in d["points"]] == [1, 4]
+    assert main(["estimate", "--model", "gpt2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("step", "forward", "backward", "optimizer"):
+        assert d["time_s"][key] > 0
+    assert d["cost_usd"]["per_step"] > 0 and d["energy_kwh"]["per_step"] > 0
+    main(["estimate", "--model", "gpt2", "--task", "infer", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["time_s"]["prefill"] > 0 and d["time_s"]["decode_per_token"] > 0
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["plan-train", "--model", "gpt2", "--tokens", "1e9", "--tp", "5"], "layout.tp"),
+    (["plan-train", "--model", "gpt2", "--tokens", "-1"], "tokens"),
+    (["plan-serve", "--model", "bert-base"], "model"),
+    (["estimate", "--model", "gpt2", "--matmul-efficiency", "2"], "efficiency.matmul"),
+    (["estimate", "--model", "gpt2", "--region", "atlantis"], "region"),
+])
+def test_cli_plan_bad_input(argv, field, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {field}") and "\n" not in err
