@@ -158,6 +158,23 @@ class Workload:
     kv_cache_precision: str | None = None  # None: the compute dtype
 
     def __post_init__(self):
+        for name in ("task", "precision", "optimizer", "attention"):
+            if not isinstance(getattr(self, name), str):
+                raise InputError(name, f"must be a string, got {getattr(self, name)!r}")
+        for name in ("grad_checkpointing", "bitfit"):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                if v in (0, 1) and not isinstance(v, float):
+                    object.__setattr__(self, name, bool(v))
+                else:
+                    raise InputError(name, f"must be true or false, got {v!r}")
+        if self.dropout is not None and not isinstance(self.dropout, bool):
+            raise InputError("dropout", f"must be true, false or null (as the model config says), got {self.dropout!r}")
+        if not isinstance(self.lora_targets, (str, tuple, list)) or (
+                not isinstance(self.lora_targets, str) and not all(isinstance(t, str) for t in self.lora_targets)):
+            raise InputError("lora_targets", f"must be module names (e.g. q_proj,v_proj), got {self.lora_targets!r}")
+        if self.kv_cache_precision is not None and not isinstance(self.kv_cache_precision, str):
+            raise InputError("kv_cache_precision", f"must be a string or null, got {self.kv_cache_precision!r}")
         if self.task not in TASKS:
             raise InputError("task", f"must be one of {', '.join(TASKS)}, got {self.task!r}")
         for name, (lo, hi) in _LIMITS.items():
