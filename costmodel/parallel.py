@@ -104,9 +104,9 @@ class Layout:
 
 def check_layout(spec, layout: Layout) -> None:
     """Divisibility rules of Megatron-style parallelism, each naming the field."""
-    heads = getattr(spec, "heads", 0)
-    kv = getattr(spec, "n_kv_heads", heads)
-    layers = getattr(spec, "layers", 0)
+    heads = _int_attr(spec, "heads")
+    kv = _int_attr(spec, "n_kv_heads") or heads
+    layers = n_layers(spec)
     experts = getattr(spec, "num_experts", 0)
     if layout.tp > 1:
         if not heads:
@@ -127,6 +127,18 @@ def check_layout(spec, layout: Layout) -> None:
             raise InputError("layout.ep", f"must divide the number of experts ({experts}), got {layout.ep}")
     if layout.cp > 1 and not heads:
         raise InputError("layout.cp", "context parallelism is modelled for transformers")
+
+
+def _int_attr(spec, name: str) -> int:
+    """A transformer shape attribute; 0 when a family has none (MLP ``hidden`` is a tuple, CNN
+    ``layers`` a list of records)."""
+    v = getattr(spec, name, 0)
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def n_layers(spec) -> int:
+    """Repeated blocks of a transformer stack (0 for families without one)."""
+    return _int_attr(spec, "layers")
 
 
 def _group_bandwidth(hw, inner: int, size: int) -> tuple[float, float]:
@@ -198,8 +210,10 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     act_scale = in_flight / (pp * tp * cp)
     live = max(m.peak - m.weights - m.optimizer - m.gradients, 0.0)
     gather_buf = 0.0
-    if zero >= 3:  # FSDP all-gathers one unit's full parameters (+ prefetch of the next)
-        gather_buf = 2.0 * m.weights / max(getattr(spec, "layers", 1), 1) / model_shards
+    if zero >= 3 and dp > 1:  # FSDP all-gathers one unit's full parameters (+ prefetch of the next),
+        # never more than sharding saved (a model wrapped as one unit gathers all of it)
+        units = n_layers(spec) or 1
+        gather_buf = min(2.0 * m.weights * shard / units, m.weights * shard * (1.0 - 1.0 / dp))
     peak = weights + optimizer + grads + live * act_scale + gather_buf
     runtime = (CUDA_RUNTIME_BYTES if getattr(hw, "kind", "gpu") != "cpu" else 0.0) + ALLOCATOR_SLACK * peak
     device_total = peak + runtime
@@ -217,10 +231,10 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         opt_s = (m.gradients + m.weights) * shard / PCIE_BYTES_PER_S + t.get("optimizer", 0.0) * shard * 10.0
 
     # ---- communication
-    h = getattr(spec, "hidden", 0)
+    h = _int_attr(spec, "hidden")
     cb = 2.0 if w["precision"] != "fp32" else 4.0
     tokens_mb = layout.micro_batch * tokens_per_sample
-    layers = getattr(spec, "layers", 1)
+    layers = n_layers(spec) or 1
     comm = {}
     bw_tp, lat_tp = _group_bandwidth(hw, 1, tp)
     # Megatron: 2 all-reduces (or all-gather + reduce-scatter with SP, same volume) of the layer's
@@ -228,7 +242,7 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     act_bytes = tokens_mb / cp * h * cb
     comm["tp_allreduce"] = 4.0 * (layers / pp) * allreduce_time_s(act_bytes, tp, bw_tp, lat_tp) * grad_accum
     bw_cp, lat_cp = _group_bandwidth(hw, tp, cp)
-    kv_dim = getattr(spec, "n_kv_heads", 0) * getattr(spec, "d_head", 0)
+    kv_dim = _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head")
     comm["cp_kv_allgather"] = 3.0 * (layers / pp) * allgather_time_s(2 * tokens_mb * kv_dim * cb / tp, cp,
                                                                      bw_cp, lat_cp) * grad_accum
     bw_pp, lat_pp = _group_bandwidth(hw, tp * cp, pp)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from .errors import InputError
 from .estimator import estimate
 from .models import load_model
-from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, allreduce_time_s, check_layout, train_step
+from .parallel import DEFAULT_DP_OVERLAP, Layout, _int_attr, n_layers, ParallelStep, allreduce_time_s, check_layout, train_step
 from .perf import Efficiency, default_efficiency
 from .workload import Workload
 
@@ -160,8 +160,8 @@ def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=
     """Every layout with dp x tp x pp devices in ``device_counts`` (default powers of two up to
     ``max_devices``) that passes the divisibility rules."""
     counts = device_counts or [2 ** i for i in range(0, int(math.log2(max_devices)) + 1)]
-    heads = getattr(spec, "heads", 0)
-    layers = getattr(spec, "layers", 1)
+    heads = _int_attr(spec, "heads")
+    layers = n_layers(spec) or 1
     experts = getattr(spec, "num_experts", 0)
     out = []
     for n in counts:
@@ -283,8 +283,8 @@ def _serve_estimate(spec, hw, w: Workload, eff: Efficiency, tp: int):
     est = estimate(spec, w, hw, with_layers=False, efficiency=eff)
     m = est.memory_bytes
     t = est.time_s
-    h = getattr(spec, "hidden", 0)
-    layers = getattr(spec, "layers", 1)
+    h = _int_attr(spec, "hidden")
+    layers = n_layers(spec) or 1
     cb = 4.0 if w.precision == "fp32" else 2.0
     bw, lat = hw.intra_node_bandwidth_bytes_per_s, 5e-6
     pre_comm = 2 * layers * allreduce_time_s(w.batch * w.prompt * h * cb, tp, bw, lat)

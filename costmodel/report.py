@@ -1,0 +1,377 @@
+"""Reports of one scenario or a comparison: CSV, JSON (re-importable) and a self-contained HTML page.
+
+No number is computed here: every value is ``costmodel.estimate`` of the scenario (through
+``costmodel.scenario.evaluate_scenario``), only formatted. All user text (names, notes, config values)
+goes through ``html.escape``; nothing a user typed is ever written into the page as markup, and the
+names handed to plotly are escaped too (plotly renders a few tags such as ``<a>`` in labels).
+
+- ``export_csv(scenarios)``: one row per scenario; columns ``name, model, hardware`` then the flattened
+  ``Estimate.to_dict()`` keys (``workload.batch``, ``params.total``, ``memory_bytes.peak``, ``time_s.step``...).
+- ``export_json(scenario_or_list)``: ``{"format": "costmodel-scenario", "scenario": ..., "results": ...}``
+  or ``{"format": "costmodel-comparison", "scenarios": [{"scenario": ..., "results": ...}, ...]}``.
+- ``import_scenario(text)`` / ``import_scenarios(text)``: parse with ``costmodel.safe_json`` and validate;
+  results in the file are ignored (they are recomputed from the inputs).
+- ``export_html(scenarios)``: tables, interactive plotly figures (plotly.js inlined once: opens offline),
+  the assumptions, the plan and notes, and the sections of docs/formulas.md the numbers come from.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import InputError
+from .results import Estimate
+from .safe_json import parse_config_text
+from .scenario import evaluate_scenario, validate_scenario
+from .storage import _hardware_label, _model_label
+
+FORMAT_ONE = "costmodel-scenario"
+FORMAT_MANY = "costmodel-comparison"
+FORMAT_VERSION = 1
+GIB = 2**30
+FORMULAS_MD = Path(__file__).resolve().parent.parent / "docs" / "formulas.md"
+FORMULAS_URL = "docs/formulas.md"  # relative to the costmodel repository
+MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "logits_loss", "kv_cache", "transient", "peak",
+               "runtime_overhead", "device_total", "capacity")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _scenarios(scenarios) -> list[dict]:
+    if isinstance(scenarios, dict):
+        scenarios = [scenarios]
+    if not isinstance(scenarios, (list, tuple)) or not scenarios:
+        raise InputError("scenarios", "give one scenario or a non-empty list of scenarios")
+    return [validate_scenario(s) for s in scenarios]
+
+
+def _evaluated(scenarios) -> list[tuple[dict, Estimate]]:
+    return [(s, evaluate_scenario(s)) for s in _scenarios(scenarios)]
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists of plain values are joined with commas."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = ",".join(str(x) for x in v)
+        else:
+            out[key] = v
+    return out
+
+
+def result_row(scenario: dict, est: Estimate) -> dict:
+    """One CSV row: the scenario's name and labels, then the flattened estimate (no assumptions/units)."""
+    d = est.to_dict()
+    body = {k: d[k] for k in ("workload", "params", "flops", "memory_bytes", "time_s", "perf")}
+    return {"name": scenario["name"], "model": _model_label(scenario["model"]),
+            "hardware": _hardware_label(scenario["hardware"]), **flatten(body)}
+
+
+# ---- CSV and JSON ---------------------------------------------------------------------------------
+
+def export_csv(scenarios) -> str:
+    rows = [result_row(s, e) for s, e in _evaluated(scenarios)]
+    columns: list[str] = []
+    for r in rows:
+        columns.extend(k for k in r if k not in columns)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def _payload(scenarios, single: bool) -> dict:
+    items = [{"scenario": s, "results": e.to_dict(with_layers=False)} for s, e in _evaluated(scenarios)]
+    meta = {"format_version": FORMAT_VERSION, "costmodel_version": _version(),
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if single:
+        return {"format": FORMAT_ONE, **meta, **items[0]}
+    return {"format": FORMAT_MANY, **meta, "scenarios": items}
+
+
+def export_json(scenarios) -> str:
+    """A dict exports as one scenario with its results; a list as a comparison."""
+    single = isinstance(scenarios, dict)
+    return json.dumps(_payload(scenarios, single), indent=1, ensure_ascii=False, allow_nan=False)
+
+
+def import_scenarios(text: str | bytes) -> list[dict]:
+    """Every scenario in an exported JSON file (either format, or a bare scenario object), validated."""
+    d = parse_config_text(text, field="import")
+    fmt = d.get("format")
+    if fmt == FORMAT_ONE:
+        raw = [d.get("scenario")]
+    elif fmt == FORMAT_MANY:
+        items = d.get("scenarios")
+        if not isinstance(items, list) or not items:
+            raise InputError("import.scenarios", "must be a non-empty list")
+        raw = [it.get("scenario") if isinstance(it, dict) else None for it in items]
+    elif fmt is None and "model" in d:
+        raw = [d]
+    else:
+        raise InputError("import.format", f"must be {FORMAT_ONE!r} or {FORMAT_MANY!r} (a costmodel export), "
+                                          f"got {fmt!r}")
+    if fmt is not None and isinstance(d.get("format_version"), int) and d["format_version"] > FORMAT_VERSION:
+        raise InputError("import.format_version", f"is {d['format_version']}, newer than this costmodel understands")
+    out = []
+    for i, s in enumerate(raw):
+        if not isinstance(s, dict):
+            raise InputError("import.scenario", f"entry {i} has no scenario object")
+        out.append(validate_scenario(s))
+    return out
+
+
+def import_scenario(json_text: str | bytes) -> dict:
+    """The one scenario in an exported JSON file (``export_json`` of a scenario), validated."""
+    items = import_scenarios(json_text)
+    if len(items) != 1:
+        raise InputError("import", f"holds {len(items)} scenarios; import them with import_scenarios")
+    return items[0]
+
+
+# ---- HTML -----------------------------------------------------------------------------------------
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _gib(b) -> str:
+    return f"{b / GIB:,.2f} GiB"
+
+
+def _num(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    s = heading.strip().lower()
+    s = re.sub(r"[^\w\- ]", "", s)
+    return s.replace(" ", "-")
+
+
+def formula_sections(path: Path = FORMULAS_MD) -> dict[str, str]:
+    """``## heading -> markdown text`` (level-3 subsections stay inside their section)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            out[current] = ""
+        elif current is not None:
+            out[current] += line + "\n"
+    return {k: v.strip() for k, v in out.items()}
+
+
+def sections_used(workloads: list[dict]) -> list[str]:
+    """The docs/formulas.md sections the numbers of these workloads come from."""
+    names = ["Conventions", "Parameters", "FLOPs"]
+    tasks = {w.get("task") for w in workloads}
+    if "train" in tasks:
+        names += ["Memory: training", "Optimizers"]
+    if "infer" in tasks:
+        names.append("Memory: inference")
+    names += ["Precisions", "Time"]
+    return names
+
+
+def _table(rows: list[tuple], head: tuple | None = None, cls: str = "") -> str:
+    out = [f'<table class="{cls}">' if cls else "<table>"]
+    if head:
+        out.append("<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead>")
+    out.append("<tbody>")
+    for r in rows:
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _label(name: str) -> str:
+    """A name for plotly: ``<``, ``>``, ``&`` escaped (plotly decodes these entities for display but
+    would render tags such as ``<a href>``); quotes kept, since plotly does not decode ``&quot;``."""
+    return html.escape(name, quote=False)
+
+
+def _figures(items: list[tuple[dict, Estimate]]) -> list[tuple[str, object]]:
+    import plotly.graph_objects as go
+
+    figs = []
+    mem = go.Figure()
+    for s, e in items:
+        m = e.memory_bytes
+        mem.add_bar(name=_label(s["name"]), x=list(MEMORY_KEYS), y=[getattr(m, k) / GIB for k in MEMORY_KEYS])
+    mem.update_layout(title="Memory per device (GiB)", barmode="group", yaxis_title="GiB", height=420,
+                      legend_title_text="scenario")
+    figs.append(("memory", mem))
+
+    flops = go.Figure()
+    keys = ("forward", "backward", "recompute", "total")
+    for s, e in items:
+        flops.add_bar(name=_label(s["name"]), x=list(keys), y=[getattr(e.flops, k) for k in keys])
+    flops.update_layout(title="FLOPs per step (train) or prefill (infer); 2 per multiply-add", barmode="group",
+                        yaxis_title="FLOPs", height=380, legend_title_text="scenario")
+    figs.append(("flops", flops))
+
+    t = go.Figure()
+    for s, e in items:
+        t.add_bar(name=_label(s["name"]), x=list(e.time_s), y=list(e.time_s.values()))
+    t.update_layout(title="Time (seconds)", barmode="group", yaxis_title="s", height=380, legend_title_text="scenario")
+    figs.append(("time", t))
+    return figs
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;
+padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;
+vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
+pre{background:#f8f8f8;padding:.5rem;overflow-x:auto;white-space:pre-wrap}.muted{color:#666;font-size:.9rem}
+.fits-no{color:#b00;font-weight:bold}
+"""
+
+
+def _comparison_rows(items) -> list[tuple]:
+    def wl(e, k):
+        return e.workload.get(k)
+
+    rows = [
+        ("model", *[_model_label(s["model"]) for s, _ in items]),
+        ("hardware", *[e.hardware for _, e in items]),
+        ("task", *[wl(e, "task") for _, e in items]),
+        ("batch", *[wl(e, "batch") for _, e in items]),
+        ("seq (train) / prompt + generate (infer)",
+         *[wl(e, "seq") if wl(e, "task") == "train" else f"{wl(e, 'prompt')} + {wl(e, 'generate')}" for _, e in items]),
+        ("precision", *[wl(e, "precision") for _, e in items]),
+        ("optimizer", *[wl(e, "optimizer") if wl(e, "task") == "train" else "-" for _, e in items]),
+        ("params.total", *[f"{e.params.total:,}" for _, e in items]),
+        ("params.trainable", *[f"{e.params.trainable:,}" for _, e in items]),
+        ("flops.total", *[f"{e.flops.total:.6g}" for _, e in items]),
+        ("memory_bytes.peak", *[_gib(e.memory_bytes.peak) for _, e in items]),
+        ("memory_bytes.device_total", *[_gib(e.memory_bytes.device_total) for _, e in items]),
+        ("memory_bytes.capacity", *[_gib(e.memory_bytes.capacity) for _, e in items]),
+        ("fits", *["yes" if e.memory_bytes.fits else "NO" for _, e in items]),
+        ("peak phase", *[e.memory_bytes.peak_phase for _, e in items]),
+    ]
+    for key in ("step", "request", "forward"):
+        if any(key in e.time_s for _, e in items):
+            rows.append((f"time_s.{key}", *[f"{e.time_s[key]:.6g}" if key in e.time_s else "-" for _, e in items]))
+    rows.append(("perf.mfu", *[f"{e.perf.get('mfu', 0):.3f}" for _, e in items]))
+    return rows
+
+
+def _json_for_script(obj) -> str:
+    """JSON that cannot close the <script> element it sits in."""
+    return (json.dumps(obj, ensure_ascii=False, allow_nan=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def export_html(scenarios, title: str | None = None) -> str:
+    """One self-contained HTML page (opens offline; plotly.js is inlined once)."""
+    single = isinstance(scenarios, dict)
+    items = _evaluated(scenarios)
+    if title is None:
+        title = f"costmodel report: {items[0][0]['name']}" if len(items) == 1 else \
+            f"costmodel comparison: {', '.join(s['name'] for s, _ in items)}"
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{_e(title)}</h1>",
+             f'<p class="muted">Generated {_e(now)} by costmodel {_e(_version())}. Memory in bytes per device '
+             "(1 GiB = 2<sup>30</sup> bytes); FLOPs count 2 per multiply-add. Every number below is "
+             "<code>costmodel.estimate</code> of the inputs shown; the formulas are at the end.</p>"]
+
+    parts.append("<h2>Summary</h2>")
+    head = ("", *[s["name"] for s, _ in items])
+    parts.append(_table(_comparison_rows(items), head, cls="summary"))
+
+    parts.append("<h2>Figures</h2>")
+    for i, (key, fig) in enumerate(_figures(items)):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{key}",
+                                 config={"displaylogo": False, "responsive": True}))
+
+    for n, (s, e) in enumerate(items):
+        parts.append(f'<h2 id="scenario-{n}">Scenario: {_e(s["name"])}</h2>')
+        if s["notes"]:
+            parts.append(f'<p><b>Notes</b></p><pre class="notes">{_e(s["notes"])}</pre>')
+        model = s["model"] if isinstance(s["model"], str) else "custom config (below)"
+        parts.append(_table([("model", f"{model} ({e.model}, {e.family})"),
+                             ("hardware", _hardware_label(s["hardware"]))], ("input", "value")))
+        parts.append("<h3>Workload</h3>")
+        parts.append(_table([(k, ",".join(v) if isinstance(v, list) else _num(v)) for k, v in e.workload.items()],
+                            ("field", "value")))
+        if s["plan"]:
+            parts.append("<h3>Plan inputs</h3><pre>" + _e(json.dumps(s["plan"], indent=1, ensure_ascii=False))
+                         + "</pre>")
+        parts.append("<h3>Results</h3>")
+        d = e.to_dict()
+        flat = flatten({k: d[k] for k in ("params", "flops", "memory_bytes", "time_s", "perf")})
+        rows = []
+        for k, v in flat.items():
+            shown = _num(v)
+            if k.startswith("memory_bytes.") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                shown = f"{_num(v)} ({_gib(v)})"
+            rows.append((k, shown))
+        parts.append(_table(rows, ("quantity", "value"), cls="results"))
+        parts.append("<h3>Assumptions</h3>")
+        arows = [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for k, v in e.assumptions.items()]
+        arows += [(f"override: {k}", json.dumps(v, ensure_ascii=False)) for k, v in s["assumptions"].items()]
+        parts.append(_table(arows, ("what", "assumed")))
+        if not isinstance(s["model"], str):
+            parts.append("<details><summary>Model config</summary><pre>"
+                         + _e(json.dumps(s["model"], indent=1, ensure_ascii=False)) + "</pre></details>")
+        if not isinstance(s["hardware"], str):
+            parts.append("<details><summary>Hardware record</summary><pre>"
+                         + _e(json.dumps(s["hardware"], indent=1, ensure_ascii=False)) + "</pre></details>")
+
+    parts.append("<h2>Formulas used</h2>")
+    parts.append(f'<p class="muted">From costmodel\'s <code>{_e(FORMULAS_URL)}</code>; each section below is '
+                 "copied into this report so it reads offline.</p>")
+    sections = formula_sections()
+    parts.append("<ul>")
+    for name in sections_used([e.workload for _, e in items]):
+        if name not in sections:
+            continue
+        parts.append(f'<li><a href="{_e(FORMULAS_URL)}#{_e(_slug(name))}">{_e(name)}</a>'
+                     f"<details><summary>show</summary><pre>{_e(sections[name])}</pre></details></li>")
+    parts.append("</ul>")
+    payload = _payload([s for s, _ in items], single)
+    parts.append('<script type="application/json" id="costmodel-data">' + _json_for_script(payload) + "</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def report_data(html_text: str) -> dict:
+    """The JSON export embedded in an HTML report (``<script id="costmodel-data">``)."""
+    m = re.search(r'<script type="application/json" id="costmodel-data">(.*?)</script>', html_text, re.S)
+    if not m:
+        raise InputError("report", "no costmodel data block in this HTML")
+    return json.loads(m.group(1))

@@ -1,0 +1,196 @@
+"""``python -m costmodel scenarios list|show|save|export|import|delete|rename|duplicate``.
+
+All subcommands take ``--db PATH`` (default: ``$COSTMODEL_DB`` or ``~/.costmodel/costmodel.db``) and
+``--json`` (one JSON object or list on stdout). Errors are ``InputError``: exit status 2, one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+
+def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub) -> None:
+    from .cli import _add_workload_args
+
+    p = sub.add_parser("scenarios", help="saved scenarios: list, show, save, export, import, delete, rename, duplicate")
+    ss = p.add_subparsers(dest="scenarios_command", required=True, parser_class=type(p))
+
+    q = ss.add_parser("list", help="list saved scenarios")
+    _common(q)
+    q = ss.add_parser("show", help="one scenario and its estimate")
+    q.add_argument("name", help="scenario name or id")
+    _common(q)
+    q = ss.add_parser("save", help="save a scenario from the estimate arguments")
+    q.add_argument("--name", required=True, help="scenario name (1-120 characters)")
+    _add_workload_args(q)  # --model ... --json
+    q.add_argument("--plan", default=None, help="plan inputs as a JSON object, e.g. '{\"num_gpus\": 8}'")
+    q.add_argument("--assumptions", default=None, help="overrides as a JSON object, e.g. "
+                                                       "'{\"efficiency\": {\"matmul\": 0.5}}'")
+    q.add_argument("--notes", default="", help="free text")
+    q.add_argument("--overwrite", action="store_true", help="replace a scenario of the same name")
+    _common(q, json_flag=False)
+    q = ss.add_parser("export", help="export scenarios as csv, json or html")
+    q.add_argument("names", nargs="+", help="one name (a report) or several (a comparison)")
+    q.add_argument("--format", default="json", help="csv | json | html")
+    q.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
+    _common(q, json_flag=False)
+    q = ss.add_parser("import", help="import a scenario JSON file (from export --format json)")
+    q.add_argument("file", help="path, or - for stdin")
+    q.add_argument("--name", default=None, help="save under this name instead (one scenario only)")
+    q.add_argument("--overwrite", action="store_true")
+    _common(q)
+    q = ss.add_parser("delete", help="delete a scenario")
+    q.add_argument("name")
+    _common(q)
+    q = ss.add_parser("rename", help="rename a scenario")
+    q.add_argument("name")
+    q.add_argument("new_name")
+    _common(q)
+    q = ss.add_parser("duplicate", help="copy a scenario under a new name")
+    q.add_argument("name")
+    q.add_argument("new_name")
+    _common(q)
+    p.set_defaults(run=run)
+
+
+def _json_arg(text, field: str) -> dict:
+    from .safe_json import parse_config_text
+
+    if text is None:
+        return {}
+    return parse_config_text(text, max_bytes=100_000, field=field)
+
+
+def _file_or_id(value, field: str):
+    """A preset/catalog id stays a string; a path to a JSON file is read (as data) and embedded."""
+    from .safe_json import read_config_file
+
+    if value is None:
+        return None
+    if value.endswith(".json") or "/" in value or Path(value).is_file():
+        if not Path(value).is_file():
+            raise InputError(field, f"no such file: {value}")
+        return read_config_file(value, field=field)
+    return value
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=1, ensure_ascii=False))
+
+
+def run(args) -> int:
+    from .storage import Store
+
+    cmd = args.scenarios_command
+    store = Store(args.db)
+    if cmd == "list":
+        rows = store.list_scenarios()
+        if args.json:
+            _print(rows)
+        elif not rows:
+            print(f"no scenarios saved in {store.path}")
+        else:
+            for r in rows:
+                print(f"{r['id']:>5d}  {r['name']:<32s} {r['model']:<20s} {r['hardware']:<18s} {r['task']:<6s} "
+                      f"{r['updated_at'][:19]}")
+    elif cmd == "show":
+        from .scenario import evaluate_scenario
+
+        s = store.load_scenario(args.name)
+        est = evaluate_scenario(s)
+        if args.json:
+            _print({"scenario": s, "results": est.to_dict()})
+        else:
+            from .cli import _print_estimate
+
+            print(f"scenario {s['name']}" + (f": {s['notes']}" if s["notes"] else ""))
+            if s["plan"]:
+                print(f"plan       {json.dumps(s['plan'])}")
+            if s["assumptions"]:
+                print(f"overrides  {json.dumps(s['assumptions'])}")
+            _print_estimate(est)
+    elif cmd == "save":
+        from .cli import workload_from_args
+
+        scenario = {"name": args.name, "model": _file_or_id(args.model, "model"),
+                    "hardware": _file_or_id(args.hardware, "hardware"),
+                    "workload": workload_from_args(args).to_dict(), "plan": _json_arg(args.plan, "plan"),
+                    "assumptions": _json_arg(args.assumptions, "assumptions"), "notes": args.notes}
+        sid = store.save_scenario(args.name, scenario, overwrite=args.overwrite)
+        if args.json:
+            _print({"id": sid, "name": args.name.strip()})
+        else:
+            print(f"saved scenario {args.name.strip()!r} (id {sid}) in {store.path}")
+    elif cmd == "export":
+        from . import report
+
+        fmt = args.format.lower()
+        scenarios = [store.load_scenario(n) for n in args.names]
+        target = scenarios[0] if len(scenarios) == 1 else scenarios
+        if fmt == "csv":
+            text = report.export_csv(target)
+        elif fmt == "json":
+            text = report.export_json(target)
+        elif fmt == "html":
+            text = report.export_html(target)
+        else:
+            raise InputError("format", f"must be csv, json or html, got {args.format!r}")
+        if args.output:
+            try:
+                Path(args.output).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise InputError("output", f"cannot write {args.output}: {exc.strerror or exc}") from None
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    elif cmd == "import":
+        from .report import import_scenarios
+        from .safe_json import MAX_BYTES
+
+        if args.file == "-":
+            raw = sys.stdin.buffer.read(MAX_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        else:
+            try:
+                with open(args.file, "rb") as fh:
+                    raw = fh.read(MAX_BYTES + 1)
+            except OSError as exc:
+                raise InputError("file", f"cannot read {args.file}: {exc.strerror or exc}") from None
+        items = import_scenarios(raw)
+        if args.name is not None:
+            if len(items) != 1:
+                raise InputError("name", f"the file holds {len(items)} scenarios; --name needs exactly one")
+            items = [{**items[0], "name": args.name}]
+        saved = [{"id": store.save_scenario(s["name"], s, overwrite=args.overwrite), "name": s["name"]}
+                 for s in items]
+        if args.json:
+            _print(saved)
+        else:
+            for r in saved:
+                print(f"imported scenario {r['name']!r} (id {r['id']})")
+    elif cmd == "delete":
+        store.delete_scenario(args.name)
+        _print({"deleted": args.name}) if args.json else print(f"deleted scenario {args.name!r}")
+    elif cmd == "rename":
+        store.rename_scenario(args.name, args.new_name)
+        if args.json:
+            _print({"renamed": args.name, "to": args.new_name.strip()})
+        else:
+            print(f"renamed scenario {args.name!r} to {args.new_name.strip()!r}")
+    elif cmd == "duplicate":
+        sid = store.duplicate_scenario(args.name, args.new_name)
+        if args.json:
+            _print({"id": sid, "name": args.new_name.strip()})
+        else:
+            print(f"copied scenario {args.name!r} to {args.new_name.strip()!r} (id {sid})")
+    return 0
