@@ -1,0 +1,279 @@
+"""Scale-out check: a data-parallel training run over ``world_size`` processes with torch.distributed
+(gloo on CPU, NCCL on GPUs), measuring all-reduce time and step time, compared with the ring all-reduce
+model ``costmodel.parallel.allreduce_time_s`` (each device sends and receives 2(n-1)/n x the buffer in
+2(n-1) steps: Patarasuk & Yuan 2009; NCCL docs).
+
+What each rank does (same model, same seed, its own random batch):
+1. DistributedDataParallel steps (bucketed all-reduce overlapped with backward): ``step_s``;
+2. the same steps under ``ddp.no_sync()`` (no communication): ``step_no_sync_s``; the difference is the
+   communication the overlap did not hide;
+3. ``dist.all_reduce`` of flat fp32 buffers: the gradient's size and a few others. A least-squares line
+   t = c0 + c1 * bytes through them gives the link's effective latency and bandwidth under the ring model
+   (alpha = c0 / (2(n-1)), beta = 2(n-1)/n / c1);
+4. after the steps, the ranks' parameters must be identical (DDP averages gradients): ``params_in_sync``.
+
+Each rank is a child process (``python -m costmodel.profiler.distributed RUN_DIR RANK``) leading its own
+process group; all are killed at ``timeout_s`` or when a rank fails. They meet through a file rendezvous in the run directory (no network port).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+SIZES_BYTES = (4 * 2**10, 256 * 2**10, 4 * 2**20)
+
+
+def ring_allreduce_s(nbytes: float, n: int, bandwidth_bytes_per_s: float, latency_s: float) -> float:
+    """Ring all-reduce time (costmodel.parallel.allreduce_time_s): 2(n-1)/n * bytes / bandwidth + 2(n-1) * latency."""
+    from ..parallel import allreduce_time_s
+
+    return allreduce_time_s(nbytes, n, bandwidth_bytes_per_s, latency_s)
+
+
+def fit_ring(points: list[tuple[float, float]], n: int) -> dict:
+    """Least-squares t = c0 + c1 * bytes over (bytes, seconds) points -> ring-model latency and bandwidth."""
+    k = len(points)
+    if k < 2 or n < 2:
+        return {}
+    mx = sum(p[0] for p in points) / k
+    my = sum(p[1] for p in points) / k
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    if sxx == 0:
+        return {}
+    c1 = sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+    c0 = my - c1 * mx
+    out = {"intercept_s": c0, "slope_s_per_byte": c1}
+    if c1 > 0:
+        out["bandwidth_bytes_per_s"] = 2 * (n - 1) / n / c1
+    out["latency_s"] = max(c0, 0.0) / (2 * (n - 1))
+    return out
+
+
+def _median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def _rank_main(rank: int, job: dict, run_dir: str) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from ..workload import Workload
+    from .build import build, make_optimizer
+
+    n = job["world_size"]
+    cuda = job["device"] == "cuda"
+    backend = "nccl" if cuda else "gloo"
+    dist.init_process_group(backend, init_method=f"file://{run_dir}/rendezvous", rank=rank, world_size=n)
+    torch.set_num_threads(job.get("threads") or max(1, (os.cpu_count() or 1) // n))
+    dev = f"cuda:{rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(rank)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    w = Workload.from_dict(job["workload"])
+    torch.manual_seed(0)  # identical initial weights on every rank
+    built = build(job["config"], w, dev)
+    torch.manual_seed(1 + rank)  # different data per rank
+    batch = built.make_batch()
+
+    class LossModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = built.model
+
+        def forward(self, b):
+            return built.train_loss(b)
+
+    ddp = DDP(LossModule(), device_ids=[rank] if cuda else None)
+    opt = make_optimizer(built.model, w)
+
+    def step():
+        loss = ddp(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def timed(fn, k):
+        out = []
+        for _ in range(k):
+            dist.barrier()
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    for _ in range(job["warmup"]):
+        step()
+    step_s = timed(step, job["steps"])
+
+    def step_no_sync():
+        with ddp.no_sync():
+            loss = ddp(batch)
+            loss.backward()
+        opt.zero_grad(set_to_none=True)  # no optimizer step: the ranks' weights stay equal
+
+    no_sync_s = timed(step_no_sync, job["steps"])
+    # parameters equal on every rank? compare a checksum: max - min over ranks
+    with torch.no_grad():
+        flat = torch.cat([p.detach().float().reshape(-1) for p in built.model.parameters()])
+        lo, hi = flat.clone(), flat.clone()
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        max_diff = float((hi - lo).abs().max())
+    grad_elems = sum(p.numel() for p in built.model.parameters() if p.requires_grad)
+    sizes = sorted(set(list(job["sizes"]) + [grad_elems * 4]))
+    ar = {}
+    for nbytes in sizes:
+        buf = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=dev)
+        for _ in range(2):
+            dist.all_reduce(buf)
+        ar[nbytes] = timed(lambda: dist.all_reduce(buf), job["repeats"])
+    if rank == 0:
+        out = {"world_size": n, "backend": backend, "device": job["device"], "grad_elems": grad_elems,
+               "grad_bytes": grad_elems * 4, "step_s": _median(step_s), "step_s_all": step_s,
+               "step_no_sync_s": _median(no_sync_s), "step_no_sync_s_all": no_sync_s,
+               "allreduce": [{"bytes": b, "median_s": _median(v), "all_s": v} for b, v in sorted(ar.items())],
+               "params_max_diff_across_ranks": max_diff, "torch": torch.__version__,
+               "threads_per_rank": torch.get_num_threads()}
+        tmp = Path(run_dir) / "dp_result.json.tmp"
+        tmp.write_text(json.dumps(out, indent=1))
+        os.replace(tmp, Path(run_dir) / "dp_result.json")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _child(run_dir: str, rank: int) -> None:
+    job = json.loads((Path(run_dir) / "dp_job.json").read_text())
+    _rank_main(rank, job, run_dir)
+
+
+def run_data_parallel(model, workload: dict, world_size: int = 2, device: str = "cpu", steps: int = 3,
+                      warmup: int = 1, timeout_s: float = 180.0, config_overrides: dict | None = None,
+                      hardware: str | None = None, repeats: int = 5, sizes=SIZES_BYTES, threads: int | None = None,
+                      base_dir_path=None) -> dict:
+    """Run the data-parallel check and compare with the ring model. Never raises for a failed run:
+    returns {"status": "ok" | "timeout" | "error" | "refused", "message", "measured", "predicted", "comparison"}."""
+    from ..errors import InputError
+    from ..workload import Workload
+    from .request import resolve_model
+    from .runner import base_dir, lock_holder
+
+    if device not in ("cpu", "cuda"):
+        return {"status": "refused", "message": "device must be cpu or cuda (ranks use cuda:0..n-1)"}
+    try:
+        wl = Workload.from_dict(workload if isinstance(workload, dict) else workload.to_dict())
+        if not wl.training:
+            raise InputError("task", "the data-parallel check runs training steps (task train)")
+        name, cfg = resolve_model(model, config_overrides)
+    except InputError as exc:
+        return {"status": "refused", "message": str(exc)}
+    import fcntl
+
+    from .runner import lock_path
+
+    base = base_dir(base_dir_path)
+    run_id = "dp-" + time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    lock_fd = os.open(lock_path(device, base), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        return {"status": "refused", "message": f"another run is using {device}: {lock_holder(device, base)}"}
+    try:
+        os.ftruncate(lock_fd, 0)
+        os.pwrite(lock_fd, json.dumps({"pid": os.getpid(), "run_id": run_id, "since": time.time()}).encode(), 0)
+        return _run_dp(base / "runs" / run_id, name, cfg, wl, world_size, device, steps, warmup, timeout_s, hardware,
+                       repeats, sizes, threads)
+    finally:
+        os.close(lock_fd)  # releases the device lock
+
+
+def _run_dp(run_dir, name, cfg, wl, world_size, device, steps, warmup, timeout_s, hardware, repeats, sizes,
+            threads) -> dict:
+    from ..catalog import load_hardware
+    from ..parallel import INTRA_NODE_LATENCY_S
+    from .compare import clean_json, error_pct
+    from .env import default_hardware, device_label
+
+    run_dir.mkdir(parents=True)
+    job = {"config": cfg, "workload": wl.to_dict(), "world_size": world_size, "device": device, "steps": steps,
+           "warmup": warmup, "repeats": repeats, "sizes": list(sizes), "threads": threads}
+    (run_dir / "dp_job.json").write_text(json.dumps(job))
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    t0 = time.time()
+    procs = []
+    with open(run_dir / "child.log", "ab") as log:
+        for rank in range(world_size):  # each rank leads its own process group
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "costmodel.profiler.distributed", str(run_dir), str(rank)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+    status, message = "ok", "measured"
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(0.1, t0 + timeout_s - time.time()))
+    except subprocess.TimeoutExpired:
+        status, message = "timeout", f"killed after its time limit of {timeout_s:.0f} s"
+    if status != "ok" or any(p.returncode for p in procs):
+        for proc in procs:  # a failed rank leaves the others waiting: end them all
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+    res_path = run_dir / "dp_result.json"
+    codes = [p.returncode for p in procs]
+    if status == "ok" and (any(codes) or not res_path.exists()):
+        status, message = "error", f"a data-parallel rank failed (exit codes {codes})"
+    out = {"status": status, "message": message, "model": name, "run_dir": str(run_dir),
+           "elapsed_s": round(time.time() - t0, 3), "device": device_label(device)}
+    if status != "ok":
+        out["log_tail"] = (run_dir / "child.log").read_text(errors="replace")[-3000:]
+        return out
+    m = json.loads(res_path.read_text())
+    n = world_size
+    hw_id = hardware or default_hardware(device, out["device"])
+    hw = load_hardware(hw_id)
+    link = hw.intra_node_bandwidth_bytes_per_s
+    fit = fit_ring([(a["bytes"], a["median_s"]) for a in m["allreduce"]], n)
+    grad = next(a for a in m["allreduce"] if a["bytes"] == m["grad_bytes"])
+    pred_catalog = ring_allreduce_s(m["grad_bytes"], n, link, INTRA_NODE_LATENCY_S)
+    predicted = {"hardware": hw_id, "link_bandwidth_bytes_per_s": link, "latency_s": INTRA_NODE_LATENCY_S,
+                 "allreduce_s": pred_catalog, "ring_bytes_per_device": 2 * (n - 1) / n * m["grad_bytes"]}
+    rows = [{"quantity": "all-reduce of the gradients (catalog link)", "unit": "s", "predicted": pred_catalog,
+             "measured": grad["median_s"], "error_pct": error_pct(pred_catalog, grad["median_s"]),
+             "note": f"{hw_id} intra-node link {link / 1e9:.0f} GB/s, {INTRA_NODE_LATENCY_S * 1e6:.0f} us per step"}]
+    if fit.get("bandwidth_bytes_per_s"):
+        pred_fit = ring_allreduce_s(m["grad_bytes"], n, fit["bandwidth_bytes_per_s"], fit["latency_s"])
+        predicted["allreduce_fitted_s"] = pred_fit
+        rows.append({"quantity": "all-reduce of the gradients (ring model, fitted link)", "unit": "s",
+                     "predicted": pred_fit, "measured": grad["median_s"], "error_pct": error_pct(pred_fit, grad["median_s"]),
+                     "note": f"fitted over {len(m['allreduce'])} buffer sizes: {fit['bandwidth_bytes_per_s'] / 1e9:.2f} "
+                             f"GB/s, {fit['latency_s'] * 1e6:.1f} us per step"})
+    comm = m["step_s"] - m["step_no_sync_s"]
+    rows.append({"quantity": "step time minus no-sync step (exposed communication)", "unit": "s",
+                 "predicted": pred_catalog, "measured": comm, "error_pct": error_pct(pred_catalog, comm),
+                 "note": "DDP overlaps bucketed all-reduces with backward; the model predicts no overlap"})
+    m["exposed_comm_s"] = comm
+    m["ring_fit"] = fit
+    m["params_in_sync"] = m["params_max_diff_across_ranks"] == 0.0
+    out.update({"measured": m, "predicted": predicted, "comparison": rows})
+    return clean_json(out)
+
+
+if __name__ == "__main__":  # pragma: no cover - the child process
+    _child(sys.argv[1], int(sys.argv[2]))
