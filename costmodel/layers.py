@@ -73,6 +73,7 @@ class Layer:
     lora_in: int = 0  # LoRA adapter shape for this weight (in, out); 0 when not a linear
     lora_out: int = 0
     lora_tokens: int = 0  # tokens passing through, for adapter FLOPs/activations
+    sequential_steps: int = 0  # dependent time steps a recurrent layer runs one after another
 
 
 def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_input_bytes: float,

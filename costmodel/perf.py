@@ -46,6 +46,9 @@ class Efficiency:
       non-matmul row (norms, activations, dropout, softmax, loss). Eager PyTorch runs e.g. GELU
       as a chain of kernels, each reading and writing the whole tensor, so this exceeds 1;
       a fused (compiled) graph is near 1.
+    - ``recurrent_step_s``: device time floor of one dependent time step of a recurrent layer
+      (an RNN runs its sequence one step after another: small GEMMs + a gate kernel per step,
+      latency-bound); backward costs twice this.
     """
 
     matmul: float = 0.55
@@ -55,12 +58,13 @@ class Efficiency:
     step_overhead_s: float = 1e-3
     decode_overhead_s: float = 0.0
     elementwise_traffic: float = 1.0
+    recurrent_step_s: float = 20e-6
     source: str = "generic defaults"
 
     def __post_init__(self):
         for name, lo, hi in (("matmul", 1e-4, 1.0), ("matmul_fp32", 1e-4, 1.0), ("bandwidth", 1e-4, 1.0), ("overhead_s", 0.0, 1.0),
                              ("step_overhead_s", 0.0, 60.0), ("decode_overhead_s", 0.0, 60.0),
-                             ("elementwise_traffic", 0.1, 100.0)):
+                             ("elementwise_traffic", 0.1, 100.0), ("recurrent_step_s", 0.0, 1.0)):
             v = getattr(self, name)
             try:
                 v = float(v)
@@ -83,8 +87,8 @@ class Efficiency:
 # attention; GPT-2 train fp32/AMP, GPT-2 and Llama-2-7B prefill, ResNet-50, LSTM): see
 # benchmarks/fit_efficiency.py, which prints the fit and its residuals.
 DEFAULT_EFFICIENCY = {
-    "gpu": Efficiency(matmul=0.45, matmul_fp32=0.74, bandwidth=0.75, overhead_s=67e-6, step_overhead_s=1e-3,
-                      decode_overhead_s=0.069, elementwise_traffic=1.0,
+    "gpu": Efficiency(matmul=0.45, matmul_fp32=0.86, bandwidth=0.75, overhead_s=67e-6, step_overhead_s=1e-3,
+                      decode_overhead_s=0.069, elementwise_traffic=1.02, recurrent_step_s=26.5e-6,
                       source="fitted to the H100 steps in benchmarks/results/h100_reference_sample.json by "
                              "benchmarks/fit_efficiency.py (eager PyTorch 2.11, HF transformers 5.17, SDPA; "
                              "decode_overhead_s is that file's HF decode loop, ~69 ms/step)"),
@@ -189,7 +193,7 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
         instances += n
         traffic = _row_traffic(row, weight_read, training, ew)
         rate = cudnn_rate if row.kind in CUDNN_KINDS else flop_rate
-        c = row.forward_flops / rate
+        c = max(row.forward_flops / rate, row.sequential_steps * eff.recurrent_step_s)
         m = traffic / byte_rate
         if c >= m:
             f_comp += c * n
@@ -199,7 +203,7 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
             btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
                 (row.params - row.inactive_params) * backward_weight_bytes
-            c = bflops / rate
+            c = max(bflops / rate, 2.0 * row.sequential_steps * eff.recurrent_step_s)
             m = btraffic / byte_rate
             if c >= m:
                 b_comp += c * n

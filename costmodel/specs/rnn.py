@@ -173,6 +173,7 @@ class RNNSpec(ModelSpec):
                 # inference: input, all-step input projections (G*h), output
                 working_bytes=t * (d_in + g * h + h) * cb,
                 kv_cache_bytes=n_states * b * h * cb,  # h (and c) carried between decode steps
+                sequential_steps=ctx.seq,
             ))
         # the head reads the batch-first view of the time-major output: matmul saves a contiguous copy
         out_t = t if ctx.training else b  # generation scores the last position only
