@@ -208,13 +208,21 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     # each holding 1/pp of the layers (Narayanan et al. 2021)
     in_flight = min(pp, grad_accum)
     act_scale = in_flight / (pp * tp * cp)
-    live = max(m.peak - m.weights - m.optimizer - m.gradients, 0.0)
+    if m.peak_phase == "optimizer step":
+        # the micro-batch peaked in the optimizer step (weights + grads + states + the step's
+        # temporaries, which shard like the states); the backward peak is bounded by its saved
+        # activations and loss buffers on top of the gradients
+        live = m.activations + m.logits_loss
+        step_temp = m.transient * shard / (dp if zero >= 1 else 1)
+    else:
+        live = max(m.peak - m.weights - m.optimizer - m.gradients, 0.0)
+        step_temp = 0.0
     gather_buf = 0.0
     if zero >= 3 and dp > 1:  # FSDP all-gathers one unit's full parameters (+ prefetch of the next),
         # never more than sharding saved (a model wrapped as one unit gathers all of it)
         units = n_layers(spec) or 1
         gather_buf = min(2.0 * m.weights * shard / units, m.weights * shard * (1.0 - 1.0 / dp))
-    peak = weights + optimizer + grads + live * act_scale + gather_buf
+    peak = weights + optimizer + grads + max(live * act_scale + gather_buf, step_temp)
     runtime = (CUDA_RUNTIME_BYTES if getattr(hw, "kind", "gpu") != "cpu" else 0.0) + ALLOCATOR_SLACK * peak
     device_total = peak + runtime
     memory = dict(weights=weights, gradients=grads, optimizer=optimizer, activations=m.activations * act_scale,

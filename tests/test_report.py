@@ -146,6 +146,11 @@ def test_html_report_in_headless_chromium(tmp_path):
             page.on("request", lambda r: requests.append(r.url))
             page.goto(report.as_uri())
             page.wait_for_selector("#fig-time .bars path", timeout=30_000)
+            # on a loaded machine plotly may still be drawing the later figures: wait for all of them
+            page.wait_for_function("() => { const f = [...document.querySelectorAll('.js-plotly-plot')];"
+                                   " return f.length >= 3 && f.every(e => e.querySelectorAll('.bars .point').length > 0); }",
+                                   timeout=30_000)
+            page.wait_for_timeout(300)
             # every figure drew its bars: one point per (scenario, category)
             points = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.bars .point').length)")
             assert points[0] == 2 * 11 and points[1] == 2 * 4 and points[2] >= 2, points
@@ -164,8 +169,11 @@ def test_html_report_in_headless_chromium(tmp_path):
     # the memory figure really shows bars in plotly's first two trace colours (#636efa, #EF553B)
     img = Image.open(fig_shot).convert("RGB")
     colours = img.getcolors(maxcolors=1 << 20)
-    count = {c: n for n, c in colours}
-    assert count.get((99, 110, 250), 0) > 200 and count.get((239, 85, 59), 0) > 200
+
+    def near(rgb):  # anti-aliasing and colour management move a channel by a few units
+        return sum(n for n, c in colours if all(abs(a - b) <= 6 for a, b in zip(c, rgb)))
+
+    assert near((99, 110, 250)) > 200 and near((239, 85, 59)) > 200
     assert Image.open(shot).size == (1280, 1600)
     if os.environ.get("COSTMODEL_UPDATE_DOCS_IMAGES"):
         dest = ROOT / "docs" / "images" / "report.png"

@@ -1,0 +1,20 @@
+"""costmodel dashboard: ``streamlit run app.py``. Router only; the pages are in pages/."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from pages._registry import PAGES  # noqa: E402
+
+st.set_page_config(page_title="costmodel", page_icon=":material/calculate:", layout="wide")
+nav = st.navigation({section: [st.Page(str(ROOT / p["file"]), title=p["title"], url_path=p["url"],
+                                       default=p.get("default", False), icon=p.get("icon"))
+                               for p in pages] for section, pages in PAGES.items()})
+nav.run()

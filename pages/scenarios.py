@@ -1,0 +1,117 @@
+"""Scenarios: saved named estimates (costmodel.storage), compared and exported (costmodel.report).
+
+Names are user text: they are shown only in tables, select boxes and escaped markdown, never as HTML."""
+
+import streamlit as st
+
+from costmodel import report, views
+from costmodel.errors import InputError
+from costmodel.scenario import evaluate_scenario
+from costmodel.storage import Store, default_path
+from pages._widgets import show_error
+
+st.title("Scenarios")
+st.caption("Named estimates saved from the Estimate page (or imported), kept in a SQLite file "
+           f"(`{str(default_path()).replace('`', '')}`; set `COSTMODEL_DB` to move it). Compare them and export reports.")
+
+try:
+    store = Store()
+    listed = store.list_scenarios()
+except InputError as err:
+    show_error(err)
+    st.stop()
+
+with st.expander("Import scenarios from a JSON export"):
+    up = st.file_uploader("costmodel JSON export (one scenario or a comparison)", type=["json"], key="sc.import",
+                          max_upload_size=1)
+    over = st.checkbox("Overwrite scenarios with the same names", key="sc.import_over")
+    if up is not None and st.button("Import", key="sc.import_btn"):
+        try:
+            items = report.import_scenarios(up.getvalue())
+            for s in items:
+                store.save_scenario(s["name"], s, overwrite=over)
+        except InputError as err:
+            show_error(err)
+        else:
+            st.success(f"Imported {len(items)} scenario(s).")
+            listed = store.list_scenarios()
+
+if not listed:
+    st.info("No scenarios yet. On the Estimate page, open *Save this view as a named scenario*.")
+    st.stop()
+
+st.dataframe(views.to_frame(listed), hide_index=True,
+             column_config={"name": st.column_config.TextColumn("name")})
+names = [s["name"] for s in listed]
+
+st.subheader("One scenario")
+name = st.selectbox("Scenario", names, key="sc.pick")
+try:
+    scn = store.load_scenario(name)
+    est = evaluate_scenario(scn)
+except InputError as err:
+    show_error(err)
+    st.stop()
+c = st.columns(4)
+c[0].metric("Parameters", views.fmt_count(est.params.total))
+c[1].metric("Peak memory", views.fmt_gib(est.memory_bytes.peak))
+c[2].metric("Fits", "yes" if est.memory_bytes.fits else "NO")
+t = est.time_s
+c[3].metric("Time", views.fmt_seconds(t.get("step", t.get("prefill", t.get("forward", float("nan"))))))
+if scn.get("notes"):
+    st.text(scn["notes"])  # plain text, never markdown or HTML
+st.page_link("pages/estimate.py", label="Open in Estimate", icon=":material/calculate:", query_params=views.state_from_scenario(scn))
+
+c1, c2, c3 = st.columns(3)
+stem = "scenario"
+c1.download_button("Report (HTML)", lambda: report.export_html(scn), file_name=f"{stem}.html", mime="text/html",
+                   key="sc.html", on_click="ignore")
+c2.download_button("Scenario (JSON)", lambda: report.export_json(scn), file_name=f"{stem}.json", mime="application/json",
+                   key="sc.json", on_click="ignore")
+c3.download_button("Results (CSV)", lambda: report.export_csv(scn), file_name=f"{stem}.csv", mime="text/csv",
+                   key="sc.csv", on_click="ignore")
+
+with st.expander("Rename, duplicate or delete"):
+    new = st.text_input("New name", key="sc.new_name", max_chars=120)
+    b1, b2, b3 = st.columns(3)
+    confirm = st.checkbox("Yes, delete this scenario", key="sc.confirm_delete")
+    try:
+        if b1.button("Rename", key="sc.rename"):
+            store.rename_scenario(name, new)
+            st.rerun()
+        if b2.button("Duplicate", key="sc.duplicate"):
+            store.duplicate_scenario(name, new)
+            st.rerun()
+        if b3.button("Delete", key="sc.delete", disabled=not confirm):
+            store.delete_scenario(name)
+            st.rerun()
+    except InputError as err:
+        show_error(err)
+
+st.subheader("Compare scenarios")
+chosen = st.multiselect("Scenarios", names, default=names[: min(3, len(names))], key="sc.compare")
+if chosen:
+    rows, scns = [], []
+    for n in chosen:
+        try:
+            s = store.load_scenario(n)
+            rows.append(views.compare_row(n, evaluate_scenario(s)))
+            scns.append(s)
+        except InputError as err:
+            show_error(err)
+    if rows:
+        st.dataframe(views.to_frame(rows), hide_index=True)
+        from costmodel import figures
+
+        c1, c2 = st.columns(2)
+        with c1:
+            st.plotly_chart(figures.compare_figure(rows, "time_s", "Time per step / request", "s"), key="sc.ft")
+        with c2:
+            st.plotly_chart(figures.compare_figure(rows, "device_total_GiB", "Device memory", "GiB"), key="sc.fm")
+        c1, c2, c3 = st.columns(3)
+        c1.download_button("Comparison report (HTML)", lambda: report.export_html(scns), file_name="comparison.html",
+                           mime="text/html", key="sc.chtml", on_click="ignore")
+        c2.download_button("Comparison (JSON)", lambda: report.export_json(scns), file_name="comparison.json",
+                           mime="application/json", key="sc.cjson", on_click="ignore")
+        c3.download_button("Comparison (CSV)", lambda: report.export_csv(scns), file_name="comparison.csv", mime="text/csv",
+                           key="sc.ccsv", on_click="ignore")
