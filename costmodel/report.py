@@ -221,28 +221,38 @@ def _label(name: str) -> str:
 def _figures(items: list[tuple[dict, Estimate]]) -> list[tuple[str, object]]:
     import plotly.graph_objects as go
 
+    from .figures import PALETTE
+
+    def colour(i):
+        return PALETTE[i % len(PALETTE)]
+
     figs = []
     mem = go.Figure()
-    for s, e in items:
+    for i, (s, e) in enumerate(items):
         m = e.memory_bytes
-        mem.add_bar(name=_label(s["name"]), x=list(MEMORY_KEYS), y=[getattr(m, k) / GIB for k in MEMORY_KEYS])
+        mem.add_bar(name=_label(s["name"]), x=list(MEMORY_KEYS), y=[getattr(m, k) / GIB for k in MEMORY_KEYS],
+                    marker_color=colour(i))
     mem.update_layout(title="Memory per device (GiB)", barmode="group", yaxis_title="GiB", height=420,
                       legend_title_text="scenario")
     figs.append(("memory", mem))
 
     flops = go.Figure()
     keys = ("forward", "backward", "recompute", "total")
-    for s, e in items:
-        flops.add_bar(name=_label(s["name"]), x=list(keys), y=[getattr(e.flops, k) for k in keys])
+    for i, (s, e) in enumerate(items):
+        flops.add_bar(name=_label(s["name"]), x=list(keys), y=[getattr(e.flops, k) for k in keys],
+                      marker_color=colour(i))
     flops.update_layout(title="FLOPs per step (train) or prefill (infer); 2 per multiply-add", barmode="group",
                         yaxis_title="FLOPs", height=380, legend_title_text="scenario")
     figs.append(("flops", flops))
 
     t = go.Figure()
-    for s, e in items:
-        t.add_bar(name=_label(s["name"]), x=list(e.time_s), y=list(e.time_s.values()))
+    for i, (s, e) in enumerate(items):
+        t.add_bar(name=_label(s["name"]), x=list(e.time_s), y=list(e.time_s.values()), marker_color=colour(i))
     t.update_layout(title="Time (seconds)", barmode="group", yaxis_title="s", height=380, legend_title_text="scenario")
     figs.append(("time", t))
+    # an explicit template: importing streamlit in the same process changes plotly's global default
+    for _, f in figs:
+        f.update_layout(template="plotly_white")
     return figs
 
 
