@@ -100,13 +100,14 @@ def _print_estimate(est) -> None:
     if perf:
         lines.append(f"perf       MFU {perf['mfu']:.1%}  HFU {perf['hfu']:.1%}  {perf['tokens_per_s']:,.0f} tokens/s  "
                      f"bound by {perf['bound']}")
-    for key, unit in (("cost_usd", "$"), ("energy_kwh", "kWh"), ("carbon_kg_co2e", "kg CO2e")):
+    for key, label, unit in (("cost_usd", "cost", "$"), ("energy_kwh", "energy", "kWh"),
+                             ("carbon_kg_co2e", "carbon", "kg CO2e")):
         if d[key]:
-            lines.append(f"{key:<11s}" + "  ".join(f"{k} {v:.4g} {unit}" for k, v in d[key].items()))
+            lines.append(f"{label:<11s}" + "  ".join(f"{k} {v:.4g} {unit}" for k, v in d[key].items()))
     eff = d["assumptions"].get("efficiency")
     if eff:
         lines.append(f"assumes    matmul {eff['matmul']:.0%} (fp32 {eff['matmul_fp32']:.0%}) of peak, bandwidth "
-                     f"{eff['bandwidth']:.0%}, host {eff['overhead_s'] * 1e6:.0f} us/layer: {eff['source']}")
+                     f"{eff['bandwidth']:.0%}, host {eff['overhead_s'] * 1e6:.1f} us/op: {eff['source']}")
     cost = d["assumptions"].get("cost")
     if isinstance(cost, dict):
         lines.append(f"assumes    ${cost['usd_per_gpu_hour']['value']:.3g}/device-hour ({cost['provider']['value']}, "

@@ -332,6 +332,11 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     )
 
 
+# peft's LoRA forward adds lora_dropout(x) (an Identity call when p = 0), lora_A, lora_B, * scaling and
+# + result: 5 eager calls beyond the base layer's (docs/formulas.md, "Host overhead")
+LORA_HOST_OPS = 5.0
+
+
 def _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, generative_infer, method, trainable,
            adapter_fwd, fwd_flops, bwd_flops, recompute_flops, tokens, adapter_rows):
     """Seconds per step / pass from the roofline of docs/formulas.md ("Time")."""
@@ -349,7 +354,7 @@ def _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, gen
         cast = 2.0 * p.compute_bytes * (matmul_total / total if total else 0.0) if p.autocast else 0.0
         bwd_weight = (p.compute_bytes if p.autocast else per_param) + (p.grad_bytes if full else 0.0)
         f, b = pass_times(rows, peak, bw, eff, per_param + cast, True, bwd_weight, full, eff.step_overhead_s, cudnn_peak, fp32)
-        adapter_s = 3.0 * adapter_fwd / flop_rate + 3.0 * eff.overhead_s * adapter_rows
+        adapter_s = 3.0 * adapter_fwd / flop_rate + 3.0 * eff.overhead_s * LORA_HOST_OPS * adapter_rows
         recompute_s = f.total_s * (recompute_flops / fwd_flops) if fwd_flops and recompute_flops else 0.0
         opt = w.opt
         states = opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param
@@ -369,13 +374,13 @@ def _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, gen
         )
         return time_s, perf
     f, _ = pass_times(rows, peak, bw, eff, per_param, False, 0.0, False, eff.step_overhead_s, cudnn_peak, fp32)
-    extra = adapter_fwd / flop_rate + eff.overhead_s * adapter_rows
+    extra = adapter_fwd / flop_rate + eff.overhead_s * LORA_HOST_OPS * adapter_rows
     if generative_infer:
         dctx = make_ctx(spec, w, "decode")
         d, _ = pass_times(ledger(spec, dctx), peak, bw, eff, per_param, False, 0.0, False,
                           eff.step_overhead_s + eff.decode_overhead_s, cudnn_peak, fp32)
         prefill = f.total_s + extra
-        decode = d.total_s + eff.overhead_s * adapter_rows
+        decode = d.total_s + eff.overhead_s * LORA_HOST_OPS * adapter_rows
         time_s.update(prefill=prefill, decode_per_token=decode, generate=decode * w.generate,
                       request=prefill + decode * w.generate)
         perf.update(

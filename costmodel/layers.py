@@ -74,6 +74,8 @@ class Layer:
     lora_out: int = 0
     lora_tokens: int = 0  # tokens passing through, for adapter FLOPs/activations
     sequential_steps: int = 0  # dependent time steps a recurrent layer runs one after another
+    traffic_bytes: float = 0.0  # forward inputs + outputs moved through memory; 0 = working_bytes
+    host_ops: float = 0.0  # Python-level torch calls per instance in eager mode; 0 = costmodel.perf.HOST_OPS[kind]
 
 
 def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_input_bytes: float,
@@ -124,15 +126,24 @@ def norm(name: str, tokens: int, dim: int, *, bias: bool, saved_bytes: float, ou
 
 
 def elementwise(name: str, kind: str, *, saved_bytes: float, working_bytes: float = 0.0, count: int = 1,
-                block: str = "") -> Layer:
+                block: str = "", host_ops: float = 0.0, traffic_bytes: float = 0.0) -> Layer:
     """Activation functions, dropout, residual adds: no counted FLOPs, only saved tensors."""
     return Layer(name=name, kind=kind, count=count, block=block, module=name.rsplit(".", 1)[-1],
-                 activation_bytes=saved_bytes, working_bytes=working_bytes)
+                 activation_bytes=saved_bytes, working_bytes=working_bytes, host_ops=host_ops,
+                 traffic_bytes=traffic_bytes)
+
+
+# Python-level torch calls of one attention block in eager HF code, besides its projections:
+# q/k/v view+transpose (6), the SDPA call and its layout fix-ups (~4), output transpose/reshape (2),
+# the block's two residual adds (2). Rotary (apply_rotary_pos_emb: q*cos, rotate_half = 2 slices,
+# neg, cat; *sin, add, for q and k) adds ~14. Used by the host-overhead term of the time model.
+ATTENTION_HOST_OPS = 14.0
+ROTARY_HOST_OPS = 14.0
 
 
 def attention_core(name: str, ctx: Ctx, *, heads: int, kv_heads: int, head_dim: int, window: int = 0,
                    saved_bytes: float, count: int = 1, block: str = "", cache: bool = True,
-                   v_head_dim: int | None = None) -> Layer:
+                   v_head_dim: int | None = None, rotary: bool = False) -> Layer:
     """softmax(Q K^T / sqrt(d)) V for ``heads`` query heads.
 
     FLOPs forward: 2*b*h*s*kv*d (scores) + 2*b*h*s*kv*d_v (weighted sum), kv = keys attended
@@ -151,6 +162,7 @@ def attention_core(name: str, ctx: Ctx, *, heads: int, kv_heads: int, head_dim: 
         forward_flops=fwd, input_grad_flops=2.0 * fwd,
         activation_bytes=saved_bytes, kv_cache_bytes=kv_cache,
         working_bytes=scores + ctx.tokens * heads * dv * ctx.compute_bytes,
+        host_ops=ATTENTION_HOST_OPS + (ROTARY_HOST_OPS if rotary else 0.0),
     )
 
 

@@ -7,7 +7,9 @@ For each ledger row (docs/formulas.md, "Time"):
 
 and for a whole pass
 
-    pass_s = max(host_s, sum(device_s))        host_s = eff.overhead_s * row instances + fixed
+    pass_s = max(host_s, sum(device_s))        host_s = eff.overhead_s * host ops + fixed
+
+(host ops: the Python-level torch calls of each row in eager mode, ``HOST_OPS``)
 
 because eager PyTorch launches kernels asynchronously: the GPU runs behind the Python thread, so
 a pass takes as long as the slower of the two (the host wins for small batches and decode
@@ -36,8 +38,9 @@ class Efficiency:
     - ``matmul_fp32``: the same for plain fp32 (CUDA-core SGEMM reaches a larger fraction of its
       much lower peak).
     - ``bandwidth``: fraction of peak memory bandwidth reached by memory-bound work.
-    - ``overhead_s``: host time per ledger-row instance per forward pass (Python, module hooks,
-      kernel launches); backward costs twice this.
+    - ``overhead_s``: host time per eager torch call in a forward pass (Python, dispatcher, module
+      hooks, kernel launch); a row makes ``HOST_OPS[kind]`` calls (or its own ``host_ops``);
+      backward costs twice this.
     - ``step_overhead_s``: fixed host time per training step or forward pass (loss, zero_grad,
       optimizer bookkeeping, synchronisation).
     - ``decode_overhead_s``: extra fixed host time per decode step (cache update, mask and
@@ -48,13 +51,14 @@ class Efficiency:
       a fused (compiled) graph is near 1.
     - ``recurrent_step_s``: device time floor of one dependent time step of a recurrent layer
       (an RNN runs its sequence one step after another: small GEMMs + a gate kernel per step,
-      latency-bound); backward costs twice this.
+      latency-bound); backward's dh recurrence has the same floor, and its weight gradient is one
+      GEMM over all steps (cuDNN's backward-weights call), added at the matmul rate.
     """
 
     matmul: float = 0.55
     matmul_fp32: float = 0.85
     bandwidth: float = 0.75
-    overhead_s: float = 60e-6
+    overhead_s: float = 10e-6  # ~10 us per eager op: He, "Making Deep Learning Go Brrrr" (2022)
     step_overhead_s: float = 1e-3
     decode_overhead_s: float = 0.0
     elementwise_traffic: float = 1.0
@@ -87,16 +91,17 @@ class Efficiency:
 # attention; GPT-2 train fp32/AMP, GPT-2 and Llama-2-7B prefill, ResNet-50, LSTM): see
 # benchmarks/fit_efficiency.py, which prints the fit and its residuals.
 DEFAULT_EFFICIENCY = {
-    "gpu": Efficiency(matmul=0.45, matmul_fp32=0.86, bandwidth=0.75, overhead_s=67e-6, step_overhead_s=1e-3,
-                      decode_overhead_s=0.069, elementwise_traffic=1.02, recurrent_step_s=26.5e-6,
+    "gpu": Efficiency(matmul=0.50, matmul_fp32=0.866, bandwidth=0.92, overhead_s=17.6e-6, step_overhead_s=5.16e-3,
+                      decode_overhead_s=0.0656, elementwise_traffic=1.50, recurrent_step_s=29.4e-6,
                       source="fitted to the H100 steps in benchmarks/results/h100_reference_sample.json by "
                              "benchmarks/fit_efficiency.py (eager PyTorch 2.11, HF transformers 5.17, SDPA; "
-                             "decode_overhead_s is that file's HF decode loop, ~69 ms/step)"),
+                             "decode_overhead_s is that file's HF decode loop, ~66 ms/step)"),
     "tpu": Efficiency(matmul=0.55, bandwidth=0.70, overhead_s=0.0, step_overhead_s=1e-3, decode_overhead_s=0.0,
                       source="XLA-compiled steps launch no per-op host work; 55% of peak is within the MFU range "
                              "PaLM (Chowdhery et al. 2022, 46-58%) reports for large TPU trainings"),
     "cpu": Efficiency(matmul=0.35, matmul_fp32=0.35, bandwidth=0.50, overhead_s=20e-6, step_overhead_s=1e-3,
-                      source="rough: oneDNN GEMMs reach 30-60% of AVX peak on small shapes; calibrate with "
+                      source="rough: oneDNN GEMMs reach 30-60% of AVX peak on small shapes, ~20 us per eager op; "
+                             "calibrate with "
                              "`python -m costmodel profile`"),
 }
 
@@ -143,11 +148,22 @@ CUDNN_KINDS = frozenset({"conv2d", "lstm", "gru", "rnn"})
 # dropout, pooling) 1.
 EAGER_PASSES = {"gelu_new": 6.0, "rmsnorm": 4.0, "cross_entropy": 3.0}
 
+# Python-level torch calls per row instance in the eager reference implementations (each pays the
+# host overhead ``Efficiency.overhead_s``); kinds not listed make one call (nn.Linear, Conv2d,
+# BatchNorm2d, ReLU, LayerNorm, Embedding, Dropout, nn.GELU, pooling, a cuDNN RNN).
+# HF NewGELUActivation: pow, mul, add, mul, tanh, add, mul, mul = 8; HF LlamaRMSNorm: to(fp32), pow,
+# mean, add, rsqrt, mul, to(dtype), mul weight = 8; HF causal-LM loss: shift
+# (2 slices, 2 contiguous), view, float, cross_entropy = 7; torchvision's avgpool + flatten = 2.
+# Attention rows carry their own count (costmodel.layers.ATTENTION_HOST_OPS); a gated MLP's
+# act(gate) * up row adds the multiply.
+HOST_OPS = {"gelu_new": 8.0, "rmsnorm": 8.0, "cross_entropy": 7.0,
+            "adaptive_avgpool2d": 2.0}
+
 
 def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float) -> float:
     """Bytes a row moves in its forward: the weights it reads, its inputs/outputs (or what it saves,
     if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads."""
-    acts = max(row.working_bytes, row.activation_bytes if training else 0.0)
+    acts = max(row.traffic_bytes or row.working_bytes, row.activation_bytes if training else 0.0)
     if not row.forward_flops:
         acts *= elementwise * EAGER_PASSES.get(row.kind, 1.0)
     if row.kind == "embedding":  # a gather reads only the rows it needs
@@ -190,7 +206,7 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
     instances = 0
     for row in rows:
         n = row.count
-        instances += n
+        instances += n * (row.host_ops or HOST_OPS.get(row.kind, 1.0))
         traffic = _row_traffic(row, weight_read, training, ew)
         rate = cudnn_rate if row.kind in CUDNN_KINDS else flop_rate
         c = max(row.forward_flops / rate, row.sequential_steps * eff.recurrent_step_s)
@@ -203,7 +219,12 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
             btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
                 (row.params - row.inactive_params) * backward_weight_bytes
-            c = max(bflops / rate, 2.0 * row.sequential_steps * eff.recurrent_step_s)
+            if row.sequential_steps:
+                # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
+                wg = row.weight_grad_flops if full_backward else 0.0
+                c = max(row.input_grad_flops / rate, row.sequential_steps * eff.recurrent_step_s) + wg / rate
+            else:
+                c = bflops / rate
             m = btraffic / byte_rate
             if c >= m:
                 b_comp += c * n

@@ -16,7 +16,7 @@ def add_assumption_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", default=None, help="eager (HF/PyTorch eager, measured) | compiled (CUDA graphs, fused)")
     g.add_argument("--matmul-efficiency", default=None, help="fraction of peak FLOP/s reached by matmuls (0-1)")
     g.add_argument("--bandwidth-efficiency", default=None, help="fraction of peak memory bandwidth reached (0-1)")
-    g.add_argument("--overhead-us", default=None, help="host time per layer per pass, microseconds")
+    g.add_argument("--overhead-us", default=None, help="host time per eager torch call in a forward pass, microseconds (docs/formulas.md, Host overhead)")
     g.add_argument("--provider", default=None, help="price provider (default: median across providers)")
     g.add_argument("--tier", default="on-demand", help="on-demand | reserved-1y | reserved-3y | spot | purchase")
     g.add_argument("--region", default="world", help="grid region for carbon (see docs/costs.md)")

@@ -82,8 +82,47 @@ def test_host_overhead_dominates_tiny_steps_and_scales_with_layers():
     est = costmodel.estimate("gpt2", hardware=H100, task="infer", batch=1, prompt=8, generate=1, precision="bf16",
                              efficiency=eff)
     assert est.perf["bound"] == "host"
-    rows = sum(r.count for r in est.layers)
-    assert est.time_s["prefill"] == pytest.approx(rows * 100e-6)
+    # eager torch calls, counted by hand from HF GPT2Model (docs/formulas.md, "Host overhead"):
+    # wte + wpe, then per block 2 LayerNorms + 4 Conv1D + attention glue (14) + NewGELU (8), ln_f, lm_head
+    host_ops = 2 + 12 * (2 + 4 + 14 + 8) + 1 + 1
+    assert host_ops == 340
+    assert est.time_s["prefill"] == pytest.approx(host_ops * 100e-6)
+    # Llama adds rotary (14 more per attention) and RMSNorm's 8 ops, SwiGLU's act*mul (2)
+    est = costmodel.estimate("llama-3.2-1b", hardware=H100, task="infer", batch=1, prompt=8, generate=1,
+                             precision="bf16", efficiency=eff)
+    assert est.perf["bound"] == "host"
+    llama_ops = 1 + 16 * (2 * 8 + 7 + 28 + 2) + 8 + 1  # embed, 16 blocks, final norm, lm_head (tied: still a call)
+    assert est.time_s["prefill"] == pytest.approx(llama_ops * 100e-6)
+
+
+def test_recurrent_backward_repeats_the_forward_recurrence_once():
+    # cuDNN's LSTM backward = backward-data (dh recurrence: one sequential sweep, like the forward)
+    # + backward-weights (one GEMM over all steps). With a 1 ms floor per step and no host time, both
+    # passes are 2 layers x 64 steps x 1 ms; the old "x2 in backward" rule would give 256 ms.
+    eff = Efficiency(matmul=1.0, matmul_fp32=1.0, bandwidth=1.0, overhead_s=0.0, step_overhead_s=0.0,
+                     recurrent_step_s=1e-3)
+    est = costmodel.estimate("lstm-2x1024", hardware=H100, batch=1, seq=64, precision="fp32", efficiency=eff)
+    assert est.time_s["forward"] == pytest.approx(2 * 64 * 1e-3, rel=0.01)
+    assert est.time_s["backward"] == pytest.approx(2 * 64 * 1e-3, rel=0.01)
+
+
+def test_vision_traffic_counts_what_kernels_move():
+    # ResNet-50 stem under AMP bf16, one 224x224 image (docs/formulas.md, "Time"): the conv reads the
+    # fp32 image (3x224x224 = 150,528 elements), autocast writes and the conv reads a bf16 copy, and
+    # it writes a bf16 64x112x112 = 802,816-element output; training BatchNorm reads its input twice
+    from costmodel.estimator import ledger, make_ctx
+    from costmodel.models import load_model
+    from costmodel.workload import Workload
+
+    spec = load_model("resnet-50")
+    w = Workload(task="train", batch=1, image_size=224, precision="amp-bf16")
+    rows = {r.name: r for r in ledger(spec, make_ctx(spec, w, "train"))}
+    assert rows["embedder.convolution"].traffic_bytes == 150_528 * 4 + 2 * 150_528 * 2 + 802_816 * 2
+    assert rows["embedder.normalization"].traffic_bytes == 3 * 802_816 * 2
+    # a block's last ReLU follows the in-place residual add (read both operands, write one: 3 tensors)
+    # and then reads and writes its own (2): five 256x56x56 bf16 tensors
+    out = 256 * 56 * 56 * 2
+    assert rows["stages.0.layers.0.activation"].traffic_bytes == 5 * out
 
 
 def test_efficiency_validation_names_the_field():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..layers import Ctx, Layer, attention_core, elementwise, embedding, linear, norm
+from ..perf import HOST_OPS
 from .base import ModelSpec
 
 # Activation functions: how many T x ffn tensors each implementation saves for backward.
@@ -175,7 +176,8 @@ class TransformerSpec(ModelSpec):
             else:  # fused SDPA (flash / memory-efficient): q, k, v, output, fp32 logsumexp
                 saved = t * (2 * q_dim + 2 * kv_dim) * cb + ctx.batch * H * ctx.seq * 4.0
             R.append(attention_core(f"{tag}.attn.core", ctx, heads=H, kv_heads=KV, head_dim=hd, window=window,
-                                    saved_bytes=saved, count=count, block=b, cache=self.causal))
+                                    saved_bytes=saved, count=count, block=b, cache=self.causal,
+                                    rotary=self.positions == "rotary"))
             # fused kernels return their output already laid out as (b, s, heads, d): the output
             # projection saves that same storage; eager attention makes a contiguous copy
             R.append(linear(f"{tag}.attn.{self.module_names[3]}", t, q_dim, h, bias=self.out_bias,
@@ -263,7 +265,8 @@ class TransformerSpec(ModelSpec):
                                    out_bytes=cb, module=names[5], count=count, block=b, shares_input=True))
             # gate and up outputs, act(gate), and act(gate)*up (saved by down_proj)
             rows.append(elementwise(f"{tag}.mlp.act_mul", self.activation, saved_bytes=3 * t * f * cb,
-                                    working_bytes=t * (h + 3 * f) * cb, count=count, block=b))
+                                    working_bytes=t * (h + 3 * f) * cb, count=count, block=b,
+                                    host_ops=HOST_OPS.get(self.activation, 1.0) + 1.0))
             rows.append(linear(f"{tag}.mlp.{names[6]}", t, f, h, bias=self.mlp_bias, save_input_bytes=cb,
                                out_bytes=cb, module=names[6], count=count, block=b, extra_saved=hmask))
         else:

@@ -108,6 +108,12 @@ class _Net:
         t.storage.saved = True
         return self.size(t)
 
+    def _traffic(self, x: _T, y: _T, cast: bool = False) -> float:
+        """Bytes a forward kernel moves: its input and output (not the tensors merely held live,
+        which ``_working`` adds for the memory peak). ``cast``: autocast first writes a 16-bit copy
+        of the input, which the kernel then reads."""
+        return self.size(x) + self.size(y) + (2.0 * self.elems(x) * self.ctx.compute_bytes if cast else 0.0)
+
     def _working(self, x: _T, y: _T) -> float:
         work = self.size(x) + self.size(y)
         if self.held is not None and self.held.storage is not x.storage:
@@ -133,7 +139,8 @@ class _Net:
                      stride=stride)
         self.add(replace(row, activation_bytes=saved, weight_input_bytes=saved, shares_input=shares_input,
                          input_grad_flops=row.input_grad_flops if x.grad else 0.0,
-                         working_bytes=self._working(x, y)))
+                         working_bytes=self._working(x, y),
+                         traffic_bytes=self._traffic(x, y, cast=ctx.autocast and x.nbytes != ctx.compute_bytes)))
         return y
 
     def linear(self, name: str, x: _T, d_out: int, *, bias: bool, module: str = "") -> _T:
@@ -149,7 +156,8 @@ class _Net:
                      module=module, count=self.count, block=self.block)
         self.add(replace(row, activation_bytes=saved, weight_input_bytes=saved,
                          input_grad_flops=row.input_grad_flops if x.grad else 0.0,
-                         working_bytes=self._working(x, y)))
+                         working_bytes=self._working(x, y),
+                         traffic_bytes=self._traffic(x, y, cast=ctx.autocast and x.nbytes != ctx.compute_bytes)))
         return y
 
     def batchnorm(self, name: str, x: _T) -> _T:
@@ -160,10 +168,14 @@ class _Net:
         y = _T(x.c, x.h, x.w, x.nbytes, grad=True)
         self.add(Layer(name=name, kind="batchnorm", count=self.count, block=self.block,
                        module=name.rsplit(".", 1)[-1], params=2 * c, bias_params=c, factored_state_elems=2 * c,
-                       activation_bytes=saved, working_bytes=self._working(x, y)))
+                       activation_bytes=saved, working_bytes=self._working(x, y),
+                       # training mode reads the input twice: once for the batch statistics
+                       traffic_bytes=self._traffic(x, y) + (self.size(x) if self.ctx.training else 0.0)))
         return y
 
-    def act(self, name: str, x: _T, kind: str) -> _T:
+    def act(self, name: str, x: _T, kind: str, residual: _T | None = None) -> _T:
+        """The activation; with ``residual``, preceded by the in-place ``x += residual`` (which
+        reads both and writes x: one more kernel and its traffic)."""
         y = _T(x.c, x.h, x.w, x.nbytes, grad=x.grad)
         if not x.grad:
             saved = 0.0  # nothing upstream needs a gradient
@@ -171,8 +183,10 @@ class _Net:
             saved = self._save(y)
         else:
             saved = self._save(x)
-        self.add(elementwise(name, kind, saved_bytes=saved, working_bytes=self._working(x, y), count=self.count,
-                             block=self.block))
+        add = 0.0 if residual is None else self.size(residual) + 2.0 * self.size(x)  # read both, write x
+        self.add(elementwise(name, kind, saved_bytes=saved, working_bytes=self._working(x, y),
+                             traffic_bytes=self._traffic(x, y) + add, count=self.count,
+                             block=self.block, host_ops=0.0 if residual is None else 2.0))
         return y
 
     def maxpool(self, name: str, x: _T, kernel: int, stride: int, padding: int) -> _T:
@@ -181,6 +195,7 @@ class _Net:
                grad=x.grad)
         saved = (self._save(x) + self.elems(y) * 8.0) if x.grad else 0.0
         self.add(elementwise(name, "maxpool2d", saved_bytes=saved, working_bytes=self._working(x, y),
+                             traffic_bytes=self._traffic(x, y),
                              count=self.count, block=self.block))
         return y
 
@@ -190,6 +205,7 @@ class _Net:
                grad=x.grad)
         saved = self._save(x) if x.grad else 0.0
         self.add(elementwise(name, "avgpool2d", saved_bytes=saved, working_bytes=self._working(x, y),
+                             traffic_bytes=self._traffic(x, y),
                              count=self.count, block=self.block))
         return y
 
@@ -198,6 +214,7 @@ class _Net:
         y = _T(x.c, out, out, x.nbytes, grad=x.grad)
         saved = self._save(x) if (x.grad and out != 1) else 0.0
         self.add(elementwise(name, "adaptive_avgpool2d", saved_bytes=saved, working_bytes=self._working(x, y),
+                             traffic_bytes=self._traffic(x, y),
                              count=self.count, block=self.block))
         return y
 
@@ -207,7 +224,8 @@ class _Net:
             return x
         y = _T(x.c, x.h, x.w, x.nbytes, grad=x.grad)
         self.add(elementwise(name, "dropout", saved_bytes=self.elems(x) * 1.0 if x.grad else 0.0,
-                             working_bytes=self._working(x, y), count=self.count, block=self.block))
+                             working_bytes=self._working(x, y), traffic_bytes=self._traffic(x, y), count=self.count,
+                             block=self.block))
         return y
 
     def flatten(self, x: _T) -> _T:
@@ -530,7 +548,7 @@ class ResNetSpec(ModelSpec):
         # hidden_state += residual (in place: saves nothing), then the activation; HF's `residual`
         # variable keeps the residual alive until the block returns
         net.held = res
-        out = net.act(f"{tag}.activation", y, act)
+        out = net.act(f"{tag}.activation", y, act, residual=res)
         net.held = None
         return out
 
