@@ -97,6 +97,18 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
     frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
     quantized = p.weight_only_quant or p.name == "fp8"
     group_input, group_kept = 0.0, False
+    # Under frozen fine-tuning autograd forms input gradients only downstream of a trainable
+    # parameter: the rows before the first one (in the first instance of their block) skip dX.
+    # Rows reading the same tensor (q/k/v after q) share their group's state.
+    partial = train and method != "full"
+    if partial:
+        block_trains = {}
+        for row in rows:
+            if row.block:
+                t = (row.bias_params if method == "bitfit" else 0) or (bool(targets) and row.module in targets and row.lora_in > 0)
+                block_trains[row.block] = block_trains.get(row.block, False) or bool(t)
+    grad_on = group_grad = block_grad = False
+    current_block = None
     for row in rows:
         n = row.count
         total += row.params * n
@@ -115,6 +127,18 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
             row_trainable = 0
         trainable += row_trainable * n
         row_bwd = (row.input_grad_flops + (row.weight_grad_flops if method == "full" else 0.0)) if train else 0.0
+        if partial:
+            if row.block != current_block:
+                current_block, block_grad = row.block, grad_on
+            if not row.shares_input:
+                group_grad = grad_on
+            # instances after the first see gradients if their block trains anything (or one before did)
+            no_dx = 0 if group_grad else n - ((n - 1) if (block_grad or block_trains.get(row.block, False)) else 0)
+            row_bwd = max(0.0, row_bwd - row.input_grad_flops * (no_dx / n))
+            if row_trainable or targeted:
+                grad_on = True
+        else:
+            no_dx = 0
         act = row.activation_bytes
         if train and method != "full" and (row.weight_input_bytes or row.shares_input):
             # a frozen weight never forms dW, so its input is not saved ... unless a LoRA adapter
@@ -135,6 +159,9 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
             a_fwd = 2.0 * row.lora_tokens * a_params
             adapter_fwd += a_fwd * n
             row_bwd += 2.0 * a_fwd if train else 0.0
+            # backward of B then A: dB, d(A's output), dA, and dX through A (not where no_dx)
+            if no_dx:
+                row_bwd = max(0.0, row_bwd - 2.0 * row.lora_tokens * r * row.lora_in * (no_dx / n))
             a_act = row.lora_tokens * r * p.compute_bytes  # A's output, saved by B
             act += a_act
             adapter_factored += (2 * r + row.lora_in + row.lora_out) * n
