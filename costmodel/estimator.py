@@ -80,7 +80,8 @@ class _RowSums:
 
 
 @functools.lru_cache(maxsize=8192)
-def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool) -> _RowSums:
+def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool,
+              input_grads: bool = False) -> _RowSums:
     rows = ledger(spec, ctx)
     train = ctx.training
     total = active = matmul_total = bias_total = 0
@@ -107,7 +108,9 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
             if row.block:
                 t = (row.bias_params if method == "bitfit" else 0) or (bool(targets) and row.module in targets and row.lora_in > 0)
                 block_trains[row.block] = block_trains.get(row.block, False) or bool(t)
-    grad_on = group_grad = block_grad = False
+    # transformers' checkpointing on a token model calls enable_input_require_grads() (the embedding
+    # output then needs a gradient, so every block forms dX): ``input_grads``
+    grad_on = group_grad = block_grad = input_grads
     current_block = None
     for row in rows:
         n = row.count
@@ -190,8 +193,17 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
     out.act_rows, out.frozen_matmul, out.trainable = tuple(act_rows), frozen_matmul, trainable
     out.layer_rows, out.peaks = tuple(layer_rows), {}
     out.factored = sum(row.factored_state_elems * row.count for row in rows)
-    # gradient checkpointing re-runs every block's forward (adapters included)
-    out.recompute = sum(row.forward_flops * row.count for row in rows if row.block) + sum(
+    # gradient checkpointing re-runs every block's forward (adapters included) ... except its last op
+    # that saves a tensor: non-reentrant checkpointing (torch.utils.checkpoint, use_reentrant=False, the
+    # default of PyTorch and transformers >= 5) stops as soon as every saved tensor is back, and an op
+    # saves its inputs before its kernel runs (e.g. a Llama block's down_proj is not recomputed; with an
+    # active dropout after it, the mask is saved after the matmul, which then does run)
+    last_saver = {}
+    for i, row in enumerate(rows):
+        if row.block and (row.activation_bytes > 0 or row.matmul_params > 0):
+            last_saver[row.block] = -1 if row.saves_after_kernel else i
+    out.recompute = sum(row.forward_flops * row.count for i, row in enumerate(rows)
+                        if row.block and last_saver.get(row.block) != i) + sum(
         2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
         for row in rows if row.block and targets and row.module in targets and row.lora_in)
     out.targeted_rows = sum(row.count for row in rows if targets and row.module in targets and row.lora_in)
@@ -227,7 +239,8 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     targets = _lora_targets(rows, w) if w.lora_rank else set()
     r = w.lora_rank
 
-    sums = _row_sums(spec, ctx, p, method, frozenset(targets), r, with_layers)
+    sums = _row_sums(spec, ctx, p, method, frozenset(targets), r, with_layers,
+                     bool(w.grad_checkpointing) and spec.modality == "text")
     total, active, matmul_total, bias_total = sums.total, sums.active, sums.matmul_total, sums.bias_total
     adapter, adapter_fwd, adapter_factored = sums.adapter, sums.adapter_fwd, sums.adapter_factored
     fwd, bwd, prunable_fwd = sums.fwd, sums.bwd, sums.prunable_fwd

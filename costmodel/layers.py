@@ -75,6 +75,7 @@ class Layer:
     lora_tokens: int = 0  # tokens passing through, for adapter FLOPs/activations
     sequential_steps: int = 0  # dependent time steps a recurrent layer runs one after another
     traffic_bytes: float = 0.0  # forward inputs + outputs moved through memory; 0 = working_bytes
+    saves_after_kernel: bool = False  # part of activation_bytes is saved after its kernel (a dropout mask on its output)
     host_ops: float = 0.0  # Python-level torch calls per instance in eager mode; 0 = costmodel.perf.HOST_OPS[kind]
 
 
@@ -100,7 +101,7 @@ def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_in
         weight_input_bytes=tokens * d_in * save_input_bytes, shares_input=shares_input,
         weight_cast_elems=d_in * d_out,
         working_bytes=tokens * (d_in * out_bytes + d_out * out_bytes),
-        lora_in=d_in, lora_out=d_out, lora_tokens=tokens,
+        lora_in=d_in, lora_out=d_out, lora_tokens=tokens, saves_after_kernel=extra_saved > 0,
     )
 
 

@@ -1,7 +1,7 @@
 """The real app in a real browser: ``streamlit run app.py`` on loopback in a subprocess, headless Chromium driven
 by Playwright. Visits every page, changes a widget, checks that a number updates (to what the package computes),
-and saves a screenshot per page (copied to docs/images/). Skipped only when /usr/bin/chromium is absent
-(``.ci/run`` installs it with apt)."""
+and saves a screenshot per page (copied to docs/images/ when COSTMODEL_UPDATE_DOCS_IMAGES=1, so a normal test
+run leaves the checkout clean). Skipped only when /usr/bin/chromium is absent (``.ci/run`` installs it with apt)."""
 
 from __future__ import annotations
 
@@ -160,8 +160,9 @@ def choose(page, label: str, option: str) -> None:
 def shot(page, server, name: str) -> None:
     out = Path(server["tmp"]) / f"{name}.png"
     page.screenshot(path=str(out), full_page=False)
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out, IMAGES / f"{name}.png")
+    if os.environ.get("COSTMODEL_UPDATE_DOCS_IMAGES") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, IMAGES / f"{name}.png")
 
 
 def goto(page, server, path: str) -> None:

@@ -102,8 +102,11 @@ def test_checkpointing_reduces_activations():
     plain = estimate("llama-2-7b", hardware=H100, batch=4, seq=2048)
     ckpt = estimate("llama-2-7b", hardware=H100, batch=4, seq=2048, grad_checkpointing=True)
     assert ckpt.memory_bytes.peak < plain.memory_bytes.peak
+    # non-reentrant checkpointing re-runs each block's forward but stops before its last saving op,
+    # down_proj (docs/formulas.md, FLOPs; checked against FlopCounterMode in test_checkpoint_flops.py)
     assert ckpt.flops.recompute == pytest.approx(sum(
-        r.forward_flops * r.count for r in plain.layers if r.name.startswith("layers.")))
+        r.forward_flops * r.count for r in plain.layers
+        if r.name.startswith("layers.") and not r.name.endswith("down_proj")))
 
 
 def test_breakdown_sums_to_peak_at_backward_start():

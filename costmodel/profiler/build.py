@@ -210,6 +210,10 @@ def _build_hf(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
 
     spec = spec_from_dict(cfg)
     hf_cfg = transformers.AutoConfig.for_model(**cfg)
+    if w.dropout is False:  # also the config class's defaults that the dict did not name (GPT-2's 0.1 pdrops)
+        for k, v in hf_cfg.to_dict().items():
+            if ("dropout" in k or "pdrop" in k or k.endswith("_drop")) and isinstance(v, float):
+                setattr(hf_cfg, k, 0.0)
     if mt_has_attention(cfg["model_type"]):
         hf_cfg._attn_implementation = "eager" if w.attention == "eager" else "sdpa"
     cls = _hf_class(transformers, cfg)

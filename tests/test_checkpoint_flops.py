@@ -1,0 +1,92 @@
+"""Backward and recomputation FLOPs against torch's FlopCounterMode on tiny Hugging Face models (CPU).
+
+Reference: torch.utils.flop_counter.FlopCounterMode (2 FLOPs per multiply-add) counting a real
+forward and a real backward of transformers' GPT-2 / Llama built from configs with random weights.
+What is checked (docs/formulas.md, "FLOPs"):
+- non-reentrant gradient checkpointing (the default of torch and transformers >= 5) re-runs each block's
+  forward up to, not including, its last op that saves a tensor (Llama: down_proj); an active dropout
+  after GPT-2's MLP projection saves its mask after the matmul, so that matmul is re-run;
+- frozen fine-tuning (LoRA) forms no input gradients before the first trainable parameter, unless
+  checkpointing made the embedding output require a gradient (transformers' enable_input_require_grads).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import costmodel
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+GPT2 = dict(model_type="gpt2", architectures=["GPT2LMHeadModel"], n_layer=2, n_embd=64, n_head=4, vocab_size=1000,
+            n_positions=128)
+LLAMA = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=64, intermediate_size=128,
+             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=256)
+B, S = 2, 32
+
+
+def measure(cfg: dict, *, ckpt: bool, dropout: bool, lora: tuple[str, ...] = (), attention: str = "eager") -> tuple[int, int]:
+    """(forward FLOPs, backward FLOPs incl. recomputation) of one eager fp32 training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from costmodel.profiler.build import apply_lora
+
+    torch.manual_seed(0)
+    hf = transformers.AutoConfig.for_model(**{k: v for k, v in cfg.items() if k != "architectures"})
+    if not dropout:
+        for k, v in hf.to_dict().items():
+            if "pdrop" in k or "dropout" in k:
+                if isinstance(v, float):
+                    setattr(hf, k, 0.0)
+    model = transformers.AutoModelForCausalLM.from_config(hf, attn_implementation=attention)
+    if lora:
+        apply_lora(model, lora, 4)
+    model.train()
+    if ckpt:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    x = torch.randint(0, hf.vocab_size, (B, S))
+    fwd, bwd = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    with fwd:
+        loss = model(input_ids=x, labels=x).loss
+    with bwd:
+        loss.backward()
+    return fwd.get_total_flops(), bwd.get_total_flops()
+
+
+def predict(cfg: dict, attention: str = "eager", **kw):
+    e = costmodel.estimate(dict(cfg), task="train", batch=B, seq=S, precision="fp32",
+                           attention="eager" if attention == "eager" else "fused", **kw)
+    return e.flops.forward, e.flops.backward + e.flops.recompute
+
+
+# LoRA targets q, k and v: eager attention's matmuls skip dK in the first block when k_proj is frozen
+# (2*B*H*S*S*d FLOPs that costmodel still counts: 2% of this tiny model's backward). Fused SDPA kernels
+# form dQ, dK and dV together, as costmodel counts (tests/test_profiler.py, LoRA on q,v).
+@pytest.mark.parametrize("name,cfg,ckpt,dropout,lora,attention", [
+    ("llama checkpointed", LLAMA, True, False, (), "eager"),
+    ("gpt2 checkpointed, no dropout", GPT2, True, False, (), "eager"),
+    ("gpt2 checkpointed, dropout 0.1", GPT2, True, True, (), "eager"),
+    ("llama LoRA q,k,v", LLAMA, False, False, ("q_proj", "k_proj", "v_proj"), "eager"),
+    ("llama LoRA q,k,v checkpointed", LLAMA, True, False, ("q_proj", "k_proj", "v_proj"), "eager"),
+])
+def test_backward_and_recompute_flops_equal_flopcountermode(name, cfg, ckpt, dropout, lora, attention):
+    measured = measure(cfg, ckpt=ckpt, dropout=dropout, lora=lora, attention=attention)
+    kw = dict(grad_checkpointing=ckpt, dropout=dropout)
+    if lora:
+        kw.update(lora_rank=4, lora_targets=",".join(lora))
+    assert predict(cfg, attention, **kw) == (pytest.approx(measured[0], rel=1e-12), pytest.approx(measured[1], rel=1e-12))
+
+
+def test_hand_arithmetic_of_llama_recompute():
+    # per block: q (64x64), k and v (64x32), o (64x64), gate and up (64x128) re-run, down_proj not;
+    # attention core 2 x 2*B*H*S*S*d with H=4, d=16; T = B*S tokens
+    T, h, kv, f, H, d = B * S, 64, 32, 128, 4, 16
+    block = 2 * T * (h * h + 2 * h * kv + h * h + 2 * h * f) + 2 * 2 * B * H * S * S * d
+    e = costmodel.estimate(dict(LLAMA), task="train", batch=B, seq=S, precision="fp32", attention="eager",
+                           grad_checkpointing=True)
+    assert e.flops.recompute == 2 * block
