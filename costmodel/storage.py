@@ -434,6 +434,13 @@ class Store:
         rows = self._read(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
         return [self._with_meta(r) for r in rows]
 
+    def count_measurements(self, device: str | None = None) -> int:
+        """How many measurements are stored (of one device), without reading them."""
+        sql, args = "SELECT COUNT(*) FROM measurements", []
+        if device is not None:
+            sql, args = sql + " WHERE device = ?", [device]
+        return int(self._read(lambda c: c.execute(sql, args).fetchone())[0])
+
     def get_measurement(self, id: int) -> dict:
         if isinstance(id, bool) or not isinstance(id, int):
             raise InputError("measurement", f"give a measurement id (a whole number), got {id!r}")

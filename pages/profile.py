@@ -8,8 +8,11 @@ from costmodel import views
 from costmodel.errors import InputError
 from costmodel.profiler import ProfileRequest, load_results, start_profile
 from costmodel.profiler import figures as pfig
+from costmodel.profiler.calibrate import calibrate_device, efficiency_rows
+from costmodel.profiler.compare import module_flops_rows
+from costmodel.profiler.env import device_label
 from costmodel.storage import Store
-from pages._widgets import PageState, downloads, figure, model_picker, show_error, workload_picker
+from pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
 
 st.title("Profile")
 st.caption("Runs real PyTorch steps of the model (random weights, built from its config) in a separate process "
@@ -17,7 +20,7 @@ st.caption("Runs real PyTorch steps of the model (random weights, built from its
 
 DEFAULTS = {**views.MODEL_STATE, **views.WORKLOAD_STATE, "preset": "gpt2", "batch": 1, "seq": 128,
             "precision": "fp32", "device": "cpu", "steps": 3, "warmup": 1, "timeout_s": 300, "overrides": "",
-            "threads": 0}
+            "threads": 0, "calibrated": True}
 ps = PageState("profile", DEFAULTS)
 HANDLE, RESULT = "profile.handle", "profile.result"
 sb = st.sidebar
@@ -34,6 +37,8 @@ try:
     over_text = ps.text_area(st, 'Config overrides (JSON), e.g. {"n_layer": 2} to shrink a preset', "overrides",
                              height=68)
     overrides = views.parse_config(over_text) if over_text.strip() else {}
+    use_calibration = ps.checkbox(st, "Predict with this device's latest calibration (if one is stored)",
+                                  "calibrated")
     request = ProfileRequest(model=model, workload=workload.to_dict(), device=device, steps=steps, warmup=warmup,
                              timeout_s=timeout, config_overrides=overrides, threads=threads or None)
 except InputError as err:
@@ -47,7 +52,8 @@ ps.write_url()
 running = st.session_state.get(HANDLE) is not None
 if st.button("Run", type="primary", disabled=running, key="profile.run"):
     try:
-        st.session_state[HANDLE] = start_profile(request, store=Store())
+        st.session_state[HANDLE] = start_profile(request, store=Store(),
+                                                 efficiency="calibrated" if use_calibration else None)
         st.session_state.pop(RESULT, None)
     except InputError as err:
         show_error(err)
@@ -84,6 +90,8 @@ if res is not None:
     else:
         st.success(f"{res.model} on {res.device}: {res.message or 'measured'} in {res.elapsed_s:.1f} s")
     if res.comparison:
+        st.caption(f"Predicted for hardware {res.predicted.get('hardware')} with efficiency: "
+                   f"{res.predicted.get('efficiency_source')}")
         rows = res.comparison
         st.dataframe(views.to_frame(rows), hide_index=True,
                      column_config={"error_pct": st.column_config.NumberColumn("error %", format="%+.1f")})
@@ -95,10 +103,59 @@ if res is not None:
             figure(pfig.step_times_figure(res), "step_times", "prof.steps")
         if (res.measured or {}).get("memory_timeline"):
             figure(pfig.memory_timeline_figure(res), "memory_timeline", "prof.mem")
+        mod_rows = module_flops_rows(res.measured or {})
+        if mod_rows:
+            with st.expander("FLOPs by module, from both counters"):
+                st.caption("torch FlopCounterMode counts 2 FLOPs per multiply-add over the whole counted pass "
+                           "(training: forward + backward; inference: prefill + every decode step); fvcore counts "
+                           "1 per multiply-add (MACs) over one forward, so `fvcore FLOPs` = 2 x MACs. Blank: that "
+                           "counter has no row for the module (FlopCounterMode skips containers that are never "
+                           "called, such as ModuleLists).")
+                st.dataframe(views.to_frame(mod_rows), hide_index=True)
+                downloads("FLOPs by module", mod_rows, "profile_flops_by_module", "prof.mods")
+                unsupported = (res.measured or {}).get("fvcore_unsupported_ops") or {}
+                if unsupported:
+                    st.caption("fvcore skipped (no formula; counted 0): " + ", ".join(
+                        f"{plain(k)} x{v}" for k, v in sorted(unsupported.items())))
     for n in res.notes:
         st.caption(n)
     with st.expander("Everything measured (JSON)"):
         st.json({"measured": res.measured, "environment": res.environment}, expanded=False)
+
+st.subheader("Calibration")
+label = device_label(device)
+store = Store()
+n_stored = store.count_measurements(device=label)
+st.caption(f"Fits the time model's efficiency (fraction of peak FLOP/s and bandwidth, host overhead per op and per "
+           f"step) to the stored runs of **{plain(label)}** ({n_stored} stored), by least squares on "
+           "log(predicted / measured); later predictions on this device use it. More varied runs give a better fit. "
+           "CLI: `python -m costmodel calibrate`.")
+if st.button(f"Fit calibration from {n_stored} stored run(s)", disabled=n_stored == 0, key="profile.calibrate"):
+    with st.spinner("fitting..."):
+        try:
+            calibrate_device(store, label)
+        except InputError as err:
+            show_error(err)
+cal = store.latest_calibration(label)
+if cal is None:
+    st.caption("No calibration stored for this device yet: predictions use the estimator's defaults.")
+else:
+    c = st.columns(4)
+    c[0].metric("Runs fitted", cal["n_runs"])
+    c[1].metric("Times fitted", cal["n_points"])
+    c[2].metric("RMS log error before", f"{cal['rmse_log_before']:.3f}")
+    c[3].metric("RMS log error after", f"{cal['rmse_log_after']:.3f}")
+    when = str(cal.get("created_at") or cal.get("created") or "")[:16].replace("T", " ")
+    st.caption(f"Calibration {cal.get('id')} of {when} (UTC); "
+               "an RMS log error of 0.1 is a typical factor of 1.11.")
+    eff_rows = efficiency_rows(cal)
+    st.dataframe(views.to_frame(eff_rows), hide_index=True)
+    downloads("Calibration", eff_rows, "calibration", "prof.cal.dl")
+    c1, c2 = st.columns(2)
+    with c1:
+        figure(pfig.calibration_figure(cal), "calibration", "prof.cal")
+    with c2:
+        figure(pfig.residuals_figure(cal), "calibration_residuals", "prof.res")
 
 st.subheader("All runs on this machine")
 history = [r for r in load_results() if r.status == "ok" and r.comparison]

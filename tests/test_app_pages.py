@@ -404,3 +404,8 @@ def test_profile_refusal_and_a_real_run(tmp_path, monkeypatch):
     assert rows.loc["params (total)", "predicted"] == est.params.total == 669_706  # 784*512+512 + 512*512+512 + 512*10+10
     assert rows.loc["params (total)", "measured"] == est.params.total
     assert rows.loc["forward FLOPs", "measured"] == est.flops.forward  # 2 x 8 x (784*512 + 512*512 + 512*10)
+    # FLOPs by module: FlopCounterMode over forward + backward (the estimator's backward skips the first
+    # layer's dX: the input needs no gradient), fvcore's multiply-adds x 2 over one forward
+    mods = frame(at, "module").set_index("module")
+    assert mods.loc["(whole model)", "torch_flops"] == est.flops.forward + est.flops.backward
+    assert mods.loc["(whole model)", "fvcore_flops"] == est.flops.forward

@@ -133,6 +133,15 @@ def test_gpt2_train_measured_and_compared(gpt2_train):
     assert 2 * m["fvcore_forward_macs"] == pytest.approx(hand_fwd, rel=0.02)
     assert 2 * m["fvcore_forward_macs"] >= hand_fwd
     assert "model.transformer" in m["fvcore_by_module"]
+    # the per-module table of both counters (Profile page): the LM head row is 2*T*h*V per forward in fvcore's
+    # FLOPs, and FlopCounterMode's row holds forward + backward (dX and dW: 3x the forward)
+    from costmodel.profiler.compare import module_flops_rows
+
+    mods = {row["module"]: row for row in module_flops_rows(m)}
+    assert mods["lm_head"]["fvcore_flops"] == 2 * T * h * V == 2 * mods["lm_head"]["fvcore_macs"]
+    assert mods["lm_head"]["torch_flops"] == 3 * 2 * T * h * V
+    assert mods["(whole model)"]["torch_flops"] == 3 * hand_fwd
+    assert mods["(whole model)"]["fvcore_macs"] == m["fvcore_forward_macs"]
     # memory: AdamW fp32 keeps weights + 2 states = 12 bytes per parameter alive at every step start
     assert m["peak_allocated_bytes"] > 12 * hand_params
     # the estimator models this eager fp32 step; torch.profiler's allocation events are the reference.

@@ -146,6 +146,24 @@ def fit_efficiency(records: list[dict], base=None, fields=FIT_FIELDS, device: st
     }
 
 
+# display units of the time fields (the record stores seconds)
+FIELD_UNITS = {"overhead_s": ("us per op", 1e6), "step_overhead_s": ("ms per step", 1e3),
+               "decode_overhead_s": ("ms per decode step", 1e3), "recurrent_step_s": ("us per time step", 1e6)}
+
+
+def efficiency_rows(calibration: dict) -> list[dict]:
+    """One row per Efficiency field of a calibration record: {"field", "unit", "before", "after", "fitted"}
+    (fractions of peak are plain numbers; time fields in the unit named)."""
+    base, eff, fitted = calibration["base_efficiency"], calibration["efficiency"], set(calibration["fitted_fields"])
+    rows = []
+    for f, v in eff.items():
+        if f == "source" or not isinstance(v, (int, float)):
+            continue
+        unit, k = FIELD_UNITS.get(f, ("fraction of peak" if f != "elementwise_traffic" else "x tensor bytes", 1.0))
+        rows.append({"field": f, "unit": unit, "before": base.get(f, v) * k, "after": v * k, "fitted": f in fitted})
+    return rows
+
+
 def calibrate_device(store, device: str, base=None, fields=FIT_FIELDS, save: bool = True) -> dict:
     """Fit from ``store.list_measurements(device=device)`` and (``save``) store the calibration."""
     rec = fit_efficiency(store.list_measurements(device=device), base=base, fields=fields, device=device)

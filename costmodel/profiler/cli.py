@@ -1,12 +1,15 @@
 """``python -m costmodel profile``: run real steps on this machine and print measured next to predicted.
+``python -m costmodel calibrate``: fit this device's time-model efficiency to its stored runs.
 
-Registered through ``costmodel.cli.SUBCOMMAND_MODULES``. Exit status: 0 when the run was measured,
+Registered through ``costmodel.cli.SUBCOMMAND_MODULES``. Exit status of ``profile``: 0 when the run was measured,
 1 when it ended otherwise (refused, timeout, oom, error, cancelled: the message says which), 2 for bad input.
+``calibrate``: 0 when a calibration was fitted, 2 when there is nothing to fit (the message says why).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from ..errors import InputError
@@ -29,8 +32,18 @@ def register(sub) -> None:
     p.add_argument("--calibrated", action="store_true",
                    help="predict with this device's latest stored calibration (costmodel.storage)")
     p.add_argument("--save", action="store_true", help="save the run in the costmodel database")
+    p.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
     p.add_argument("--out", default=None, help="also write the run record as JSON into this folder")
     p.set_defaults(run=run)
+
+    c = sub.add_parser("calibrate", help="fit this device's time efficiency to its stored profiler runs")
+    c.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (this machine's device), or the stored "
+                   "device name of the runs to fit (see `--list`)")
+    c.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
+    c.add_argument("--list", action="store_true", help="list the devices with stored runs and exit")
+    c.add_argument("--dry-run", action="store_true", help="fit and print, but do not store the calibration")
+    c.add_argument("--json", action="store_true", help="print the calibration record as JSON")
+    c.set_defaults(run=run_calibrate)
 
 
 def _int(value, field: str, lo: int, hi: int) -> int:
@@ -81,15 +94,16 @@ def run(args) -> int:
     if args.save or args.calibrated:
         from ..storage import Store
 
-        store = Store()
+        store = Store(args.db)
 
     def show(p):
         if not args.json:
             step = f" {p['step']}/{p['of']}" if "step" in p else ""
             print(f"[{p.get('elapsed_s', 0):7.1f} s] {p.get('stage')}{step}: {p.get('message', '')}", file=sys.stderr)
 
+    # the store is read for the calibration (--calibrated) and written only with --save
     res = run_profile(req, on_progress=show, efficiency="calibrated" if args.calibrated else None,
-                      store=store if args.save else None, json_dir=args.out)
+                      calibration_store=store, store=store if args.save else None, json_dir=args.out)
     if args.json:
         print(json.dumps(res.to_dict(), indent=1))
     else:
@@ -107,3 +121,63 @@ def run(args) -> int:
         if res.status != "ok" and res.stderr_tail:
             print("child log (tail):\n" + res.stderr_tail[-1500:], file=sys.stderr)
     return 0 if res.ok else 1
+
+
+def _resolve_device(text: str) -> str:
+    """A device of this machine (cpu, cuda, cuda:N) becomes the name its runs are stored under."""
+    from .env import device_label
+    from .request import _DEVICE
+
+    return device_label(text) if _DEVICE.match(text or "") else (text or "").strip()
+
+
+def format_calibration(cal: dict) -> str:
+    """Plain text: the fitted fields before -> after, the error of each stored time before and after."""
+    from .calibrate import efficiency_rows
+
+    lines = [f"calibration of {cal['device']}: {cal['n_runs']} run(s), {cal['n_points']} time(s); "
+             f"RMS log error {cal['rmse_log_before']:.3f} -> {cal['rmse_log_after']:.3f} "
+             f"(typical factor {math.exp(cal['rmse_log_before']):.2f}x -> {math.exp(cal['rmse_log_after']):.2f}x)",
+             "", f"{'efficiency field':<20s} {'unit':<18s} {'before':>10s} {'after':>10s}"]
+    for r in efficiency_rows(cal):
+        lines.append(f"{r['field']:<20s} {r['unit']:<18s} {r['before']:>10.4g} {r['after']:>10.4g}"
+                     + ("  (fitted)" if r["fitted"] else ""))
+    lines += ["", f"{'model':<34s} {'task':<6s} {'quantity':<17s} {'measured s':>11s} {'before':>9s} {'after':>9s}"]
+    for r in cal["rows"]:
+        lines.append(f"{str(r['model'])[:34]:<34s} {str(r['task']):<6s} {r['quantity']:<17s} {r['measured_s']:>11.4g} "
+                     f"{r['error_before_pct']:>+8.1f}% {r['error_after_pct']:>+8.1f}%")
+    return "\n".join(lines)
+
+
+def run_calibrate(args) -> int:
+    from ..storage import Store
+    from .calibrate import calibrate_device
+
+    store = Store(args.db)
+    if args.list:
+        counts: dict[str, int] = {}
+        for r in store.list_measurements():
+            counts[r.get("device") or "?"] = counts.get(r.get("device") or "?", 0) + 1
+        if args.json:
+            print(json.dumps(counts, indent=1))
+        else:
+            for dev, n in sorted(counts.items()):
+                print(f"{n:5d} run(s)  {dev}")
+            if not counts:
+                print("no stored runs: `python -m costmodel profile ... --save` stores one")
+        return 0
+    device = _resolve_device(args.device)
+    if not store.list_measurements(device=device):
+        known = sorted({r.get("device") for r in store.list_measurements() if r.get("device")})
+        raise InputError("device", f"no stored runs of {device!r} in {store.path}; store some with "
+                         f"`python -m costmodel profile ... --save`" + (f" (devices with runs: {', '.join(known)})"
+                                                                          if known else ""))
+    cal = calibrate_device(store, device, save=not args.dry_run)
+    if args.json:
+        print(json.dumps(cal, indent=1))
+    else:
+        print(format_calibration(cal))
+        print("\n" + ("not stored (--dry-run)" if args.dry_run else
+                      f"stored as calibration {cal.get('id')}: `python -m costmodel profile ... --calibrated` "
+                      "and the Profile page use it"))
+    return 0

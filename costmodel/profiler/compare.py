@@ -113,6 +113,34 @@ def comparison_rows(predicted: dict, measured: dict, task: str, device: str = "c
     return rows
 
 
+def module_flops_rows(measured: dict) -> list[dict]:
+    """Per-module FLOPs of a run from both counters, one row per module path (to the counters' depth):
+
+    - ``torch_flops``: torch ``FlopCounterMode``, 2 FLOPs per multiply-add, over everything the counted pass
+      did: forward + backward in training, prefill + every decode step in inference;
+    - ``fvcore_macs``: fvcore ``FlopCountAnalysis``, 1 per multiply-add, over one forward (prefill-style in
+      inference), and ``fvcore_flops`` = 2 x that, on torch's scale.
+
+    Module paths are relative to the model ('' = the whole model): FlopCounterMode names modules from the
+    model's class (``GPT2LMHeadModel.transformer``), fvcore from the wrapper attribute (``model.transformer``)."""
+    torch_mod = measured.get("counter_by_module") or {}
+    fv_mod = measured.get("fvcore_by_module") or {}
+    rows: dict[str, dict] = {}
+    # both name the root first (the model's class / the wrapper's "model"), then the module path
+    for key, counts, total in (("torch_flops", torch_mod, "Global"), ("fvcore_macs", fv_mod, "(total)")):
+        for name, v in counts.items():
+            if name != total:
+                rows.setdefault(name.partition(".")[2], {})[key] = int(v)
+    out = []
+    for path in sorted(rows, key=lambda p: (p.split("."), p)):
+        r = rows[path]
+        fv = r.get("fvcore_macs")
+        out.append({"module": path or "(whole model)", "depth": 0 if not path else path.count(".") + 1,
+                    "torch_flops": r.get("torch_flops"), "fvcore_macs": fv,
+                    "fvcore_flops": None if fv is None else 2 * fv})
+    return out
+
+
 def clean_json(obj):
     """NaN and infinities -> None (JSON and the store hold only finite numbers)."""
     if isinstance(obj, float):

@@ -131,10 +131,14 @@ def step_times_figure(result, title: str = "Measured steps") -> go.Figure:
 def calibration_figure(calibration: dict, title: str = "Calibration: time error before and after") -> go.Figure:
     """Grouped bars of the % time error of each fitted point, before and after calibration."""
     rows = calibration.get("rows") or []
-    names = [f"{r.get('model')} {r.get('quantity')} #{i + 1}" for i, r in enumerate(rows)]
+    # short axis labels (a shrunken preset's name lists its overrides); the full name is in the hover
+    names = [f"#{i + 1} {str(r.get('model')).split(' (')[0]} {r.get('quantity')}" for i, r in enumerate(rows)]
+    full = [str(r.get("model")) for r in rows]
     fig = go.Figure([
-        go.Bar(x=names, y=[r["error_before_pct"] for r in rows], name="before"),
-        go.Bar(x=names, y=[r["error_after_pct"] for r in rows], name="after"),
+        go.Bar(x=names, y=[r["error_before_pct"] for r in rows], name="before", customdata=full,
+               hovertemplate="%{customdata}<br>%{y:+.1f}%<extra>before</extra>"),
+        go.Bar(x=names, y=[r["error_after_pct"] for r in rows], name="after", customdata=full,
+               hovertemplate="%{customdata}<br>%{y:+.1f}%<extra>after</extra>"),
     ])
     fig.add_hline(y=0, line_color="gray")
     fig.update_layout(barmode="group", title=title, yaxis_title="error %")

@@ -361,13 +361,14 @@ def _refused(request: ProfileRequest, message: str, predicted=None, name="", lab
 
 
 def start_profile(request: ProfileRequest | dict, *, efficiency=None, store=None, json_dir=None,
-                  base_dir_path: str | os.PathLike | None = None) -> RunHandle:
+                  base_dir_path: str | os.PathLike | None = None, calibration_store=None) -> RunHandle:
     """Start one run in a child process and return at once. Refusals (bad input, not enough memory,
     device busy, an unsupported precision) come back as a finished handle with status "refused".
 
     ``efficiency``: None, an Efficiency / dict, or "calibrated" (see ``resolve_efficiency``).
-    ``store``: a ``costmodel.storage.Store`` to save successful runs in; ``json_dir``: also write each
-    record there as ``<run_id>.json``.
+    ``store``: a ``costmodel.storage.Store`` to save successful runs in (and to read the calibration from);
+    ``calibration_store``: read the calibration from this store instead (without saving the run there);
+    ``json_dir``: also write each record there as ``<run_id>.json``.
     """
     from .build import check_workload
     from ..workload import Workload
@@ -377,7 +378,7 @@ def start_profile(request: ProfileRequest | dict, *, efficiency=None, store=None
     label = device_label(request.device)
     try:
         check_workload(Workload.from_dict(request.workload))
-        name, cfg, predicted, est, notes = predict(request, efficiency, store, label)
+        name, cfg, predicted, est, notes = predict(request, efficiency, calibration_store or store, label)
     except InputError as exc:
         return _refused(request, f"{exc}", label=label)
     need = predicted["device_total_bytes"] + (0 if request.device.startswith("cuda") else CHILD_PROCESS_BYTES)
