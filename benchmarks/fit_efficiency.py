@@ -12,6 +12,11 @@ Three columns of predictions:
               forward run (in-sample), decode_overhead_s = median decode residual; the leave-one-out
               error shows how much the in-sample numbers flatter the model.
 The full fit is what costmodel.perf.DEFAULT_EFFICIENCY["gpu"] holds.
+
+A last table calibrates the way a user does (``costmodel.profiler.calibrate.fit_efficiency``, what
+``python -m costmodel calibrate`` runs) from ONE profiling run at a time, starting from the generic defaults,
+and scores the prediction of every OTHER run's times against the issue's targets (train step +-15%,
+prefill/forward +-20%, decode +-25%).
 """
 
 from __future__ import annotations
@@ -120,6 +125,40 @@ def fit_one(pts, hw, base: Efficiency) -> Efficiency:
     return replace(base, matmul=best[1], source=f"matmul fitted to {ONE_RUN[0]}")
 
 
+TARGET_PCT = {"step": 15.0, "prefill": 20.0, "forward": 20.0, "decode_per_token": 25.0}
+MEASURED_KEY = {"step": "step_s", "prefill": "prefill_s", "forward": "forward_s", "decode_per_token": "decode_per_token_s"}
+
+
+def as_records(pts, hw) -> dict:
+    """The reference points as stored-run records (one per run name and workload), grouped by run name."""
+    recs: dict[str, list] = {}
+    for run, preset, wl, keys in RUNS:
+        recs.setdefault(run, []).append({"status": "ok", "model": preset, "task": wl.get("task", "train"),
+                                         "workload": Workload(**wl).to_dict(), "request": {"config": preset},
+                                         "predicted": {"hardware": hw.id}, "measured": {}})
+    for (run, key, _spec, wl, measured) in pts:
+        for r in recs[run]:
+            if r["workload"] == wl.to_dict():
+                r["measured"][MEASURED_KEY[key]] = measured
+    return recs
+
+
+def one_run_calibrations(pts, hw) -> list[dict]:
+    from costmodel.profiler.calibrate import fit_efficiency
+
+    recs = as_records(pts, hw)
+    out = []
+    for run, records in recs.items():
+        cal = fit_efficiency(records, base=Efficiency(), device=hw.id)
+        eff = Efficiency(**cal["efficiency"])
+        errs = [(p, 100 * (predict(p, hw, eff) - p[4]) / p[4]) for p in pts if p[0] != run]
+        inside = sum(abs(e) <= TARGET_PCT[p[1]] for p, e in errs)
+        out.append({"run": run, "fitted": ", ".join(cal["fitted_fields"]), "n": len(errs), "inside": inside,
+                    "median_abs": statistics.median(abs(e) for _, e in errs),
+                    "worst": max((e for _, e in errs), key=abs)})
+    return out
+
+
 def pct(pred, meas):
     return f"{100 * (pred - meas) / meas:+.1f}%"
 
@@ -157,6 +196,12 @@ def main():
         lo = loo.get((p[0], p[1]))
         print(f"| {p[0]} | {p[1]} | {p[4]:.4f} | {g:.4f} | {pct(g, p[4])} | {o:.4f} | {pct(o, p[4])} | "
               f"{f:.4f} | {pct(f, p[4])} | {pct(lo, p[4]) if lo else '-'} |")
+    print("\n## Calibrating from one profiling run (python -m costmodel calibrate), scored on the other runs\n")
+    print("Base: the generic defaults. Targets: train step +-15%, prefill/forward +-20%, decode +-25%.\n")
+    print("| calibration run | fitted fields | other times | within target | median abs error | worst |")
+    print("|---|---|---|---|---|---|")
+    for r in one_run_calibrations(pts, hw):
+        print(f"| {r['run']} | {r['fitted']} | {r['n']} | {r['inside']} | {r['median_abs']:.1f}% | {r['worst']:+.1f}% |")
 
 
 if __name__ == "__main__":
