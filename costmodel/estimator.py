@@ -79,6 +79,22 @@ class _RowSums:
                  "factored", "recompute", "targeted_rows")
 
 
+def _eager_attention_skipped(forward_flops: float, proj_grads: list[bool]) -> float:
+    """Backward FLOPs eager attention does not run in the first block instance when some of q, k, v need no
+    gradient (frozen projections before any trainable parameter). The core is two matmuls of equal size
+    (scores Q K^T and P V, head_dim = v_head_dim): dQ and dK from the first, dP and dV from the second, and
+    autograd forms only the gradients of inputs that require one (dP when Q or K does).
+    ``proj_grads``: the q, k, v rows' flags in order, or one flag for a fused qkv row; else nothing skipped."""
+    if len(proj_grads) == 3:
+        q, k, v = proj_grads
+    elif len(proj_grads) == 1:
+        q = k = v = proj_grads[0]
+    else:
+        return 0.0
+    half = forward_flops / 2.0
+    return half * ((not q) + (not k) + (not (q or k)) + (not v))
+
+
 @functools.lru_cache(maxsize=8192)
 def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool,
               input_grads: bool = False) -> _RowSums:
@@ -112,6 +128,9 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
     # output then needs a gradient, so every block forms dX): ``input_grads``
     grad_on = group_grad = block_grad = input_grads
     current_block = None
+    # first-instance "output needs a gradient" of the projections feeding the next attention core
+    # (q, k, v in order, or one fused qkv row): eager attention's matmuls then skip dQ / dK / dP / dV
+    proj_grads: list[bool] = []
     for row in rows:
         n = row.count
         total += row.params * n
@@ -133,11 +152,18 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
         if partial:
             if row.block != current_block:
                 current_block, block_grad = row.block, grad_on
+                proj_grads = []
             if not row.shares_input:
                 group_grad = grad_on
+                if row.matmul_params:
+                    proj_grads = []
             # instances after the first see gradients if their block trains anything (or one before did)
             no_dx = 0 if group_grad else n - ((n - 1) if (block_grad or block_trains.get(row.block, False)) else 0)
             row_bwd = max(0.0, row_bwd - row.input_grad_flops * (no_dx / n))
+            if row.matmul_params:
+                proj_grads.append(group_grad or bool(row_trainable or targeted))
+            elif row.kind == "attention" and ctx.eager_attention and group_grad and not block_grad:
+                row_bwd = max(0.0, row_bwd - _eager_attention_skipped(row.forward_flops, proj_grads) / n)
             if row_trainable or targeted:
                 grad_on = True
         else:

@@ -64,15 +64,19 @@ def predict(cfg: dict, attention: str = "eager", **kw):
     return e.flops.forward, e.flops.backward + e.flops.recompute
 
 
-# LoRA targets q, k and v: eager attention's matmuls skip dK in the first block when k_proj is frozen
-# (2*B*H*S*S*d FLOPs that costmodel still counts: 2% of this tiny model's backward). Fused SDPA kernels
-# form dQ, dK and dV together, as costmodel counts (tests/test_profiler.py, LoRA on q,v).
+# LoRA on q and v only: in the first block eager attention's matmuls skip dK (k_proj is frozen and its input
+# needs no gradient), 2*B*H*S*S*d FLOPs; LoRA on v only skips dQ, dK and dP. Fused SDPA kernels form dQ, dK
+# and dV together, as costmodel counts for attention="fused" (tests/test_profiler.py, LoRA on q,v).
 @pytest.mark.parametrize("name,cfg,ckpt,dropout,lora,attention", [
     ("llama checkpointed", LLAMA, True, False, (), "eager"),
     ("gpt2 checkpointed, no dropout", GPT2, True, False, (), "eager"),
     ("gpt2 checkpointed, dropout 0.1", GPT2, True, True, (), "eager"),
     ("llama LoRA q,k,v", LLAMA, False, False, ("q_proj", "k_proj", "v_proj"), "eager"),
     ("llama LoRA q,k,v checkpointed", LLAMA, True, False, ("q_proj", "k_proj", "v_proj"), "eager"),
+    ("llama LoRA q,v", LLAMA, False, False, ("q_proj", "v_proj"), "eager"),
+    ("llama LoRA v", LLAMA, False, False, ("v_proj",), "eager"),
+    ("llama LoRA o,down (attention core before any adapter)", LLAMA, False, False, ("o_proj", "down_proj"), "eager"),
+    ("gpt2 LoRA c_attn (fused qkv)", GPT2, False, False, ("c_attn",), "eager"),
 ])
 def test_backward_and_recompute_flops_equal_flopcountermode(name, cfg, ckpt, dropout, lora, attention):
     measured = measure(cfg, ckpt=ckpt, dropout=dropout, lora=lora, attention=attention)
