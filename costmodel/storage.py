@@ -434,6 +434,13 @@ class Store:
         rows = self._read(lambda c: c.execute(sql + " ORDER BY id", args).fetchall())
         return [self._with_meta(r) for r in rows]
 
+    def measurement_labels(self) -> dict[str, dict[str, int]]:
+        """{"devices": {device: runs}, "models": {model: runs}} of the stored measurements (for filters)."""
+        def q(col):
+            return self._read(lambda c: c.execute(
+                f"SELECT {col}, COUNT(*) FROM measurements GROUP BY {col} ORDER BY {col}").fetchall())
+        return {"devices": {d or "": n for d, n in q("device")}, "models": {m or "": n for m, n in q("model")}}
+
     def count_measurements(self, device: str | None = None) -> int:
         """How many measurements are stored (of one device), without reading them."""
         sql, args = "SELECT COUNT(*) FROM measurements", []

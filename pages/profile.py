@@ -6,10 +6,10 @@ import streamlit as st
 
 from costmodel import views
 from costmodel.errors import InputError
-from costmodel.profiler import ProfileRequest, load_results, start_profile
+from costmodel.profiler import ProfileRequest, start_profile
 from costmodel.profiler import figures as pfig
 from costmodel.profiler.calibrate import calibrate_device, efficiency_rows
-from costmodel.profiler.compare import module_flops_rows
+from costmodel.profiler.compare import history_rows, module_flops_rows
 from costmodel.profiler.env import device_label
 from costmodel.storage import Store
 from pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
@@ -20,7 +20,7 @@ st.caption("Runs real PyTorch steps of the model (random weights, built from its
 
 DEFAULTS = {**views.MODEL_STATE, **views.WORKLOAD_STATE, "preset": "gpt2", "batch": 1, "seq": 128,
             "precision": "fp32", "device": "cpu", "steps": 3, "warmup": 1, "timeout_s": 300, "overrides": "",
-            "threads": 0, "calibrated": True}
+            "threads": 0, "calibrated": True, "hist_device": "all", "hist_model": "all"}
 ps = PageState("profile", DEFAULTS)
 HANDLE, RESULT = "profile.handle", "profile.result"
 sb = st.sidebar
@@ -157,17 +157,35 @@ else:
     with c2:
         figure(pfig.residuals_figure(cal), "calibration_residuals", "prof.res")
 
-st.subheader("All runs on this machine")
-history = [r for r in load_results() if r.status == "ok" and r.comparison]
-if not history:
-    st.caption("No finished runs yet.")
+st.subheader("Measurement history")
+st.caption("Every run saved in the database (the Profile page saves each finished run; the CLI with `--save`). "
+           "CLI: `python -m costmodel measurements list --device ... --model ...`.")
+labels = store.measurement_labels()
+n_before = len(ps.problems)
+c1, c2 = st.columns(2)
+hist_device = ps.select(c1, "Device", "hist_device", ["all", *labels["devices"]],
+                        format_func=lambda d: d if d == "all" else f"{d} ({labels['devices'][d]} runs)")
+hist_model = ps.select(c2, "Model", "hist_model", ["all", *labels["models"]],
+                       format_func=lambda m: m if m == "all" else f"{m} ({labels['models'][m]} runs)")
+for problem in ps.problems[n_before:]:
+    field, _, msg = problem.partition(": ")
+    st.warning(f"**{field}** (from the link): {msg}")
+ps.write_url()
+records = store.list_measurements(device=None if hist_device == "all" else hist_device,
+                                  model=None if hist_model == "all" else hist_model)
+if not records:
+    st.caption("No stored runs yet." if not labels["devices"] else "No stored runs match the filter.")
 else:
-    c1, c2 = st.columns(2)
-    with c1:
-        figure(pfig.parity_figure(history, title=f"Predicted vs measured across {len(history)} runs"), "parity_all",
-               "prof.all")
-    with c2:
-        figure(pfig.error_bars_figure(history), "errors_all", "prof.err")
-    summary = [{"run_id": r.run_id, "model": r.model, "task": r.task, "device": r.device,
-                "elapsed_s": r.elapsed_s} for r in history]
-    st.dataframe(views.to_frame(summary), hide_index=True)
+    hist_rows = history_rows(records)
+    st.dataframe(views.to_frame(hist_rows), hide_index=True, column_config={
+        k: st.column_config.NumberColumn(k, format="%+.1f") for k in
+        ("peak_err_pct", "step_err_pct", "prefill_err_pct", "forward_err_pct", "decode_err_pct")})
+    downloads("Measurement history", hist_rows, "profile_history", "prof.hist")
+    done = [r for r in records if r.get("status", "ok") == "ok" and r.get("comparison")]
+    if done:
+        c1, c2 = st.columns(2)
+        with c1:
+            figure(pfig.parity_figure(done, title=f"Predicted vs measured across {len(done)} runs"), "parity_all",
+                   "prof.all")
+        with c2:
+            figure(pfig.error_bars_figure(done), "errors_all", "prof.err")

@@ -144,3 +144,72 @@ def test_profile_page_calibration_section(db):
     # the fit recovers the generating fp32 efficiency (to 10%: the other fields can trade against it a little)
     assert table.loc["matmul_fp32", "after"] == pytest.approx(TRUTH["matmul_fp32"], rel=0.1)
     assert math.isfinite(want["rmse_log_after"]) and Store(db).latest_calibration(label)["id"] >= 1
+
+
+# ---- measurement history (issue 6: "measurement history filterable by device and model") ----------------------
+
+def history_store(path):
+    """Three stored runs: two models on this CPU, one on another device; comparison rows with known errors."""
+    from costmodel.storage import Store
+
+    store = Store(path)
+    for device, model, task, err in [("cpu: test A", "gpt2", "train", -12.5), ("cpu: test A", "bert", "train", 4.0),
+                                     ("NVIDIA H100 80GB HBM3", "gpt2", "infer", 7.25)]:
+        key = "step time" if task == "train" else "prefill time"
+        store.save_measurement({"status": "ok", "device": device, "model": model, "task": task,
+                                "workload": {"task": task, "batch": 4, "precision": "fp32"},
+                                "measured": {"step_s" if task == "train" else "prefill_s": 0.5},
+                                "comparison": [{"quantity": key, "unit": "s", "predicted": 0.5 * (1 + err / 100),
+                                                "measured": 0.5, "error_pct": err, "note": ""}]})
+    return store
+
+
+def test_cli_measurements_list_filter_and_show(tmp_path):
+    db = tmp_path / "h.db"
+    history_store(db)
+    out = run_cli("measurements", "list", "--db", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["id"] for r in rows] == [3, 2, 1]  # newest first
+    only = json.loads(run_cli("measurements", "list", "--db", str(db), "--device", "cpu: test A", "--model", "gpt2",
+                              "--json").stdout)
+    assert len(only) == 1 and only[0]["step_err_pct"] == -12.5 and only[0]["prefill_err_pct"] is None
+    gpu = json.loads(run_cli("measurements", "list", "--db", str(db), "--device", "NVIDIA H100 80GB HBM3",
+                             "--json").stdout)
+    assert [r["prefill_err_pct"] for r in gpu] == [7.25]
+    text = run_cli("measurements", "list", "--db", str(db), "--model", "bert")
+    assert text.returncode == 0 and "+4.0%" in text.stdout and "gpt2" not in text.stdout
+    show = run_cli("measurements", "show", "1", "--db", str(db))
+    assert show.returncode == 0 and "step time" in show.stdout and "-12.5%" in show.stdout
+    missing = run_cli("measurements", "show", "99", "--db", str(db))
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: measurement: no measurement with id 99"
+
+
+def test_profile_page_history_filters(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    db = tmp_path / "h.db"
+    history_store(db)
+    monkeypatch.setenv("COSTMODEL_DB", str(db))
+    monkeypatch.setenv("COSTMODEL_PROFILER_DIR", str(tmp_path / "prof"))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("pages/profile.py")
+    at.run()
+    assert not at.exception
+
+    def history():
+        return next(d.value for d in at.dataframe if "step_err_pct" in d.value.columns)
+
+    assert list(history()["id"]) == [3, 2, 1]
+    at.selectbox(key="profile.hist_device").select("cpu: test A").run()
+    assert list(history()["id"]) == [2, 1]
+    at.selectbox(key="profile.hist_model").select("gpt2").run()
+    assert list(history()["step_err_pct"]) == [-12.5]
+    assert at.query_params["hist_model"] in ("gpt2", ["gpt2"])  # the filter is in the link
+    # a link naming a device with no stored runs falls back to "all" with a warning, not an exception
+    at2 = AppTest.from_file(APP, default_timeout=120)
+    at2.query_params["hist_device"] = "no such device"
+    at2.switch_page("pages/profile.py")
+    at2.run()
+    assert not at2.exception and any("hist_device" in w.value for w in at2.warning)
+    assert len(next(d.value for d in at2.dataframe if "step_err_pct" in d.value.columns)) == 3

@@ -45,6 +45,15 @@ def register(sub) -> None:
     c.add_argument("--json", action="store_true", help="print the calibration record as JSON")
     c.set_defaults(run=run_calibrate)
 
+    h = sub.add_parser("measurements", help="stored profiler runs: list (filter by device/model) or show one")
+    h.add_argument("action", choices=["list", "show"], help="list | show")
+    h.add_argument("id", nargs="?", default=None, help="measurement id (show)")
+    h.add_argument("--device", default=None, help="only this stored device name (see `calibrate --list`)")
+    h.add_argument("--model", default=None, help="only this stored model name")
+    h.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
+    h.add_argument("--json", action="store_true", help="print JSON")
+    h.set_defaults(run=run_measurements)
+
 
 def _int(value, field: str, lo: int, hi: int) -> int:
     try:
@@ -180,4 +189,46 @@ def run_calibrate(args) -> int:
         print("\n" + ("not stored (--dry-run)" if args.dry_run else
                       f"stored as calibration {cal.get('id')}: `python -m costmodel profile ... --calibrated` "
                       "and the Profile page use it"))
+    return 0
+
+
+def run_measurements(args) -> int:
+    from ..storage import Store
+    from .compare import format_table, history_rows
+
+    store = Store(args.db)
+    if args.action == "show":
+        if args.id is None:
+            raise InputError("id", "give the measurement id to show (see `measurements list`)")
+        rec = store.get_measurement(_int(args.id, "id", 1, 2**62))
+        if args.json:
+            print(json.dumps(rec, indent=1))
+        else:
+            print(f"measurement {rec['id']} saved {rec.get('created_at')}: {rec.get('model')} {rec.get('task')} on "
+                  f"{rec.get('device')} ({rec.get('status')}) workload {json.dumps(rec.get('workload'))}")
+            if rec.get("comparison"):
+                print(format_table(rec["comparison"]))
+        return 0
+    rows = history_rows(store.list_measurements(device=args.device, model=args.model))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("no stored runs match" + ("" if args.device is None and args.model is None else " the filter"))
+        return 0
+
+    def pct(v):
+        return "-" if v is None else f"{v:+.1f}%"
+
+    def sec(v):
+        return "-" if v is None else f"{v:.4g}"
+
+    print(f"{'id':>5s}  {'saved':<16s}  {'task':<5s} {'batch':>5s}  {'time s':>9s}  {'time err':>8s}  "
+          f"{'peak err':>8s}  model / device")
+    for r in rows:
+        t = r["step_s"] if r["task"] == "train" else (r["prefill_s"] or r["forward_s"])
+        e = r["step_err_pct"] if r["task"] == "train" else (r["prefill_err_pct"] if r["prefill_err_pct"] is not None
+                                                           else r["forward_err_pct"])
+        print(f"{r['id']:>5d}  {r['saved']:<16s}  {str(r['task']):<5s} {str(r['batch']):>5s}  {sec(t):>9s}  "
+              f"{pct(e):>8s}  {pct(r['peak_err_pct']):>8s}  {r['model']} / {r['device']}")
     return 0

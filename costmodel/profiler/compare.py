@@ -141,6 +141,30 @@ def module_flops_rows(measured: dict) -> list[dict]:
     return out
 
 
+HISTORY_ERRORS = (("peak memory", "peak_err_pct"), ("step time", "step_err_pct"), ("prefill time", "prefill_err_pct"),
+                  ("forward time", "forward_err_pct"), ("decode time per token", "decode_err_pct"))
+
+
+def history_rows(records: list[dict]) -> list[dict]:
+    """One row per stored run (``Store.list_measurements`` records), newest first: when, where, what, the
+    measured times and the % error of the peak memory and times (None where the run has no such row)."""
+    out = []
+    for r in sorted(records, key=lambda r: r.get("id") or 0, reverse=True):
+        wl = r.get("workload") or {}
+        m = r.get("measured") or {}
+        errs = {row.get("quantity"): row.get("error_pct") for row in r.get("comparison") or []}
+        row = {"id": r.get("id"), "saved": str(r.get("created_at") or "")[:16].replace("T", " "),
+               "device": r.get("device"), "model": r.get("model"), "task": r.get("task") or wl.get("task"),
+               "batch": wl.get("batch"), "precision": wl.get("precision"), "status": r.get("status", "ok"),
+               "step_s": m.get("step_s"), "prefill_s": m.get("prefill_s"), "forward_s": m.get("forward_s"),
+               "decode_per_token_s": m.get("decode_per_token_s"),
+               "peak_bytes": m.get("peak_allocated_bytes") or m.get("peak_bytes")}
+        for quantity, key in HISTORY_ERRORS:
+            row[key] = errs.get(quantity)
+        out.append(row)
+    return out
+
+
 def clean_json(obj):
     """NaN and infinities -> None (JSON and the store hold only finite numbers)."""
     if isinstance(obj, float):
