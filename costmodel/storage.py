@@ -471,6 +471,19 @@ class Store:
 
         return self._write(op)
 
+    def list_calibrations(self, device: str) -> list[dict]:
+        """Every stored calibration of ``device``, newest first (with id, device, created_at)."""
+        if not isinstance(device, str):
+            raise InputError("device", f"must be a device id, got {device!r}")
+        rows = self._read(lambda c: c.execute(
+            "SELECT id, data, created_at FROM calibrations WHERE device = ? ORDER BY id DESC", (device.strip(),)).fetchall())
+        out = []
+        for row in rows:
+            rec = self._with_meta(row)
+            rec.setdefault("device", device.strip())
+            out.append(rec)
+        return out
+
     def latest_calibration(self, device: str) -> dict | None:
         """The most recently saved calibration of ``device`` (with id, device, created_at), or None."""
         if not isinstance(device, str):

@@ -10,7 +10,8 @@ from costmodel.profiler import ProfileRequest, start_profile
 from costmodel.profiler import figures as pfig
 from costmodel.profiler.calibrate import calibrate_device, efficiency_rows
 from costmodel.profiler.compare import history_rows, module_flops_rows
-from costmodel.profiler.env import device_label
+from costmodel.profiler.env import default_hardware, device_label
+from costmodel.profiler.probe import probe_calibration, run_probe
 from costmodel.storage import Store
 from pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
 
@@ -130,15 +131,34 @@ st.caption(f"Fits the time model's efficiency (fraction of peak FLOP/s and bandw
            f"step) to the stored runs of **{plain(label)}** ({n_stored} stored), by least squares on "
            "log(predicted / measured); later predictions on this device use it. More varied runs give a better fit. "
            "CLI: `python -m costmodel calibrate`.")
-if st.button(f"Fit calibration from {n_stored} stored run(s)", disabled=n_stored == 0, key="profile.calibrate"):
+b1, b2 = st.columns(2)
+if b1.button(f"Fit calibration from {n_stored} stored run(s)", disabled=n_stored == 0, key="profile.calibrate"):
     with st.spinner("fitting..."):
         try:
             calibrate_device(store, label)
         except InputError as err:
             show_error(err)
+if b2.button("Probe this device (microbenchmarks, under a minute)", key="profile.probe",
+             disabled=st.session_state.get(HANDLE) is not None,
+             help="GEMM rate, copy bandwidth and host time per eager call, measured in a child process; sets the "
+                  "efficiency without running a model (CLI: python -m costmodel probe)"):
+    with st.spinner("probing in a child process..."):
+        try:
+            measured_probe = run_probe(device, threads=threads or None, timeout_s=180)
+            store.save_calibration(label, probe_calibration(measured_probe, default_hardware(device, label), label))
+        except (RuntimeError, InputError, ValueError) as err:
+            st.error(f"**probe**: {err}")
 cal = store.latest_calibration(label)
 if cal is None:
     st.caption("No calibration stored for this device yet: predictions use the estimator's defaults.")
+elif cal.get("method") == "probe":
+    when = str(cal.get("created_at") or cal.get("created") or "")[:16].replace("T", " ")
+    st.caption(f"Calibration {cal.get('id')} of {when} (UTC) is a **probe**: measured rates relative to "
+               f"{plain(cal.get('hardware'))}'s datasheet; a fit from stored runs starts from it.")
+    st.dataframe(views.to_frame(cal.get("probe_rows") or []), hide_index=True)
+    eff_rows = efficiency_rows(cal)
+    st.dataframe(views.to_frame(eff_rows), hide_index=True)
+    downloads("Calibration", eff_rows, "calibration", "prof.cal.dl")
 else:
     c = st.columns(4)
     c[0].metric("Runs fitted", cal["n_runs"])

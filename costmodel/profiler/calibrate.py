@@ -164,8 +164,17 @@ def efficiency_rows(calibration: dict) -> list[dict]:
     return rows
 
 
+def latest_probe(store, device: str) -> dict | None:
+    """The newest stored probe (``costmodel.profiler.probe``) of ``device``, or None."""
+    return next((c for c in store.list_calibrations(device) if c.get("method") == "probe"), None)
+
+
 def calibrate_device(store, device: str, base=None, fields=FIT_FIELDS, save: bool = True) -> dict:
-    """Fit from ``store.list_measurements(device=device)`` and (``save``) store the calibration."""
+    """Fit from ``store.list_measurements(device=device)`` and (``save``) store the calibration. The fit starts
+    from ``base``, else from the device's latest probe if one is stored, else from the hardware defaults."""
+    if base is None:
+        probe = latest_probe(store, device)
+        base = efficiency_from_calibration(probe) if probe else None
     rec = fit_efficiency(store.list_measurements(device=device), base=base, fields=fields, device=device)
     if save:
         rec["id"] = store.save_calibration(device, rec)

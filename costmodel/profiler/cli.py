@@ -45,6 +45,19 @@ def register(sub) -> None:
     c.add_argument("--json", action="store_true", help="print the calibration record as JSON")
     c.set_defaults(run=run_calibrate)
 
+    pr = sub.add_parser("probe", help="microbenchmark this device (GEMM rate, copy bandwidth, host time per call) "
+                        "and derive the time model's efficiency from it, without running a model")
+    pr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    pr.add_argument("--threads", default=None, help="torch intra-op threads in the child (default: torch's)")
+    pr.add_argument("--hardware", default=None, help="catalog record the fractions are relative to (default: the "
+                    "record matching the GPU, or cpu-generic)")
+    pr.add_argument("--timeout", default=180, help="hard limit in seconds for the child")
+    pr.add_argument("--save", action="store_true", help="store it as this device's calibration (later predictions "
+                    "with --calibrated and `calibrate` fits start from it)")
+    pr.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
+    pr.add_argument("--json", action="store_true", help="print the calibration record as JSON")
+    pr.set_defaults(run=run_probe_cmd)
+
     h = sub.add_parser("measurements", help="stored profiler runs: list (filter by device/model) or show one")
     h.add_argument("action", choices=["list", "show"], help="list | show")
     h.add_argument("id", nargs="?", default=None, help="measurement id (show)")
@@ -189,6 +202,55 @@ def run_calibrate(args) -> int:
         print("\n" + ("not stored (--dry-run)" if args.dry_run else
                       f"stored as calibration {cal.get('id')}: `python -m costmodel profile ... --calibrated` "
                       "and the Profile page use it"))
+    return 0
+
+
+def format_probe(cal: dict) -> str:
+    from .calibrate import efficiency_rows
+
+    units = {"FLOP/s": (1e12, "TFLOP/s"), "bytes/s": (1e9, "GB/s"), "s": (1e-6, "us")}
+    lines = [f"probe of {cal['device']} (fractions relative to {cal['hardware']})", "",
+             f"{'quantity':<26s} {'measured':>14s} {'datasheet':>14s} {'fraction':>9s}"]
+    for r in cal["probe_rows"]:
+        k, unit = units.get(r["unit"], (1.0, r["unit"]))
+        ds = "-" if r["datasheet"] is None else f"{r['datasheet'] / k:.4g} {unit}"
+        fr = "-" if r["fraction"] is None else f"{r['fraction']:.4f}"
+        lines.append(f"{r['quantity']:<26s} {r['measured'] / k:>9.4g} {unit:<4s} {ds:>14s} {fr:>9s}")
+    lines += ["", f"{'efficiency field':<20s} {'unit':<18s} {'default':>10s} {'probe':>10s}"]
+    for r in efficiency_rows(cal):
+        lines.append(f"{r['field']:<20s} {r['unit']:<18s} {r['before']:>10.4g} {r['after']:>10.4g}"
+                     + ("  (measured)" if r["fitted"] else ""))
+    return "\n".join(lines)
+
+
+def run_probe_cmd(args) -> int:
+    from .env import default_hardware, device_label
+    from .probe import probe_calibration, run_probe
+
+    try:
+        timeout = float(args.timeout)
+    except (TypeError, ValueError):
+        raise InputError("timeout", f"must be a number of seconds, got {args.timeout!r}") from None
+    threads = None if args.threads is None else _int(args.threads, "threads", 1, 4096)
+    label = _resolve_device(args.device)
+    hardware = args.hardware or default_hardware(args.device, label)
+    try:
+        measured = run_probe(args.device, threads=threads, timeout_s=timeout)
+    except RuntimeError as exc:
+        print(f"probe failed: {exc}", file=sys.stderr)
+        return 1
+    cal = probe_calibration(measured, hardware, label)
+    if args.save:
+        from ..storage import Store
+
+        cal["id"] = Store(args.db).save_calibration(label, cal)
+    if args.json:
+        print(json.dumps(cal, indent=1))
+    else:
+        print(format_probe(cal))
+        if args.save:
+            print(f"\nstored as calibration {cal['id']} of {label}: `profile --calibrated` predicts with it and "
+                  "`calibrate` fits start from it")
     return 0
 
 
