@@ -1,4 +1,6 @@
-"""costmodel dashboard: ``streamlit run app.py``. Router only; the pages are in pages/."""
+"""costmodel dashboard: ``streamlit run app.py``. Router only; the pages are in app_pages/ (not pages/: Streamlit
+would also serve a pages/ folder as old-style pages, so a shared deep link such as /estimate would open the page
+without this router, its layout and its navigation)."""
 
 import os
 import sys
@@ -11,7 +13,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from pages._registry import PAGES  # noqa: E402
+from app_pages._registry import PAGES  # noqa: E402
 
 st.set_page_config(page_title="costmodel", page_icon=":material/calculate:", layout="wide")
 nav = st.navigation({section: [st.Page(str(ROOT / p["file"]), title=p["title"], url_path=p["url"],

@@ -57,9 +57,10 @@ def rerun_times(repeats: int) -> list[dict]:
     rows = []
     for page, query, change in CASES:
         at = AppTest.from_file(APP, default_timeout=120)
+        at.run()  # st.navigation registers the pages' URL paths on the first run; switch after it
         for k, v in query.items():
             at.query_params[k] = v
-        at.switch_page(f"pages/{page}")
+        at.switch_page(f"app_pages/{page}")
         t0 = time.perf_counter()
         at.run()
         first = time.perf_counter() - t0
@@ -118,7 +119,7 @@ def cold_start_server() -> tuple[float, float]:
 def cold_first_run() -> float:
     """A fresh interpreter: import streamlit + costmodel and run app.py's default page once (AppTest)."""
     code = ("import os,time; t=time.perf_counter(); from streamlit.testing.v1 import AppTest; "
-            f"at=AppTest.from_file({APP!r}, default_timeout=120); at.switch_page('pages/estimate.py'); at.run(); "
+            f"at=AppTest.from_file({APP!r}, default_timeout=120); at.switch_page('app_pages/estimate.py'); at.run(); "
             "assert not at.exception; print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ})

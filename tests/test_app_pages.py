@@ -25,9 +25,10 @@ APP = str(ROOT / "app.py")
 
 def open_page(page: str, query: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
+    at.run()  # st.navigation registers the pages' URL paths (plan-serving...) on the first run; switch after it
     for k, v in (query or {}).items():
         at.query_params[k] = v
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"app_pages/{page}")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -67,8 +68,12 @@ def test_home_lists_every_seed_with_a_link():
     assert not at.exception
     seeds = json.loads((ROOT / "assets/seeds.json").read_text())["seeds"]
     text = " ".join(c.value for c in at.caption)
+    from app_pages._registry import PAGES
+
+    registered = {p["file"] for group in PAGES.values() for p in group}
     for s in seeds:
         assert s["description"][:40] in text
+        assert s["page"] in registered, f"seed {s['id']} links to {s['page']}, not a page of the app"
 
 
 @pytest.mark.parametrize("seed", views.load_seeds(), ids=lambda s: s["id"])

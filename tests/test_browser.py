@@ -172,6 +172,17 @@ def goto(page, server, path: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 
+def test_deep_link_as_first_visit_gets_the_router(page, server):
+    # runs first on a fresh server: a shared link must open the page inside app.py's st.navigation (wide layout,
+    # the titled navigation), not as a bare old-style page from a pages/ folder (regression: it did)
+    goto(page, server, "estimate?preset=llama-2-7b")
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text("Start here").wait_for()
+    assert nav.get_by_text("Plan serving").count() == 1
+    assert nav.get_by_text("widgets", exact=True).count() == 0 and nav.get_by_text("registry", exact=True).count() == 0
+    assert metric(page, "Parameters") == "6,738,415,616"  # wide layout: the number is not cut off
+
+
 def test_home_seed_opens_estimate(page, server):
     goto(page, server, "")
     page.get_by_text("Open a scenario").wait_for()

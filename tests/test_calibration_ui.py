@@ -125,7 +125,7 @@ def test_profile_page_calibration_section(db):
     from costmodel.storage import Store
 
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/profile.py")
+    at.switch_page("app_pages/profile.py")
     at.run()
     assert not at.exception
     assert any("No calibration stored" in c.value for c in at.caption)
@@ -193,7 +193,7 @@ def test_profile_page_history_filters(tmp_path, monkeypatch):
     monkeypatch.setenv("COSTMODEL_DB", str(db))
     monkeypatch.setenv("COSTMODEL_PROFILER_DIR", str(tmp_path / "prof"))
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/profile.py")
+    at.switch_page("app_pages/profile.py")
     at.run()
     assert not at.exception
 
@@ -209,7 +209,7 @@ def test_profile_page_history_filters(tmp_path, monkeypatch):
     # a link naming a device with no stored runs falls back to "all" with a warning, not an exception
     at2 = AppTest.from_file(APP, default_timeout=120)
     at2.query_params["hist_device"] = "no such device"
-    at2.switch_page("pages/profile.py")
+    at2.switch_page("app_pages/profile.py")
     at2.run()
     assert not at2.exception and any("hist_device" in w.value for w in at2.warning)
     assert len(next(d.value for d in at2.dataframe if "step_err_pct" in d.value.columns)) == 3

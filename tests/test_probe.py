@@ -114,7 +114,7 @@ def test_profile_page_probe_button(tmp_path, monkeypatch):
     monkeypatch.setenv("COSTMODEL_PROFILER_DIR", str(tmp_path / "prof"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.query_params["threads"] = "1"
-    at.switch_page("pages/profile.py")
+    at.switch_page("app_pages/profile.py")
     at.run()
     at.button(key="profile.probe").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

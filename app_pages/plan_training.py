@@ -8,7 +8,7 @@ from costmodel import costs, figures, plans, views
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.workload import OPTIMIZERS, PRECISIONS
-from pages._widgets import PageState, downloads, figure, model_picker, show_error
+from app_pages._widgets import PageState, downloads, figure, model_picker, show_error
 
 st.title("Plan training")
 st.caption("A whole training run: how long, how many devices, how much money, energy and CO2. "

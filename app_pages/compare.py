@@ -6,7 +6,7 @@ import costmodel
 from costmodel import figures, views
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
-from pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
+from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
 
 st.title("Compare")
 st.caption("The same workload side by side: across devices, or across settings. Red bars do not fit in memory.")

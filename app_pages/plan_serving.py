@@ -7,7 +7,7 @@ from costmodel import costs, figures, plans, views
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.perf import ENGINES
-from pages._widgets import PageState, downloads, figure, model_picker, show_error
+from app_pages._widgets import PageState, downloads, figure, model_picker, show_error
 
 st.title("Plan serving")
 st.caption("Time to first token, per-token latency, throughput against batch size, the largest batch and context "

@@ -5,7 +5,7 @@ import streamlit as st
 import costmodel
 from costmodel import figures, views
 from costmodel.errors import InputError
-from pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
+from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
 
 st.title("Estimate")
 st.caption("Pick a model, a device and a workload in the sidebar. Every number below comes from "

@@ -8,7 +8,7 @@ from costmodel import report, views
 from costmodel.errors import InputError
 from costmodel.scenario import evaluate_scenario
 from costmodel.storage import Store, default_path
-from pages._widgets import show_error
+from app_pages._widgets import show_error
 
 st.title("Scenarios")
 st.caption("Named estimates saved from the Estimate page (or imported), kept in a SQLite file "
@@ -60,7 +60,7 @@ t = est.time_s
 c[3].metric("Time", views.fmt_seconds(t.get("step", t.get("prefill", t.get("forward", float("nan"))))))
 if scn.get("notes"):
     st.text(scn["notes"])  # plain text, never markdown or HTML
-st.page_link("pages/estimate.py", label="Open in Estimate", icon=":material/calculate:", query_params=views.state_from_scenario(scn))
+st.page_link("app_pages/estimate.py", label="Open in Estimate", icon=":material/calculate:", query_params=views.state_from_scenario(scn))
 
 c1, c2, c3 = st.columns(3)
 stem = "scenario"

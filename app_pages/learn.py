@@ -4,7 +4,7 @@ import streamlit as st
 
 from costmodel import views
 from costmodel.errors import InputError
-from pages._widgets import PageState, downloads, show_error
+from app_pages._widgets import PageState, downloads, show_error
 
 TOPICS = {
     "flops": "Forward and backward FLOPs (why ~6 x params x tokens)",
