@@ -230,6 +230,11 @@ def workload_picker(ps: PageState, model, where=None, fixed_task: str | None = N
                 st.session_state[mk] = keep or [avail[0]]
             targets = where.multiselect("LoRA targets", avail, key=mk)
             ps.values["lora_targets"] = ",".join(targets)
+    else:
+        ps.select(where, "Pruning", "pruning", list(views.PRUNING),
+                  help="50% unstructured: half the linear/conv weights zeroed in dense tensors (dense kernels: no "
+                       "memory or time saved); 2:4: two of every four kept, compressed, on sparse tensor cores "
+                       "(GPUs that have them: the catalog's sparse_2_4_speedup)")
     if spec.modality == "text" and spec.family not in ("lstm", "gru"):
         ps.select(where, "Attention kernel", "attention", list(ATTENTION_IMPLS),
                   help="fused: flash / memory-efficient SDPA; eager: scores materialised")

@@ -46,7 +46,7 @@ _UNITS = {"memory_bytes": "bytes", "memory_bandwidth_bytes_per_s": "bytes/s", "t
           "intra_node_bandwidth_bytes_per_s": "bytes/s", "inter_node_bandwidth_bytes_per_s": "bytes/s"}
 REQUIRED = (*_STRINGS, "memory_bytes", "memory_bandwidth_bytes_per_s", "peak_flops_per_s", "tdp_w", "idle_w",
             "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "gpus_per_node")
-OPTIONAL = ("release_year", "notes")
+OPTIONAL = ("release_year", "notes", "sparse_2_4_speedup")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -70,6 +70,8 @@ class Hardware:
     source: str
     release_year: int = 0
     notes: str = ""
+    # how much faster matmuls run with 2:4 structured-sparse weights (sparse tensor cores): 1.0 = no support
+    sparse_2_4_speedup: float = 1.0
 
     def __post_init__(self):
         # read-only view: records come from a shared cache, so a caller must not be able to edit one in place
@@ -147,6 +149,10 @@ def hardware_from_dict(data: dict, origin: str = "hardware") -> Hardware:
         raise InputError("hardware.release_year", f"must be a year such as 2022{where}, got {year!r}")
     if not isinstance(data.get("notes", ""), str):
         raise InputError("hardware.notes", f"must be a string{where}")
+    sp = data.get("sparse_2_4_speedup", 1.0)
+    if _bad_number(sp) or not 1.0 <= sp <= 4.0:
+        raise InputError("hardware.sparse_2_4_speedup", f"must be a number from 1 (no sparse tensor cores) to 4{where}, "
+                                                        f"got {sp!r}")
     return Hardware(**{k: data[k] for k in (*REQUIRED, *OPTIONAL) if k in data})
 
 

@@ -41,6 +41,9 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
     p.add_argument("--bitfit", action="store_true", help="train biases only")
     p.add_argument("--sparsity", default=0.0, help="fraction of linear/conv weights pruned (0-0.99)")
+    p.add_argument("--sparsity-pattern", default="unstructured",
+                   help="unstructured (dense kernels: nothing saved) | 2:4 (inference: compressed weights on sparse "
+                        "tensor cores; sparsity 0.5)")
     p.add_argument("--attention", default="fused", help="fused (flash / memory-efficient SDPA) | eager")
     p.add_argument("--kv-cache-precision", default=None, help="fp32 | bf16 | fp16 | fp8 | int8 | int4")
     p.add_argument("--no-dropout", action="store_true", help="dropout off even if the config has it")
@@ -72,6 +75,7 @@ def workload_from_args(a: argparse.Namespace):
         task=a.task, batch=a.batch, seq=a.seq, image_size=a.image_size, prompt=a.prompt, generate=a.generate,
         precision=a.precision, optimizer=a.optimizer, grad_checkpointing=a.grad_checkpointing,
         lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
+        sparsity_pattern=a.sparsity_pattern,
         attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,
     )
 

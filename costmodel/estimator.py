@@ -10,7 +10,7 @@ from .layers import Ctx, Layer
 from .perf import Efficiency, default_efficiency, optimizer_bytes_per_param, optimizer_time_s, pass_times
 from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
-from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, Workload
+from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES, Workload
 
 DEFAULT_HARDWARE = "h100-sxm-80gb"
 
@@ -284,6 +284,10 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         weights = frozen_matmul * frozen_b + (total - frozen_matmul) * weight_b
     else:
         weights = total * weight_b
+    if w.sparsity_pattern == "2:4" and not train:
+        # 2:4: half of every linear/conv weight kept, compressed, plus 2 bits of position metadata per kept value
+        b = frozen_b if quantized and method in ("lora", "qlora", "none") else weight_b
+        weights -= matmul_total * (b - (0.5 * b + SPARSE_2_4_META_BYTES))
     weights += adapter * p.weight_bytes
     buffer_bytes = getattr(spec, "buffer_bytes", None)
     if buffer_bytes is not None:
@@ -439,12 +443,14 @@ def _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, gen
             host_s=f.host_s + b.host_s, device_s=f.device_s + b.device_s,
         )
         return time_s, perf
-    f, _ = pass_times(rows, peak, bw, eff, per_param, False, 0.0, False, eff.step_overhead_s, cudnn_peak, fp32)
+    # 2:4 sparse weights run their matmuls on sparse tensor cores (hw.sparse_2_4_speedup; 1 without them)
+    sparse = hw.sparse_2_4_speedup if w.sparsity_pattern == "2:4" else 1.0
+    f, _ = pass_times(rows, peak, bw, eff, per_param, False, 0.0, False, eff.step_overhead_s, cudnn_peak, fp32, sparse)
     extra = adapter_fwd / flop_rate + eff.overhead_s * LORA_HOST_OPS * adapter_rows
     if generative_infer:
         dctx = make_ctx(spec, w, "decode")
         d, _ = pass_times(ledger(spec, dctx), peak, bw, eff, per_param, False, 0.0, False,
-                          eff.step_overhead_s + eff.decode_overhead_s, cudnn_peak, fp32)
+                          eff.step_overhead_s + eff.decode_overhead_s, cudnn_peak, fp32, sparse)
         prefill = f.total_s + extra
         decode = d.total_s + eff.overhead_s * LORA_HOST_OPS * adapter_rows
         time_s.update(prefill=prefill, decode_per_token=decode, generate=decode * w.generate,

@@ -192,12 +192,14 @@ def pass_times(rows: tuple[Layer, ...], *args) -> tuple[PassTime, PassTime]:
 
 def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, eff: Efficiency, weight_read: float,
                training: bool, backward_weight_bytes: float, full_backward: bool,
-               fixed_host_s: float, cudnn_peak_flops: float = 0.0, fp32: bool = False) -> tuple[PassTime, PassTime]:
+               fixed_host_s: float, cudnn_peak_flops: float = 0.0, fp32: bool = False,
+               sparse_speedup: float = 1.0) -> tuple[PassTime, PassTime]:
     """(forward, backward) times of one ledger. ``weight_read``: bytes read per weight in the
     forward; ``backward_weight_bytes``: per weight in backward (read again + gradient written),
     ``full_backward``: weight gradients are formed (full fine-tune); ``cudnn_peak_flops``: the
     peak for CUDNN_KINDS rows (TF32 under fp32), 0 = same as ``peak_flops``; ``fp32``: matmuls run
-    as plain fp32 (``eff.matmul_fp32`` applies)."""
+    as plain fp32 (``eff.matmul_fp32`` applies); ``sparse_speedup``: rate multiplier of the rows with
+    weights (linear/conv) when they are 2:4 sparse (1 = dense)."""
     flop_rate = peak_flops * (eff.matmul_fp32 if fp32 else eff.matmul)
     cudnn_rate = (cudnn_peak_flops * eff.matmul) if cudnn_peak_flops else flop_rate
     byte_rate = bandwidth * eff.bandwidth
@@ -209,6 +211,8 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
         instances += n * (row.host_ops or HOST_OPS.get(row.kind, 1.0))
         traffic = _row_traffic(row, weight_read, training, ew)
         rate = cudnn_rate if row.kind in CUDNN_KINDS else flop_rate
+        if sparse_speedup != 1.0 and row.matmul_params:
+            rate *= sparse_speedup
         c = max(row.forward_flops / rate, row.sequential_steps * eff.recurrent_step_s)
         m = traffic / byte_rate
         if c >= m:

@@ -41,8 +41,10 @@ HARDWARE_STATE = {
 WORKLOAD_STATE = {
     "task": "train", "batch": 1, "seq": 1024, "image_size": 224, "prompt": 512, "generate": 128,
     "precision": "amp-bf16", "optimizer": "adamw", "ckpt": False, "lora_rank": 0,
-    "lora_targets": "q_proj,v_proj", "attention": "fused",
+    "lora_targets": "q_proj,v_proj", "attention": "fused", "pruning": "none",
 }
+# the pages' pruning choice (inference only) -> workload sparsity and its pattern
+PRUNING = {"none": (0.0, "unstructured"), "50% unstructured": (0.5, "unstructured"), "2:4": (0.5, "2:4")}
 ESTIMATE_STATE = {**MODEL_STATE, **HARDWARE_STATE, **WORKLOAD_STATE}
 
 
@@ -197,10 +199,15 @@ def workload_from_state(state: Mapping[str, Any]):
     from .workload import Workload
 
     targets = tuple(t.strip() for t in str(state["lora_targets"]).split(",") if t.strip())
+    pruning = state.get("pruning", "none")
+    if pruning not in PRUNING:
+        raise InputError("pruning", f"must be one of {', '.join(PRUNING)}, got {pruning!r}")
+    sparsity, pattern = PRUNING[pruning] if state["task"] == "infer" else PRUNING["none"]
     return Workload(task=state["task"], batch=state["batch"], seq=state["seq"], image_size=state["image_size"],
                     prompt=state["prompt"], generate=state["generate"], precision=state["precision"],
                     optimizer=state["optimizer"], grad_checkpointing=bool(state["ckpt"]),
-                    lora_rank=state["lora_rank"], lora_targets=targets, attention=state["attention"])
+                    lora_rank=state["lora_rank"], lora_targets=targets, attention=state["attention"],
+                    sparsity=sparsity, sparsity_pattern=pattern)
 
 
 def estimate_from_state(state: Mapping[str, Any], **overrides):
@@ -392,7 +399,15 @@ SETTING_VARIANTS: dict[str, dict[str, dict]] = {
                   "int4 (infer) / QLoRA (train)": {"precision": "int4"}},
     "fine-tuning": {"full fine-tune": {"lora_rank": 0, "precision": "amp-bf16"},
                     "LoRA r=16": {"lora_rank": 16, "precision": "bf16"},
-                    "QLoRA r=16 (int4)": {"lora_rank": 16, "precision": "int4"}},
+                    "QLoRA r=16 (int4)": {"lora_rank": 16, "precision": "int4"},
+                    "BitFit (biases only)": {"lora_rank": 0, "bitfit": True, "precision": "bf16"}},
+    # compression for serving: weight quantization and pruning (2:4 is inference-only, so training shows why)
+    "compression": {"dense bf16": {"precision": "bf16"},
+                    "int8 weights": {"precision": "int8"},
+                    "int4 weights": {"precision": "int4"},
+                    "50% unstructured pruning (dense kernels)": {"precision": "bf16", "sparsity": 0.5},
+                    "2:4 sparse bf16": {"precision": "bf16", "sparsity": 0.5, "sparsity_pattern": "2:4"},
+                    "2:4 sparse int8": {"precision": "int8", "sparsity": 0.5, "sparsity_pattern": "2:4"}},
     "checkpointing": {"no checkpointing": {"grad_checkpointing": False},
                       "gradient checkpointing": {"grad_checkpointing": True}},
     "optimizer": {"adamw": {"optimizer": "adamw"}, "adamw-8bit": {"optimizer": "adamw-8bit"},
@@ -416,7 +431,7 @@ def compare_row(label: str, est) -> dict:
     row = {
         "setting": label, "hardware": est.hardware, "params_trainable": est.params.trainable,
         "flops_total": est.flops.total, "peak_GiB": m.peak / GiB, "device_total_GiB": m.device_total / GiB,
-        "capacity_GiB": m.capacity / GiB, "fits": bool(m.fits), "time_s": main_time,
+        "capacity_GiB": m.capacity / GiB, "weights_GiB": m.weights / GiB, "fits": bool(m.fits), "time_s": main_time,
         "bound": est.perf.get("bound", ""), "mfu": est.perf.get("mfu", float("nan")),
         "tokens_per_s": est.perf.get("tokens_per_s", float("nan")),
     }

@@ -103,6 +103,9 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 TASKS = ("train", "infer")
+SPARSITY_PATTERNS = ("unstructured", "2:4")
+# 2:4 metadata: 2 bits per kept weight (its position in the group of 4) = 0.125 bytes per original weight
+SPARSE_2_4_META_BYTES = 0.125
 ATTENTION_IMPLS = ("fused", "eager")
 
 _LIMITS = {
@@ -156,6 +159,9 @@ class Workload:
     attention: str = "fused"
     dropout: bool | None = None  # None: as the model config says
     kv_cache_precision: str | None = None  # None: the compute dtype
+    # "unstructured": pruned weights stay in dense tensors (dense kernels: no memory or time saved);
+    # "2:4": NVIDIA/AMD structured sparsity, 2 of every 4 weights kept, compressed, on sparse tensor cores
+    sparsity_pattern: str = "unstructured"
 
     def __post_init__(self):
         for name in ("task", "precision", "optimizer", "attention"):
@@ -192,6 +198,18 @@ class Workload:
         if not 0.0 <= sparsity <= 0.99:
             raise InputError("sparsity", f"must be from 0 to 0.99 (fraction of weights pruned), got {sparsity}")
         object.__setattr__(self, "sparsity", sparsity)
+        if not isinstance(self.sparsity_pattern, str) or self.sparsity_pattern not in SPARSITY_PATTERNS:
+            raise InputError("sparsity_pattern", f"must be one of {', '.join(SPARSITY_PATTERNS)}, "
+                                                 f"got {self.sparsity_pattern!r}")
+        if self.sparsity_pattern == "2:4":
+            if self.task != "infer":
+                raise InputError("sparsity_pattern", "2:4 is modelled for inference (task infer): sparse training "
+                                 "keeps dense weights, gradients and optimizer states; use unstructured")
+            if sparsity == 0.0:
+                object.__setattr__(self, "sparsity", 0.5)
+            elif sparsity != 0.5:
+                raise InputError("sparsity", f"2:4 keeps 2 of every 4 weights, so sparsity must be 0.5 (or 0, read "
+                                             f"as 0.5), got {sparsity}")
         if isinstance(self.lora_targets, str):
             targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
             object.__setattr__(self, "lora_targets", targets)

@@ -475,3 +475,6 @@ def check_workload(workload: Workload) -> None:
                          "Engine); use fp32, amp-bf16, amp-fp16, bf16 or fp16")
     if workload.training and workload.optimizer == "adamw-8bit":
         raise InputError("optimizer", "adamw-8bit is not profiled (needs bitsandbytes)")
+    if workload.sparsity_pattern == "2:4":
+        raise InputError("sparsity_pattern", "2:4 sparse kernels are not profiled (needs cuSPARSELt); the profiler "
+                         "builds dense models: use sparsity_pattern unstructured")
