@@ -44,7 +44,7 @@ from costmodel.estimator import estimate
 from costmodel.models import list_presets, load_model
 from costmodel.safe_json import parse_config_text
 from costmodel.scenario import validate_scenario
-from costmodel.workload import ATTENTION_IMPLS, OPTIMIZERS, PRECISIONS, TASKS, Workload
+from costmodel.workload import ATTENTION_IMPLS, OPTIMIZERS, PRECISIONS, SPARSITY_PATTERNS, TASKS, Workload
 
 PRESETS = sorted(p.id for p in list_presets())
 HARDWARE = ["h100-sxm-80gb", "a100-sxm-40gb", "t4-16gb", "cpu-generic", "tpu-v5e", "mi300x-192gb"]
@@ -85,7 +85,8 @@ def workload_fields(extreme: bool = False):
         "lora_rank": st.one_of(st.just(0), big(1, 65536)),
         "lora_targets": st.sampled_from(LORA_TARGETS),
         "bitfit": st.booleans(),
-        "sparsity": st.one_of(st.just(0.0), st.just(0.99), st.floats(0.0, 0.99)),
+        "sparsity": st.one_of(st.just(0.0), st.just(0.5), st.just(0.99), st.floats(0.0, 0.99)),
+        "sparsity_pattern": st.sampled_from([*SPARSITY_PATTERNS, "unstructured"]),
         "attention": st.sampled_from(ATTENTION_IMPLS),
         "dropout": st.sampled_from([None, True, False]),
         "kv_cache_precision": st.sampled_from(KV_PRECISIONS),
@@ -239,6 +240,7 @@ def test_cli_estimate(preset, hw, data):
         "--lora-rank": _arg(st.sampled_from(["0", "0", "8", "65536"])),
         "--lora-targets": _arg(st.sampled_from([",".join(t) for t in LORA_TARGETS])),
         "--sparsity": _arg(st.sampled_from(["0", "0.5", "0.99", "1", "-0.1"])),
+        "--sparsity-pattern": _arg(st.sampled_from(["unstructured", "2:4", "4:8"])),
         "--attention": _arg(st.sampled_from(ATTENTION_IMPLS)),
         "--kv-cache-precision": _arg(st.sampled_from([k for k in KV_PRECISIONS if k])),
     }
