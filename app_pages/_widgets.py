@@ -112,6 +112,14 @@ class PageState:
         self.values[field] = v
         return v
 
+    def stop(self, err: InputError) -> None:
+        """End the page on an input that cannot be computed: the link's problems, the error naming its field,
+        the URL kept (so the link still reproduces the view), nothing rendered below."""
+        self.show_problems()
+        show_error(err)
+        self.write_url()
+        st.stop()
+
     def show_problems(self) -> None:
         for p in self.problems:
             field, _, msg = p.partition(": ")

@@ -22,10 +22,7 @@ try:
         hw = hardware_picker(ps)
     workload = workload_picker(ps, model)
 except InputError as err:
-    ps.show_problems()
-    show_error(err)
-    ps.write_url()
-    st.stop()
+    ps.stop(err)
 
 rows, ests = [], []
 if mode == "gpus":

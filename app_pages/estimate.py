@@ -18,10 +18,7 @@ try:
     workload = workload_picker(ps, model)
     est = costmodel.estimate(model, hardware=hw, workload=workload)
 except InputError as err:
-    ps.show_problems()
-    show_error(err)
-    ps.write_url()
-    st.stop()
+    ps.stop(err)
 ps.show_problems()
 ps.write_url()
 

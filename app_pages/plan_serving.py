@@ -7,7 +7,7 @@ from costmodel import costs, figures, plans, views
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.perf import ENGINES
-from app_pages._widgets import PageState, downloads, figure, model_picker, show_error
+from app_pages._widgets import PageState, downloads, figure, model_picker
 
 st.title("Plan serving")
 st.caption("Time to first token, per-token latency, throughput against batch size, the largest batch and context "
@@ -48,10 +48,7 @@ try:
         ps.slider(st, "Power draw (fraction of idle-to-TDP)", "utilization", 0.0, 1.0, step=0.05)
     plan = plan_for(hw_id)
 except InputError as err:
-    ps.show_problems()
-    show_error(err)
-    ps.write_url()
-    st.stop()
+    ps.stop(err)
 ps.show_problems()
 
 p1 = plan.points[0]

@@ -80,10 +80,7 @@ try:
     plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
                                epochs=epochs, global_batch=gb, pricing=pricing)
 except InputError as err:
-    ps.show_problems()
-    show_error(err)
-    ps.write_url()
-    st.stop()
+    ps.stop(err)
 ps.show_problems()
 
 s, cost = plan.step, plan.cost

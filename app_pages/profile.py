@@ -43,17 +43,15 @@ try:
     request = ProfileRequest(model=model, workload=workload.to_dict(), device=device, steps=steps, warmup=warmup,
                              timeout_s=timeout, config_overrides=overrides, threads=threads or None)
 except InputError as err:
-    ps.show_problems()
-    show_error(err)
-    ps.write_url()
-    st.stop()
+    ps.stop(err)
 ps.show_problems()
 ps.write_url()
 
+store = Store()  # the page's runs, calibrations and history (COSTMODEL_DB)
 running = st.session_state.get(HANDLE) is not None
 if st.button("Run", type="primary", disabled=running, key="profile.run"):
     try:
-        st.session_state[HANDLE] = start_profile(request, store=Store(),
+        st.session_state[HANDLE] = start_profile(request, store=store,
                                                  efficiency="calibrated" if use_calibration else None)
         st.session_state.pop(RESULT, None)
     except InputError as err:
@@ -125,7 +123,6 @@ if res is not None:
 
 st.subheader("Calibration")
 label = device_label(device)
-store = Store()
 n_stored = store.count_measurements(device=label)
 st.caption(f"Fits the time model's efficiency (fraction of peak FLOP/s and bandwidth, host overhead per op and per "
            f"step) to the stored runs of **{plain(label)}** ({n_stored} stored), by least squares on "
@@ -151,31 +148,30 @@ if b2.button("Probe this device (microbenchmarks, under a minute)", key="profile
 cal = store.latest_calibration(label)
 if cal is None:
     st.caption("No calibration stored for this device yet: predictions use the estimator's defaults.")
-elif cal.get("method") == "probe":
-    when = str(cal.get("created_at") or cal.get("created") or "")[:16].replace("T", " ")
-    st.caption(f"Calibration {cal.get('id')} of {when} (UTC) is a **probe**: measured rates relative to "
-               f"{plain(cal.get('hardware'))}'s datasheet; a fit from stored runs starts from it.")
-    st.dataframe(views.to_frame(cal.get("probe_rows") or []), hide_index=True)
-    eff_rows = efficiency_rows(cal)
-    st.dataframe(views.to_frame(eff_rows), hide_index=True)
-    downloads("Calibration", eff_rows, "calibration", "prof.cal.dl")
 else:
-    c = st.columns(4)
-    c[0].metric("Runs fitted", cal["n_runs"])
-    c[1].metric("Times fitted", cal["n_points"])
-    c[2].metric("RMS log error before", f"{cal['rmse_log_before']:.3f}")
-    c[3].metric("RMS log error after", f"{cal['rmse_log_after']:.3f}")
-    when = str(cal.get("created_at") or cal.get("created") or "")[:16].replace("T", " ")
-    st.caption(f"Calibration {cal.get('id')} of {when} (UTC); "
-               "an RMS log error of 0.1 is a typical factor of 1.11.")
+    when = views.fmt_timestamp(cal.get("created_at") or cal.get("created"))
+    is_probe = cal.get("method") == "probe"
+    if is_probe:
+        st.caption(f"Calibration {cal.get('id')} of {when} (UTC) is a **probe**: measured rates relative to "
+                   f"{plain(cal.get('hardware'))}'s datasheet; a fit from stored runs starts from it.")
+        st.dataframe(views.to_frame(cal.get("probe_rows") or []), hide_index=True)
+    else:
+        c = st.columns(4)
+        c[0].metric("Runs fitted", cal["n_runs"])
+        c[1].metric("Times fitted", cal["n_points"])
+        c[2].metric("RMS log error before", f"{cal['rmse_log_before']:.3f}")
+        c[3].metric("RMS log error after", f"{cal['rmse_log_after']:.3f}")
+        st.caption(f"Calibration {cal.get('id')} of {when} (UTC); "
+                   "an RMS log error of 0.1 is a typical factor of 1.11.")
     eff_rows = efficiency_rows(cal)
     st.dataframe(views.to_frame(eff_rows), hide_index=True)
     downloads("Calibration", eff_rows, "calibration", "prof.cal.dl")
-    c1, c2 = st.columns(2)
-    with c1:
-        figure(pfig.calibration_figure(cal), "calibration", "prof.cal")
-    with c2:
-        figure(pfig.residuals_figure(cal), "calibration_residuals", "prof.res")
+    if not is_probe:
+        c1, c2 = st.columns(2)
+        with c1:
+            figure(pfig.calibration_figure(cal), "calibration", "prof.cal")
+        with c2:
+            figure(pfig.residuals_figure(cal), "calibration_residuals", "prof.res")
 
 st.subheader("Measurement history")
 st.caption("Every run saved in the database (the Profile page saves each finished run; the CLI with `--save`). "

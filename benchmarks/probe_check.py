@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     hw = load_hardware(hw_id)
     base = default_efficiency(hw)
     measured = run_probe("cpu", threads=a.threads, timeout_s=300)
-    probe_eff, rows = probe_efficiency(measured, hw)
+    probe_eff, rows, _ = probe_efficiency(measured, hw)
     print(f"suite: {Path(a.suite).name} ({len(runs)} runs); hardware record {hw.id}\n")
     print("## Probe\n")
     print("| quantity | measured | datasheet | fraction |\n|---|---|---|---|")

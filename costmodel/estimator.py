@@ -280,13 +280,14 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     fwd += adapter_fwd
 
     # ---- weights -----------------------------------------------------------------------
-    if quantized and method in ("lora", "qlora", "none"):
+    frozen_quantized = quantized and method in ("lora", "qlora", "none")  # frozen linears stored quantized
+    if frozen_quantized:
         weights = frozen_matmul * frozen_b + (total - frozen_matmul) * weight_b
     else:
         weights = total * weight_b
     if w.sparsity_pattern == "2:4" and not train:
         # 2:4: half of every linear/conv weight kept, compressed, plus 2 bits of position metadata per kept value
-        b = frozen_b if quantized and method in ("lora", "qlora", "none") else weight_b
+        b = frozen_b if frozen_quantized else weight_b
         weights -= matmul_total * (b - (0.5 * b + SPARSE_2_4_META_BYTES))
     weights += adapter * p.weight_bytes
     buffer_bytes = getattr(spec, "buffer_bytes", None)

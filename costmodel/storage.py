@@ -471,12 +471,15 @@ class Store:
 
         return self._write(op)
 
-    def list_calibrations(self, device: str) -> list[dict]:
-        """Every stored calibration of ``device``, newest first (with id, device, created_at)."""
+    def list_calibrations(self, device: str, limit: int | None = None) -> list[dict]:
+        """The stored calibrations of ``device``, newest first (at most ``limit``; with id, device, created_at)."""
         if not isinstance(device, str):
             raise InputError("device", f"must be a device id, got {device!r}")
-        rows = self._read(lambda c: c.execute(
-            "SELECT id, data, created_at FROM calibrations WHERE device = ? ORDER BY id DESC", (device.strip(),)).fetchall())
+        sql = "SELECT id, data, created_at FROM calibrations WHERE device = ? ORDER BY id DESC"
+        args: list = [device.strip()]
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", args + [int(limit)]
+        rows = self._read(lambda c: c.execute(sql, args).fetchall())
         out = []
         for row in rows:
             rec = self._with_meta(row)
@@ -486,13 +489,5 @@ class Store:
 
     def latest_calibration(self, device: str) -> dict | None:
         """The most recently saved calibration of ``device`` (with id, device, created_at), or None."""
-        if not isinstance(device, str):
-            raise InputError("device", f"must be a device id, got {device!r}")
-        row = self._read(lambda c: c.execute(
-            "SELECT id, data, created_at FROM calibrations WHERE device = ? ORDER BY id DESC LIMIT 1",
-            (device.strip(),)).fetchone())
-        if row is None:
-            return None
-        rec = self._with_meta(row)
-        rec.setdefault("device", device.strip())
-        return rec
+        found = self.list_calibrations(device, limit=1)
+        return found[0] if found else None

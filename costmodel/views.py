@@ -277,6 +277,11 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 86400:,.1f} days"
 
 
+def fmt_timestamp(ts) -> str:
+    """A stored ISO timestamp to the minute ("2026-11-23 13:19"); "" for none."""
+    return str(ts or "")[:16].replace("T", " ")
+
+
 def fmt_count(n: int) -> str:
     return f"{int(n):,}"
 

@@ -45,7 +45,7 @@ def test_probe_efficiency_is_rate_over_datasheet(probed):
     from costmodel.catalog import load_hardware
     from costmodel.profiler.probe import probe_calibration, probe_efficiency
 
-    eff, rows = probe_efficiency(probed, "cpu-generic")
+    eff, rows, _ = probe_efficiency(probed, "cpu-generic")
     assert eff.matmul_fp32 == pytest.approx(probed["gemm_flops_per_s"]["fp32"] / 4.096e12, rel=1e-12)
     assert eff.matmul == pytest.approx(probed["gemm_flops_per_s"]["bf16"] / 8.192e12, rel=1e-12)
     assert eff.bandwidth == pytest.approx(probed["copy_bytes_per_s"] / 3.072e11, rel=1e-12)
@@ -89,11 +89,11 @@ def test_cli_probe_saves_and_calibrate_starts_from_it(tmp_path):
     stored = Store(db).latest_calibration(label)
     assert stored["method"] == "probe" and stored["efficiency"] == cal["efficiency"]
     # a later fit from stored runs starts from the probe (its "before" is the probe's efficiency)
-    from test_calibration_ui import synthetic_records
+    from known_efficiency import known_efficiency_records
     from costmodel.profiler.calibrate import calibrate_device
 
     store = Store(db)
-    for r in synthetic_records():
+    for r in known_efficiency_records():
         store.save_measurement(r)
     fit = calibrate_device(store, label)
     assert fit["base_efficiency"] == cal["efficiency"]
@@ -122,6 +122,6 @@ def test_profile_page_probe_button(tmp_path, monkeypatch):
     assert stored["method"] == "probe" and stored["probe"]["threads"] == 1
     shown = next(d.value for d in at.dataframe if "fraction" in d.value.columns).set_index("quantity")
     assert shown.loc["host time per eager call", "measured"] == stored["probe"]["host_s_per_call"]
-    eff, _ = probe_efficiency(stored["probe"], "cpu-generic")
+    eff, _, _ = probe_efficiency(stored["probe"], "cpu-generic")
     fields = next(d.value for d in at.dataframe if "field" in d.value.columns).set_index("field")
     assert fields.loc["matmul_fp32", "after"] == pytest.approx(eff.matmul_fp32, rel=1e-12)

@@ -153,18 +153,24 @@ def _resolve_device(text: str) -> str:
     return device_label(text) if _DEVICE.match(text or "") else (text or "").strip()
 
 
-def format_calibration(cal: dict) -> str:
-    """Plain text: the fitted fields before -> after, the error of each stored time before and after."""
+def _efficiency_lines(cal: dict, before: str, after: str, mark: str) -> list[str]:
+    """The Efficiency fields of a calibration record, before and after, as aligned text lines."""
     from .calibrate import efficiency_rows
 
+    lines = [f"{'efficiency field':<20s} {'unit':<18s} {before:>10s} {after:>10s}"]
+    for r in efficiency_rows(cal):
+        lines.append(f"{r['field']:<20s} {r['unit']:<18s} {r['before']:>10.4g} {r['after']:>10.4g}"
+                     + (f"  ({mark})" if r["fitted"] else ""))
+    return lines
+
+
+def format_calibration(cal: dict) -> str:
+    """Plain text: the fitted fields before -> after, the error of each stored time before and after."""
     lines = [f"calibration of {cal['device']}: {cal['n_runs']} run(s), {cal['n_points']} time(s); "
              f"RMS log error {cal['rmse_log_before']:.3f} -> {cal['rmse_log_after']:.3f} "
              f"(typical factor {math.exp(cal['rmse_log_before']):.2f}x -> {math.exp(cal['rmse_log_after']):.2f}x)",
-             "", f"{'efficiency field':<20s} {'unit':<18s} {'before':>10s} {'after':>10s}"]
-    for r in efficiency_rows(cal):
-        lines.append(f"{r['field']:<20s} {r['unit']:<18s} {r['before']:>10.4g} {r['after']:>10.4g}"
-                     + ("  (fitted)" if r["fitted"] else ""))
-    lines += ["", f"{'model':<34s} {'task':<6s} {'quantity':<17s} {'measured s':>11s} {'before':>9s} {'after':>9s}"]
+             "", *_efficiency_lines(cal, "before", "after", "fitted"),
+             "", f"{'model':<34s} {'task':<6s} {'quantity':<17s} {'measured s':>11s} {'before':>9s} {'after':>9s}"]
     for r in cal["rows"]:
         lines.append(f"{str(r['model'])[:34]:<34s} {str(r['task']):<6s} {r['quantity']:<17s} {r['measured_s']:>11.4g} "
                      f"{r['error_before_pct']:>+8.1f}% {r['error_after_pct']:>+8.1f}%")
@@ -206,8 +212,6 @@ def run_calibrate(args) -> int:
 
 
 def format_probe(cal: dict) -> str:
-    from .calibrate import efficiency_rows
-
     units = {"FLOP/s": (1e12, "TFLOP/s"), "bytes/s": (1e9, "GB/s"), "s": (1e-6, "us")}
     lines = [f"probe of {cal['device']} (fractions relative to {cal['hardware']})", "",
              f"{'quantity':<26s} {'measured':>14s} {'datasheet':>14s} {'fraction':>9s}"]
@@ -216,10 +220,7 @@ def format_probe(cal: dict) -> str:
         ds = "-" if r["datasheet"] is None else f"{r['datasheet'] / k:.4g} {unit}"
         fr = "-" if r["fraction"] is None else f"{r['fraction']:.4f}"
         lines.append(f"{r['quantity']:<26s} {r['measured'] / k:>9.4g} {unit:<4s} {ds:>14s} {fr:>9s}")
-    lines += ["", f"{'efficiency field':<20s} {'unit':<18s} {'default':>10s} {'probe':>10s}"]
-    for r in efficiency_rows(cal):
-        lines.append(f"{r['field']:<20s} {r['unit']:<18s} {r['before']:>10.4g} {r['after']:>10.4g}"
-                     + ("  (measured)" if r["fitted"] else ""))
+    lines += ["", *_efficiency_lines(cal, "default", "probe", "measured")]
     return "\n".join(lines)
 
 

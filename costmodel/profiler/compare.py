@@ -148,12 +148,14 @@ HISTORY_ERRORS = (("peak memory", "peak_err_pct"), ("step time", "step_err_pct")
 def history_rows(records: list[dict]) -> list[dict]:
     """One row per stored run (``Store.list_measurements`` records), newest first: when, where, what, the
     measured times and the % error of the peak memory and times (None where the run has no such row)."""
+    from ..views import fmt_timestamp
+
     out = []
     for r in sorted(records, key=lambda r: r.get("id") or 0, reverse=True):
         wl = r.get("workload") or {}
         m = r.get("measured") or {}
         errs = {row.get("quantity"): row.get("error_pct") for row in r.get("comparison") or []}
-        row = {"id": r.get("id"), "saved": str(r.get("created_at") or "")[:16].replace("T", " "),
+        row = {"id": r.get("id"), "saved": fmt_timestamp(r.get("created_at")),
                "device": r.get("device"), "model": r.get("model"), "task": r.get("task") or wl.get("task"),
                "batch": wl.get("batch"), "precision": wl.get("precision"), "status": r.get("status", "ok"),
                "step_s": m.get("step_s"), "prefill_s": m.get("prefill_s"), "forward_s": m.get("forward_s"),

@@ -115,32 +115,25 @@ def measure(device: str = "cpu", threads: int | None = None, min_time_s: float =
     return out
 
 
-def _n(measured: dict, dtype: str):
-    sizes = measured.get("gemm_n") or {}
-    return sizes.get(dtype, "?") if isinstance(sizes, dict) else sizes
-
-
 def probe_efficiency(measured: dict, hardware):
-    """(Efficiency, rows): the kind's default efficiency with matmul, matmul_fp32, bandwidth and overhead_s
-    set from the probe, relative to ``hardware``'s datasheet peaks; rows = {"quantity", "measured",
+    """(Efficiency, rows, base): the kind's default efficiency (``base``) with matmul, matmul_fp32, bandwidth and
+    overhead_s set from the probe, relative to ``hardware``'s datasheet peaks; rows = {"quantity", "measured",
     "datasheet", "fraction", "unit"} for display."""
     from ..catalog import load_hardware
     from ..perf import default_efficiency
 
     hw = load_hardware(hardware)
     base = default_efficiency(hw)
-    rates = measured.get("gemm_flops_per_s") or {}
+    rates, sizes = measured.get("gemm_flops_per_s") or {}, measured.get("gemm_n") or {}
     fields, rows = {}, []
-    for dtype, field in (("fp32", "matmul_fp32"), ("bf16", "matmul")):
+    # fp16 is shown but sets nothing: the time model's 16-bit rate is `matmul` on the bf16/fp16 peak
+    for dtype, field in (("fp32", "matmul_fp32"), ("bf16", "matmul"), ("fp16", None)):
         if rates.get(dtype):
             peak = hw.peak_flops(dtype)
-            fields[field] = min(max(rates[dtype] / peak, 1e-4), 1.0)
-            rows.append({"quantity": f"{dtype} GEMM {_n(measured, dtype)}^3", "measured": rates[dtype],
+            if field:
+                fields[field] = min(max(rates[dtype] / peak, 1e-4), 1.0)
+            rows.append({"quantity": f"{dtype} GEMM {sizes.get(dtype, '?')}^3", "measured": rates[dtype],
                          "datasheet": peak, "fraction": rates[dtype] / peak, "unit": "FLOP/s"})
-    if rates.get("fp16"):
-        rows.append({"quantity": f"fp16 GEMM {_n(measured, 'fp16')}^3", "measured": rates["fp16"],
-                     "datasheet": hw.peak_flops("fp16"), "fraction": rates["fp16"] / hw.peak_flops("fp16"),
-                     "unit": "FLOP/s"})
     bw = measured.get("copy_bytes_per_s")
     if bw:
         peak_bw = hw.memory_bandwidth_bytes_per_s
@@ -154,7 +147,7 @@ def probe_efficiency(measured: dict, hardware):
     eff = replace(base, **fields, source=f"probe of {measured.get('gpu') or measured.get('device')} "
                   f"({time.strftime('%Y-%m-%d')}): " + ", ".join(f"{k}={v:.4g}" for k, v in fields.items())
                   + f" relative to {hw.id}; other fields: {hw.kind} defaults")
-    return eff, rows
+    return eff, rows, base
 
 
 def run_probe(device: str = "cpu", threads: int | None = None, timeout_s: float = 120.0) -> dict:
@@ -184,11 +177,9 @@ def run_probe(device: str = "cpu", threads: int | None = None, timeout_s: float 
 def probe_calibration(measured: dict, hardware, device_label: str) -> dict:
     """A calibration record (the schema of ``calibrate.fit_efficiency``) holding the probe's efficiency, so
     ``Store.save_calibration`` / ``efficiency="calibrated"`` use it like a fitted one."""
-    from ..perf import default_efficiency
     from ..catalog import load_hardware
 
-    eff, rows = probe_efficiency(measured, hardware)
-    base = default_efficiency(load_hardware(hardware))
+    eff, rows, base = probe_efficiency(measured, hardware)
     fitted = [f for f in ("matmul", "matmul_fp32", "bandwidth", "overhead_s") if getattr(eff, f) != getattr(base, f)]
     return {"device": device_label, "method": "probe", "efficiency": asdict(eff), "base_efficiency": asdict(base),
             "fitted_fields": fitted, "n_runs": 0, "n_points": 0, "rmse_log_before": None, "rmse_log_after": None,
