@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 import streamlit as st
 
 import costmodel
-from costmodel import views
+from costmodel.ui import page_state, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.workload import ATTENTION_IMPLS, OPTIMIZERS, PRECISIONS
@@ -37,7 +37,7 @@ class PageState:
         query = st.query_params.to_dict()
         marker = f"_{page}.last_query"
         if st.session_state.get(marker) != query:
-            state, problems = views.state_from_query(query, self.defaults)
+            state, problems = page_state.state_from_query(query, self.defaults)
             for k, v in state.items():
                 st.session_state[self.key(k)] = v
             self.problems.extend(problems)
@@ -127,7 +127,7 @@ class PageState:
 
     def write_url(self) -> None:
         """Put the page state into the address bar (only values that differ from the defaults)."""
-        query = views.state_to_query(self.state(), self.defaults)
+        query = page_state.state_to_query(self.state(), self.defaults)
         if st.query_params.to_dict() != query:
             st.query_params.from_dict(query)
         st.session_state[f"_{self.page}.last_query"] = query
@@ -141,7 +141,7 @@ def _preset_names() -> dict[str, str]:
 
 def _hardware_names() -> dict[str, str]:
     out = {h.id: f"{h.id} — {h.name}" for h in list_hardware()}
-    out[views.CUSTOM_HARDWARE] = "custom — enter memory, bandwidth, FLOP/s"
+    out[page_state.CUSTOM_HARDWARE] = "custom — enter memory, bandwidth, FLOP/s"
     return out
 
 
@@ -149,7 +149,7 @@ def model_picker(ps: PageState, where=None):
     """Preset, uploaded/pasted config, or builder sliders. Returns what ``costmodel.estimate`` takes as the
     model (preset id or config dict); raises InputError for a bad config or a bad builder combination."""
     where = where or st.sidebar
-    src = ps.radio(where, "Model", "source", list(views.MODEL_SOURCES), format_func=MODEL_SOURCE_LABELS.get,
+    src = ps.radio(where, "Model", "source", list(page_state.MODEL_SOURCES), format_func=MODEL_SOURCE_LABELS.get,
                    horizontal=True)
     if src == "preset":
         names = _preset_names()
@@ -160,7 +160,7 @@ def model_picker(ps: PageState, where=None):
         if up is not None and st.session_state.get(ps.key("upload_id")) != up.file_id:
             raw = up.getvalue()
             st.session_state[ps.key("upload_id")] = up.file_id
-            views.parse_config(raw)  # raises InputError naming "config" for bad files
+            page_state.parse_config(raw)  # raises InputError naming "config" for bad files
             st.session_state[ps.key("config")] = raw.decode("utf-8-sig")
         ps.text_area(where, "config.json (pasted text; parsed as JSON data only)", "config", height=180,
                      placeholder='{"model_type": "llama", "hidden_size": 4096, ...}')
@@ -174,21 +174,21 @@ def model_picker(ps: PageState, where=None):
         ps.slider(where, "Experts (0 = dense)", "experts", 0, 256)
         if ps.get("experts") > 1:
             ps.slider(where, "Experts per token", "top_k", 1, 16)
-    return views.model_from_state(ps.state())
+    return page_state.model_from_state(ps.state())
 
 
 def hardware_picker(ps: PageState, where=None):
     where = where or st.sidebar
     names = _hardware_names()
     hw = ps.select(where, "Hardware", "hw", list(names), format_func=names.get)
-    if hw == views.CUSTOM_HARDWARE:
+    if hw == page_state.CUSTOM_HARDWARE:
         c1, c2 = where.columns(2)
         ps.number(c1, "Memory (GiB)", "hw_mem_gib", min_value=0.0, max_value=1e6)
         ps.number(c2, "Bandwidth (GB/s)", "hw_bw_gbs", min_value=0.0, max_value=1e6)
         ps.number(c1, "16-bit TFLOP/s (dense)", "hw_tflops16", min_value=0.0, max_value=1e6)
         ps.number(c2, "fp32 TFLOP/s", "hw_tflops32", min_value=0.0, max_value=1e6)
         ps.number(c1, "TDP (W)", "hw_tdp_w", min_value=0.0, max_value=1e5)
-    return views.hardware_from_state(ps.state())
+    return page_state.hardware_from_state(ps.state())
 
 
 def lora_modules(model) -> list[str]:
@@ -239,23 +239,23 @@ def workload_picker(ps: PageState, model, where=None, fixed_task: str | None = N
             targets = where.multiselect("LoRA targets", avail, key=mk)
             ps.values["lora_targets"] = ",".join(targets)
     else:
-        ps.select(where, "Pruning", "pruning", list(views.PRUNING),
+        ps.select(where, "Pruning", "pruning", list(page_state.PRUNING),
                   help="50% unstructured: half the linear/conv weights zeroed in dense tensors (dense kernels: no "
                        "memory or time saved); 2:4: two of every four kept, compressed, on sparse tensor cores "
                        "(GPUs that have them: the catalog's sparse_2_4_speedup)")
     if spec.modality == "text" and spec.family not in ("lstm", "gru"):
         ps.select(where, "Attention kernel", "attention", list(ATTENTION_IMPLS),
                   help="fused: flash / memory-efficient SDPA; eager: scores materialised")
-    return views.workload_from_state(ps.state())
+    return page_state.workload_from_state(ps.state())
 
 
 def downloads(label: str, rows, stem: str, key: str) -> None:
     """CSV and JSON download buttons for one table (a list of dicts)."""
     rows = list(rows)
     c1, c2 = st.columns(2)  # the files are made only when a button is pressed (data is a callable)
-    c1.download_button(f"{label} (CSV)", lambda: views.to_csv(rows), file_name=f"{stem}.csv", mime="text/csv",
+    c1.download_button(f"{label} (CSV)", lambda: tables.to_csv(rows), file_name=f"{stem}.csv", mime="text/csv",
                        key=f"{key}.csv", on_click="ignore")
-    c2.download_button(f"{label} (JSON)", lambda: views.to_json(rows), file_name=f"{stem}.json",
+    c2.download_button(f"{label} (JSON)", lambda: tables.to_json(rows), file_name=f"{stem}.json",
                        mime="application/json", key=f"{key}.json", on_click="ignore")
 
 

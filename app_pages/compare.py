@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-import costmodel
-from costmodel import figures, views
+
+from costmodel.ui import figures, page_state, sweeps, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
@@ -11,7 +11,7 @@ from app_pages._widgets import PageState, downloads, figure, hardware_picker, mo
 st.title("Compare")
 st.caption("The same workload side by side: across devices, or across settings. Red bars do not fit in memory.")
 
-DEFAULTS = {**views.ESTIMATE_STATE, "mode": "gpus", "gpus": "a100-sxm-80gb,h100-sxm-80gb,l4-24gb",
+DEFAULTS = {**page_state.ESTIMATE_STATE, "mode": "gpus", "gpus": "a100-sxm-80gb,h100-sxm-80gb,l4-24gb",
             "group": "precision", "sweep": "batch", "sweep_from": 1, "sweep_to": 64}
 ps = PageState("compare", DEFAULTS)
 mode = ps.radio(st, "Compare", "mode", ["gpus", "settings"], horizontal=True,
@@ -24,7 +24,6 @@ try:
 except InputError as err:
     ps.stop(err)
 
-rows, ests = [], []
 if mode == "gpus":
     hws = {h.id: h for h in list_hardware()}
     cur = [g for g in str(ps.get("gpus")).split(",") if g]
@@ -36,40 +35,30 @@ if mode == "gpus":
         st.session_state[mk] = [g for g in cur if g in hws]
     chosen = st.multiselect("Devices", list(hws), key=mk, format_func=lambda i: f"{i} — {hws[i].name}")
     ps.values["gpus"] = ",".join(chosen)
-    for g in chosen:
-        try:
-            est = costmodel.estimate(model, hardware=hws[g], workload=workload)
-        except InputError as err:
-            show_error(err)
-            continue
-        ests.append(est)
-        rows.append(views.compare_row(g, est))
+    rows, ests, errors = sweeps.compare_devices(model, {g: hws[g] for g in chosen}, workload)
+    for err in errors:
+        show_error(err)
 else:
-    group = ps.select(st, "Settings to compare", "group", list(views.SETTING_VARIANTS))
-    for label in views.SETTING_VARIANTS[group]:
-        try:
-            ov = views.variant_overrides(group, label, workload.task)
-            w = costmodel.Workload.from_dict({**workload.to_dict(), **ov})
-            est = costmodel.estimate(model, hardware=hw, workload=w)
-        except InputError as err:
-            st.info(f"{label} — {err.field}: {err.message}")
-            continue
-        ests.append(est)
-        rows.append(views.compare_row(label, est))
+    group = ps.select(st, "Settings to compare", "group", list(sweeps.SETTING_VARIANTS))
+    rows, ests, notes = sweeps.compare_settings(model, hw, workload, group)
+    for note in notes:
+        st.info(note)
 ps.show_problems()
 
 if rows:
-    st.dataframe(views.to_frame(rows), hide_index=True)
+    st.dataframe(tables.to_frame(rows), hide_index=True)
     downloads("Comparison", rows, "comparison", "cmp.dl")
     c1, c2 = st.columns(2)
     with c1:
-        figure(figures.compare_figure(rows, "time_s", "Time per step / prefill", "s"), "compare_time", "cmp.t")
+        figure(figures.compare_figure(rows, "time_s", f"Time per {rows[0]['per_unit']}", "s"), "compare_time", "cmp.t")
     with c2:
         figure(figures.compare_figure(rows, "device_total_GiB", "Device memory", "GiB"), "compare_memory", "cmp.m")
-    priced = [r for r in rows if r["usd_per_million_tokens"] == r["usd_per_million_tokens"]]
+    # time and money of the same unit (a training step, a whole request or a forward)
+    priced = [r for r in rows if r["usd"] == r["usd"]]
     if len(priced) >= 2:
-        figure(figures.pareto_figure(priced, x="time_s", y="usd_per_million_tokens", label="setting",
-                                     x_title="time per step / request (s)", y_title="USD per million tokens"),
+        unit = rows[0]["per_unit"]
+        figure(figures.pareto_figure(priced, x="time_s", y="usd", label="setting",
+                                     x_title=f"time per {unit} (s)", y_title=f"USD per {unit}"),
                "compare_pareto", "cmp.par")
     if any("decode_s_per_token" in r for r in rows):
         figure(figures.compare_figure(rows, "decode_s_per_token", "Decode latency per token", "s"),
@@ -79,19 +68,19 @@ st.subheader("Sweep")
 st.caption("Memory and time against one workload size on one device. Time and cost against the number of GPUs "
            "are on *Plan training* (scaling) and *Plan serving* (tensor parallel).")
 c1, c2, c3 = st.columns(3)
-field = ps.select(c1, "Vary", "sweep", list(views.SWEEP_FIELDS))
+field = ps.select(c1, "Vary", "sweep", list(sweeps.SWEEP_FIELDS))
 lo = ps.number(c2, "from", "sweep_from", min_value=0, max_value=1 << 24)
 hi = ps.number(c3, "to", "sweep_to", min_value=0, max_value=1 << 24)
 sweep_state = {**ps.state(), "hw": (ps.get("hw") if mode == "settings" else (rows[0]["hardware"] if rows else
-                                                                             views.DEFAULT_HARDWARE))}
+                                                                             page_state.DEFAULT_HARDWARE))}
 try:
-    values = views.sweep_values(field, lo, hi)
-    srows = views.sweep_rows(sweep_state, field, values)
+    values = sweeps.sweep_values(field, lo, hi)
+    srows = sweeps.sweep_rows(sweep_state, field, values)
 except InputError as err:
     show_error(err)
 else:
     st.caption(f"On {sweep_state['hw']}, powers of two from {values[0]} to {values[-1]}.")
     figure(figures.sweep_figure(srows, field), f"sweep_{field}", "cmp.sw")
-    st.dataframe(views.to_frame(srows), hide_index=True)
+    st.dataframe(tables.to_frame(srows), hide_index=True)
     downloads("Sweep", srows, f"sweep_{field}", "cmp.swdl")
 ps.write_url()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from costmodel import views
+from costmodel.ui import seeds
 
 st.title("costmodel")
 st.markdown("**What does this model cost to train and to serve?** Pick a model, a device and a workload; get "
@@ -10,7 +10,7 @@ st.markdown("**What does this model cost to train and to serve?** Pick a model, 
             "behind every number. Everything is in the URL: copy the address bar to share a view.")
 
 st.subheader("Open a scenario")
-seeds = views.load_seeds()
+seeds = seeds.load_seeds()
 cols = st.columns(2)
 for i, seed in enumerate(seeds):
     with cols[i % 2].container(border=True):

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from costmodel import views
+from costmodel.ui import format as fmt, lessons, tables
 from costmodel.errors import InputError
 from app_pages._widgets import PageState, downloads, show_error
 
@@ -30,7 +30,7 @@ st.header(TOPICS[topic])
 
 
 def fmt_table(rows):
-    st.dataframe(views.to_frame(rows), hide_index=True)
+    st.dataframe(tables.to_frame(rows), hide_index=True)
 
 
 try:
@@ -46,13 +46,13 @@ try:
         model = ps.select(c1, "Model", "model", DECODERS)
         batch = ps.number(c2, "Batch", "batch", min_value=0, max_value=4096)
         seq = ps.number(c3, "Sequence length", "seq", min_value=0, max_value=131072)
-        r = views.lesson_flops(model, batch, seq)
+        r = lessons.lesson_flops(model, batch, seq)
         c = st.columns(4)
-        c[0].metric("Step FLOPs (ledger)", views.fmt_si(r["total"], "FLOP"))
-        c[1].metric("6 x P x T", views.fmt_si(r["six_pt"], "FLOP"))
+        c[0].metric("Step FLOPs (ledger)", fmt.fmt_si(r["total"], "FLOP"))
+        c[1].metric("6 x P x T", fmt.fmt_si(r["six_pt"], "FLOP"))
         c[2].metric("Ledger / rule", f"{r['ratio']:.3f}")
-        c[3].metric("FLOPs per token", views.fmt_si(r["per_token"], "FLOP"))
-        st.caption(f"P = {views.fmt_count(r['estimate'].params.total)} parameters, T = {r['tokens']:,} tokens. "
+        c[3].metric("FLOPs per token", fmt.fmt_si(r["per_token"], "FLOP"))
+        st.caption(f"P = {fmt.fmt_count(r['estimate'].params.total)} parameters, T = {r['tokens']:,} tokens. "
                    "The ratio exceeds 1 by the attention share, which grows with the sequence length; it falls "
                    "below 1 when the embedding table (a lookup, no FLOPs) is a large part of P.")
     elif topic == "adam":
@@ -65,7 +65,7 @@ try:
         c1, c2 = st.columns(2)
         model = ps.select(c1, "Model", "model", DECODERS)
         prec = ps.select(c2, "Precision", "precision", ["fp32", "amp-bf16", "bf16"])
-        rows = views.lesson_optimizers(model, prec)
+        rows = lessons.lesson_optimizers(model, prec)
         fmt_table(rows)
         downloads("Table", rows, "optimizers", "learn.adam")
         st.caption("Adafactor keeps row and column statistics instead of full tensors; 8-bit Adam stores both "
@@ -81,7 +81,7 @@ try:
         model = ps.select(c1, "Model", "model", DECODERS)
         batch = ps.number(c2, "Batch", "batch", min_value=0, max_value=4096)
         seq = ps.number(c3, "Sequence length", "seq", min_value=0, max_value=131072)
-        rows = views.lesson_checkpointing(model, batch, seq)
+        rows = lessons.lesson_checkpointing(model, batch, seq)
         c = st.columns(2)
         c[0].metric("Activations without checkpointing", f"{rows[0]['activations_GiB']:,.2f} GiB")
         c[1].metric("Activations with checkpointing", f"{rows[1]['activations_GiB']:,.2f} GiB")
@@ -100,10 +100,10 @@ try:
         prompt = ps.number(c3, "Prompt", "prompt", min_value=0, max_value=1 << 20)
         kvp = ps.select(c4, "KV precision", "kv_precision", ["fp32", "bf16", "fp8", "int8", "int4"])
         gen = ps.get("generate")
-        r = views.lesson_kv_cache(model, batch, prompt, gen, kvp)
+        r = lessons.lesson_kv_cache(model, batch, prompt, gen, kvp)
         c = st.columns(2)
-        c[0].metric("KV cache", views.fmt_gib(r["kv_cache"]))
-        c[1].metric("Weights", views.fmt_gib(r["weights"]))
+        c[0].metric("KV cache", fmt.fmt_gib(r["kv_cache"]))
+        c[1].metric("Weights", fmt.fmt_gib(r["weights"]))
         t = r["terms"]
         if t:
             st.caption(f"L = {t['layers']}, n_kv = {t['kv_heads']}, d_head = {t['head_dim']}, b = {batch}, "
@@ -126,15 +126,15 @@ try:
         tp = ps.select(c3, "Tensor parallel", "tp", [1, 2, 4, 8])
         pp = ps.select(c4, "Pipeline stages", "pp", [1, 2, 4, 8])
         zero = ps.select(c5, "ZeRO stage", "zero", [0, 1, 2, 3])
-        r = views.lesson_parallel(model, "a100-sxm-80gb", dp, tp, pp, zero)
+        r = lessons.lesson_parallel(model, "a100-sxm-80gb", dp, tp, pp, zero)
         mem = r["memory"]
         c = st.columns(4)
-        c[0].metric("Weights per device", views.fmt_gib(mem["weights"]))
-        c[1].metric("Optimizer states per device", views.fmt_gib(mem["optimizer"]))
-        c[2].metric("Device total", views.fmt_gib(mem["device_total"]),
+        c[0].metric("Weights per device", fmt.fmt_gib(mem.weights))
+        c[1].metric("Optimizer states per device", fmt.fmt_gib(mem.optimizer))
+        c[2].metric("Device total", fmt.fmt_gib(mem.device_total),
                     delta="fits" if r["plan"].step.fits else "does not fit", delta_color="off")
-        c[3].metric("Step time", views.fmt_seconds(r["step_s"]))
-        rows = [{"collective": k, "seconds (before overlap)": v} for k, v in r["comm"].items()]
+        c[3].metric("Step time", fmt.fmt_seconds(r["step_s"]))
+        rows = [{"collective": t.name, "seconds (before overlap)": t.seconds} for t in r["comm"].terms]
         rows += [{"collective": "exposed after overlap", "seconds (before overlap)": r["exposed_comm_s"]},
                  {"collective": "pipeline bubble", "seconds (before overlap)": r["bubble_s"]}]
         fmt_table(rows)
@@ -149,7 +149,7 @@ try:
         model = ps.select(c1, "Model", "model", DECODERS)
         batch = ps.number(c2, "Batch", "batch", min_value=0, max_value=4096)
         prompt = ps.number(c3, "Prompt", "prompt", min_value=0, max_value=1 << 20)
-        rows = views.lesson_quantization(model, batch, prompt, ps.get("generate"))
+        rows = lessons.lesson_quantization(model, batch, prompt, ps.get("generate"))
         fmt_table(rows)
         downloads("Table", rows, "quantization", "learn.quant")
     elif topic == "pruning":
@@ -161,11 +161,11 @@ try:
         c1, c2 = st.columns(2)
         model = ps.select(c1, "Model", "model", DECODERS)
         sp = ps.slider(c2, "Sparsity (fraction pruned)", "sparsity", 0.0, 0.99, step=0.01)
-        r = views.lesson_pruning(model, sp, 1, ps.get("seq"))
+        r = lessons.lesson_pruning(model, sp, 1, ps.get("seq"))
         c = st.columns(3)
-        c[0].metric("Non-zero parameters", views.fmt_count(r["nonzero"]))
-        c[1].metric("Forward FLOPs (dense)", views.fmt_si(r["forward"], "FLOP"))
-        c[2].metric("Forward FLOPs (zeros skipped)", views.fmt_si(r["forward_effective"], "FLOP"))
+        c[0].metric("Non-zero parameters", fmt.fmt_count(r["nonzero"]))
+        c[1].metric("Forward FLOPs (dense)", fmt.fmt_si(r["forward"], "FLOP"))
+        c[2].metric("Forward FLOPs (zeros skipped)", fmt.fmt_si(r["forward_effective"], "FLOP"))
     elif topic == "distillation":
         st.markdown(
             "Distillation trains a small **student** to match a large **teacher**'s outputs. Each step runs the "
@@ -177,13 +177,13 @@ try:
         student = ps.select(c2, "Student", "student", DECODERS)
         batch = ps.number(c3, "Batch", "batch", min_value=0, max_value=4096)
         seq = ps.number(c4, "Sequence length", "seq", min_value=0, max_value=131072)
-        r = views.lesson_distillation(teacher, student, batch, seq)
+        r = lessons.lesson_distillation(teacher, student, batch, seq)
         c = st.columns(3)
-        c[0].metric("Teacher forward", views.fmt_si(r["teacher_flops"], "FLOP"))
-        c[1].metric("Student step", views.fmt_si(r["student_flops"], "FLOP"))
-        c[2].metric("Distillation step", views.fmt_si(r["step_flops"], "FLOP"))
-        st.caption(f"On an H100: teacher {views.fmt_seconds(r['teacher_s'])} + student "
-                   f"{views.fmt_seconds(r['student_s'])} = {views.fmt_seconds(r['step_s'])} per step.")
+        c[0].metric("Teacher forward", fmt.fmt_si(r["teacher_flops"], "FLOP"))
+        c[1].metric("Student step", fmt.fmt_si(r["student_flops"], "FLOP"))
+        c[2].metric("Distillation step", fmt.fmt_si(r["step_flops"], "FLOP"))
+        st.caption(f"On an H100: teacher {fmt.fmt_seconds(r['teacher_s'])} + student "
+                   f"{fmt.fmt_seconds(r['student_s'])} = {fmt.fmt_seconds(r['step_s'])} per step.")
     elif topic == "lora":
         st.markdown(
             "LoRA freezes the model and trains a low-rank update **B A** beside chosen linear layers: r x (d_in + "
@@ -196,10 +196,10 @@ try:
                                                       "llama-2-13b"])
         rank = ps.slider(c2, "Rank r", "rank", 1, 256)
         seq = ps.number(c3, "Sequence length", "seq", min_value=0, max_value=131072)
-        rows = views.lesson_lora(model, rank, "q_proj,k_proj,v_proj,o_proj", 1, seq)
+        rows = lessons.lesson_lora(model, rank, "q_proj,k_proj,v_proj,o_proj", 1, seq)
         c = st.columns(2)
-        c[0].metric("LoRA trainable parameters", views.fmt_count(rows[1]["trainable_params"]))
-        c[1].metric("Full fine-tune trainable parameters", views.fmt_count(rows[0]["trainable_params"]))
+        c[0].metric("LoRA trainable parameters", fmt.fmt_count(rows[1]["trainable_params"]))
+        c[1].metric("Full fine-tune trainable parameters", fmt.fmt_count(rows[0]["trainable_params"]))
         fmt_table(rows)
         downloads("Table", rows, "lora", "learn.lora")
         st.caption("Adapters on q, k, v and o projections; batch 1; one H100 80GB.")

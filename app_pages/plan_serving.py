@@ -3,7 +3,8 @@
 import streamlit as st
 
 import costmodel
-from costmodel import costs, figures, plans, views
+from costmodel import plans, prices
+from costmodel.ui import figures, format as fmt, page_state, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.perf import ENGINES
@@ -13,7 +14,7 @@ st.title("Plan serving")
 st.caption("Time to first token, per-token latency, throughput against batch size, the largest batch and context "
            "that fit, and $ per million generated tokens. Numbers from `costmodel.plans.plan_serving`.")
 
-DEFAULTS = {**views.MODEL_STATE, "preset": "llama-3-8b", "hw": "h100-sxm-80gb", "prompt": 1024, "generate": 256,
+DEFAULTS = {**page_state.MODEL_STATE, "preset": "llama-3-8b", "hw": "h100-sxm-80gb", "prompt": 1024, "generate": 256,
             "precision": "bf16", "kv_precision": "", "tp": 1, "engine": "eager", "provider": "",
             "tier": "on-demand", "region": "world", "utilization": 1.0, "also": ""}
 SERVE_PRECISIONS = ["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
@@ -25,7 +26,7 @@ hws = {h.id: h for h in list_hardware()}
 def plan_for(hw_id: str):
     return plans.plan_serving(model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
                               precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None,
-                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=views.pricing_from_state(ps.state()))
+                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state()))
 
 
 try:
@@ -41,10 +42,10 @@ try:
               help="eager: Hugging Face generate-style loop (host overhead per step); compiled: CUDA-graph servers "
                    "such as vLLM / TensorRT-LLM (no per-op host time)")
     with sb.expander("Price, power, carbon"):
-        provs = [""] + costs.list_providers()
+        provs = [""] + prices.list_providers()
         ps.select(st, "Provider", "provider", provs, format_func=lambda p: p or "median across providers")
-        ps.select(st, "Tier", "tier", list(costs.TIERS))
-        ps.select(st, "Grid region (carbon)", "region", [r.region for r in costs.list_regions()])
+        ps.select(st, "Tier", "tier", list(prices.TIERS))
+        ps.select(st, "Grid region (carbon)", "region", [r.region for r in prices.list_regions()])
         ps.slider(st, "Power draw (fraction of idle-to-TDP)", "utilization", 0.0, 1.0, step=0.05)
     plan = plan_for(hw_id)
 except InputError as err:
@@ -54,14 +55,14 @@ ps.show_problems()
 p1 = plan.points[0]
 best = min((p for p in plan.points if p.fits), key=lambda p: p.usd_per_million_tokens, default=None)
 c = st.columns(4)
-c[0].metric("Time to first token (batch 1)", views.fmt_seconds(p1.ttft_s))
-c[1].metric("Decode per token (batch 1)", views.fmt_seconds(p1.decode_per_token_s))
+c[0].metric("Time to first token (batch 1)", fmt.fmt_seconds(p1.ttft_s))
+c[1].metric("Decode per token (batch 1)", fmt.fmt_seconds(p1.decode_per_token_s))
 c[2].metric("Largest batch that fits", f"{plan.max_batch:,}")
 c[3].metric("Longest context (batch 1)", f"{plan.max_context:,} tokens")
 c = st.columns(4)
 c[0].metric("KV cache per token", f"{plan.kv_cache_bytes_per_token / 2**20:,.3f} MiB")
-c[1].metric("Weights per device", views.fmt_gib(plan.weights_bytes_per_device))
-c[2].metric("Best $ per million tokens", views.fmt_usd(best.usd_per_million_tokens) if best else "n/a",
+c[1].metric("Weights per device", fmt.fmt_gib(plan.weights_bytes_per_device))
+c[2].metric("Best $ per million tokens", fmt.fmt_usd(best.usd_per_million_tokens) if best else "n/a",
             help="the cheapest batch size that fits")
 c[3].metric("At batch", f"{best.batch}" if best else "n/a")
 
@@ -70,10 +71,10 @@ with c1:
     figure(figures.serving_figure(plan), "serving", "ps.fig")
 with c2:
     figure(figures.serving_cost_figure(plan), "serving_cost", "ps.cost")
-rows = views.serving_rows(plan)
-st.dataframe(views.to_frame(rows), hide_index=True)
+rows = tables.serving_rows(plan)
+st.dataframe(tables.to_frame(rows), hide_index=True)
 downloads("Serving points", rows, "serving_points", "ps.dl")
-st.download_button("Full plan (JSON)", lambda: views.to_json(plan.to_dict()), file_name="serving_plan.json",
+st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), file_name="serving_plan.json",
                    mime="application/json", key="ps.json", on_click="ignore")
 with st.expander("Assumptions"):
     st.json(plan.assumptions, expanded=False)
@@ -103,7 +104,7 @@ if also:
                      "best_usd_per_million_tokens": b.usd_per_million_tokens if b else float("nan"),
                      "best_batch": b.batch if b else 0,
                      "best_throughput_tokens_per_s": b.throughput_tokens_per_s if b else float("nan")})
-    st.dataframe(views.to_frame(crow), hide_index=True)
+    st.dataframe(tables.to_frame(crow), hide_index=True)
     downloads("Device comparison", crow, "serving_devices", "ps.cmpdl")
     c1, c2 = st.columns(2)
     with c1:

@@ -4,7 +4,8 @@ the parallel layout, scaling with the device count, and a layout search."""
 import streamlit as st
 
 import costmodel
-from costmodel import costs, figures, plans, views
+from costmodel import plans, prices
+from costmodel.ui import figures, format as fmt, page_state, sweeps, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.workload import OPTIMIZERS, PRECISIONS
@@ -14,7 +15,7 @@ st.title("Plan training")
 st.caption("A whole training run: how long, how many devices, how much money, energy and CO2. "
            "Numbers from `costmodel.plans.plan_training`; every assumption is listed below them.")
 
-DEFAULTS = {**views.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image_size": 224, "precision": "amp-bf16",
+DEFAULTS = {**page_state.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image_size": 224, "precision": "amp-bf16",
             "optimizer": "adamw", "tokens_b": 10.0, "chinchilla": False, "samples": 1_000_000, "epochs": 1.0,
             "global_batch": 512, "dp": 8, "tp": 1, "pp": 1, "zero": 1, "micro_batch": 4, "ckpt": False,
             "offload": False, "provider": "", "tier": "on-demand", "region": "world", "utilization": 1.0,
@@ -24,10 +25,10 @@ sb = st.sidebar
 
 
 def pricing_widgets(where):
-    provs = [""] + costs.list_providers()
+    provs = [""] + prices.list_providers()
     ps.select(where, "Provider", "provider", provs, format_func=lambda p: p or "median across providers")
-    ps.select(where, "Tier", "tier", list(costs.TIERS))
-    ps.select(where, "Grid region (carbon)", "region", [r.region for r in costs.list_regions()])
+    ps.select(where, "Tier", "tier", list(prices.TIERS))
+    ps.select(where, "Grid region (carbon)", "region", [r.region for r in prices.list_regions()])
     ps.slider(where, "Power draw (fraction of idle-to-TDP)", "utilization", 0.0, 1.0, step=0.05)
 
 
@@ -57,7 +58,7 @@ try:
         if chin:
             est1 = costmodel.estimate(model, hardware=hw_id, task="train", batch=1, seq=ps.get("seq"))
             tokens = plans.chinchilla_tokens(est1.params.total)
-            c1.caption(f"{views.fmt_si(tokens, 'tokens')} for {views.fmt_count(est1.params.total)} parameters "
+            c1.caption(f"{fmt.fmt_si(tokens, 'tokens')} for {fmt.fmt_count(est1.params.total)} parameters "
                        "(Hoffmann et al. 2022)")
         else:
             tokens = ps.number(c1, "Training tokens (billions)", "tokens_b", min_value=0.0, max_value=1e6) * 1e9
@@ -75,7 +76,7 @@ try:
     zero = ps.select(c[3], "ZeRO stage", "zero", [0, 1, 2, 3], format_func=lambda z: f"{z} (FSDP)" if z == 3 else str(z))
     ckpt = ps.checkbox(c[4], "Checkpointing", "ckpt")
     offload = ps.checkbox(c[5], "Optimizer offload", "offload")
-    pricing = views.pricing_from_state(ps.state())
+    pricing = page_state.pricing_from_state(ps.state())
     layout = dict(dp=dp, tp=tp, pp=pp, zero=zero, micro_batch=mb, grad_checkpointing=ckpt, offload=offload)
     plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
                                epochs=epochs, global_batch=gb, pricing=pricing)
@@ -86,15 +87,15 @@ ps.show_problems()
 s, cost = plan.step, plan.cost
 c = st.columns(4)
 c[0].metric("Devices", f"{plan.num_devices:,}")
-c[1].metric("Wall clock", views.fmt_seconds(plan.wall_clock_s))
+c[1].metric("Wall clock", fmt.fmt_seconds(plan.wall_clock_s))
 c[2].metric("GPU-hours", f"{plan.gpu_hours:,.0f}")
-c[3].metric("Cost", views.fmt_usd(cost["compute_usd"] + cost["storage_usd"]))
+c[3].metric("Cost", fmt.fmt_usd(cost.total_usd) if cost.total_usd is not None else "no price")
 c = st.columns(4)
-c[0].metric("Energy", views.fmt_kwh(cost["energy_kwh"]))
-c[1].metric("Carbon", f"{cost['carbon_kg_co2e'] / 1000:,.3g} t CO2e")
+c[0].metric("Energy", fmt.fmt_kwh(cost.energy_kwh))
+c[1].metric("Carbon", f"{cost.carbon_kg_co2e / 1000:,.3g} t CO2e")
 c[2].metric("MFU", f"{s.mfu:.1%}")
 c[3].metric("Fits per device", "yes" if s.fits else "NO",
-            delta=f"{views.fmt_gib(s.memory_bytes['device_total'])} of {views.fmt_gib(s.memory_bytes['capacity'])}",
+            delta=f"{fmt.fmt_gib(s.memory_bytes.device_total)} of {fmt.fmt_gib(s.memory_bytes.capacity)}",
             delta_color="off")
 if not s.fits:
     st.warning("This layout does not fit in device memory: add tensor/pipeline stages, a higher ZeRO stage, "
@@ -105,33 +106,33 @@ with c1:
     figure(figures.plan_step_figure(plan), "plan_step", "pt.step")
 with c2:
     figure(figures.plan_memory_figure(plan), "plan_memory", "pt.mem")
-rows = views.plan_training_rows(plan)
+rows = tables.plan_training_rows(plan)
 t1, t2, t3 = st.tabs(["Plan", "Step time", "Assumptions"])
 with t1:
-    st.dataframe(views.to_frame([{**r, "value": str(r["value"])} for r in rows]), hide_index=True)
+    st.dataframe(tables.to_frame([{**r, "value": str(r["value"])} for r in rows]), hide_index=True)
     downloads("Plan", rows, "training_plan", "pt.dl")
-    st.download_button("Full plan (JSON)", lambda: views.to_json(plan.to_dict()), file_name="training_plan.json",
+    st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), file_name="training_plan.json",
                        mime="application/json", key="pt.json", on_click="ignore")
 with t2:
-    srows = views.plan_step_rows(plan)
-    st.dataframe(views.to_frame(srows), hide_index=True)
+    srows = tables.plan_step_rows(plan)
+    st.dataframe(tables.to_frame(srows), hide_index=True)
     downloads("Step", srows, "training_step", "pt.sdl")
 with t3:
-    st.dataframe(views.to_frame(views.assumption_rows(cost.get("assumptions", {}))), hide_index=True)
+    st.dataframe(tables.to_frame(tables.assumption_rows(cost.assumptions)), hide_index=True)
     st.json({k: v for k, v in plan.assumptions.items()}, expanded=False)
 
 st.subheader("Scaling with the number of devices")
 if ps.checkbox(st, "Show time and cost from 1 device up (data parallel grows; tensor/pipeline fixed)", "scaling"):
     counts = [n for n in (2 ** i for i in range(0, 15)) if n >= tp * pp and n <= max(plan.num_devices * 4, 8)]
     try:
-        scal = views.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
+        scal = sweeps.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
                                   tokens=tokens, samples=samples, epochs=epochs)
     except InputError as err:
         show_error(err)
     else:
         if scal:
             figure(figures.scaling_figure(scal), "scaling", "pt.scal")
-            st.dataframe(views.to_frame(scal), hide_index=True)
+            st.dataframe(tables.to_frame(scal), hide_index=True)
             downloads("Scaling", scal, "scaling", "pt.scaldl")
 
 st.subheader("Layout search")
@@ -146,10 +147,10 @@ if ps.checkbox(st, "Search layouts (dp x tp x pp, ZeRO, micro-batch, checkpointi
     except InputError as err:
         show_error(err)
     else:
-        lrows = views.layout_rows(found)
+        lrows = tables.layout_rows(found)
         st.caption(f"{len(lrows):,} layouts fit; the best 25 by {rank}:")
         if lrows:
-            st.dataframe(views.to_frame(lrows[:25]), hide_index=True)
+            st.dataframe(tables.to_frame(lrows[:25]), hide_index=True)
             downloads("Layouts", lrows, "layouts", "pt.laydl")
             pts = [{**r, "label": f"{r['dp']}x{r['tp']}x{r['pp']}", "wall_clock_s": r["wall_clock_days"] * 86400}
                    for r in lrows[:400]]

@@ -4,7 +4,7 @@ cancelled, and this page only shows what came back."""
 
 import streamlit as st
 
-from costmodel import views
+from costmodel.ui import format as fmt, page_state, tables
 from costmodel.errors import InputError
 from costmodel.profiler import ProfileRequest, start_profile
 from costmodel.profiler import figures as pfig
@@ -19,7 +19,7 @@ st.title("Profile")
 st.caption("Runs real PyTorch steps of the model (random weights, built from its config) in a separate process "
            "with a hard time limit, then puts each measurement beside the estimator's prediction.")
 
-DEFAULTS = {**views.MODEL_STATE, **views.WORKLOAD_STATE, "preset": "gpt2", "batch": 1, "seq": 128,
+DEFAULTS = {**page_state.MODEL_STATE, **page_state.WORKLOAD_STATE, "preset": "gpt2", "batch": 1, "seq": 128,
             "precision": "fp32", "device": "cpu", "steps": 3, "warmup": 1, "timeout_s": 300, "overrides": "",
             "threads": 0, "calibrated": True, "hist_device": "all", "hist_model": "all"}
 ps = PageState("profile", DEFAULTS)
@@ -37,7 +37,7 @@ try:
     threads = ps.number(c[4], "CPU threads (0 = torch default)", "threads", min_value=0, max_value=1024)
     over_text = ps.text_area(st, 'Config overrides (JSON), e.g. {"n_layer": 2} to shrink a preset', "overrides",
                              height=68)
-    overrides = views.parse_config(over_text) if over_text.strip() else {}
+    overrides = page_state.parse_config(over_text) if over_text.strip() else {}
     use_calibration = ps.checkbox(st, "Predict with this device's latest calibration (if one is stored)",
                                   "calibrated")
     request = ProfileRequest(model=model, workload=workload.to_dict(), device=device, steps=steps, warmup=warmup,
@@ -92,7 +92,7 @@ if res is not None:
         st.caption(f"Predicted for hardware {res.predicted.get('hardware')} with efficiency: "
                    f"{res.predicted.get('efficiency_source')}")
         rows = res.comparison
-        st.dataframe(views.to_frame(rows), hide_index=True,
+        st.dataframe(tables.to_frame(rows), hide_index=True,
                      column_config={"error_pct": st.column_config.NumberColumn("error %", format="%+.1f")})
         downloads("Predicted vs measured", rows, "profile_comparison", "prof.dl")
         c1, c2 = st.columns(2)
@@ -110,7 +110,7 @@ if res is not None:
                            "1 per multiply-add (MACs) over one forward, so `fvcore FLOPs` = 2 x MACs. Blank: that "
                            "counter has no row for the module (FlopCounterMode skips containers that are never "
                            "called, such as ModuleLists).")
-                st.dataframe(views.to_frame(mod_rows), hide_index=True)
+                st.dataframe(tables.to_frame(mod_rows), hide_index=True)
                 downloads("FLOPs by module", mod_rows, "profile_flops_by_module", "prof.mods")
                 unsupported = (res.measured or {}).get("fvcore_unsupported_ops") or {}
                 if unsupported:
@@ -149,12 +149,12 @@ cal = store.latest_calibration(label)
 if cal is None:
     st.caption("No calibration stored for this device yet: predictions use the estimator's defaults.")
 else:
-    when = views.fmt_timestamp(cal.get("created_at") or cal.get("created"))
+    when = fmt.fmt_timestamp(cal.get("created_at") or cal.get("created"))
     is_probe = cal.get("method") == "probe"
     if is_probe:
         st.caption(f"Calibration {cal.get('id')} of {when} (UTC) is a **probe**: measured rates relative to "
                    f"{plain(cal.get('hardware'))}'s datasheet; a fit from stored runs starts from it.")
-        st.dataframe(views.to_frame(cal.get("probe_rows") or []), hide_index=True)
+        st.dataframe(tables.to_frame(cal.get("probe_rows") or []), hide_index=True)
     else:
         c = st.columns(4)
         c[0].metric("Runs fitted", cal["n_runs"])
@@ -164,7 +164,7 @@ else:
         st.caption(f"Calibration {cal.get('id')} of {when} (UTC); "
                    "an RMS log error of 0.1 is a typical factor of 1.11.")
     eff_rows = efficiency_rows(cal)
-    st.dataframe(views.to_frame(eff_rows), hide_index=True)
+    st.dataframe(tables.to_frame(eff_rows), hide_index=True)
     downloads("Calibration", eff_rows, "calibration", "prof.cal.dl")
     if not is_probe:
         c1, c2 = st.columns(2)
@@ -193,7 +193,7 @@ if not records:
     st.caption("No stored runs yet." if not labels["devices"] else "No stored runs match the filter.")
 else:
     hist_rows = history_rows(records)
-    st.dataframe(views.to_frame(hist_rows), hide_index=True, column_config={
+    st.dataframe(tables.to_frame(hist_rows), hide_index=True, column_config={
         k: st.column_config.NumberColumn(k, format="%+.1f") for k in
         ("peak_err_pct", "step_err_pct", "prefill_err_pct", "forward_err_pct", "decode_err_pct")})
     downloads("Measurement history", hist_rows, "profile_history", "prof.hist")

@@ -1,10 +1,9 @@
-"""Scenarios: saved named estimates (costmodel.storage), compared and exported (costmodel.report).
+"""Scenarios: saved named estimates (costmodel.storage), compared and exported (costmodel.ui.report).
 
 Names are user text: they are shown only in tables, select boxes and escaped markdown, never as HTML."""
 
 import streamlit as st
-
-from costmodel import report, views
+from costmodel.ui import figures, format as fmt, page_state, report, tables
 from costmodel.errors import InputError
 from costmodel.scenario import evaluate_scenario
 from costmodel.storage import Store, default_path
@@ -40,7 +39,7 @@ if not listed:
     st.info("No scenarios yet. On the Estimate page, open *Save this view as a named scenario*.")
     st.stop()
 
-st.dataframe(views.to_frame(listed), hide_index=True,
+st.dataframe(tables.to_frame(listed), hide_index=True,
              column_config={"name": st.column_config.TextColumn("name")})
 names = [s["name"] for s in listed]
 
@@ -53,14 +52,13 @@ except InputError as err:
     show_error(err)
     st.stop()
 c = st.columns(4)
-c[0].metric("Parameters", views.fmt_count(est.params.total))
-c[1].metric("Peak memory", views.fmt_gib(est.memory_bytes.peak))
+c[0].metric("Parameters", fmt.fmt_count(est.params.total))
+c[1].metric("Peak memory", fmt.fmt_gib(est.memory_bytes.peak))
 c[2].metric("Fits", "yes" if est.memory_bytes.fits else "NO")
-t = est.time_s
-c[3].metric("Time", views.fmt_seconds(t.get("step", t.get("prefill", t.get("forward", float("nan"))))))
+c[3].metric(f"Time per {est.unit}", fmt.fmt_seconds(est.time_s.per_unit_s))
 if scn.get("notes"):
     st.text(scn["notes"])  # plain text, never markdown or HTML
-st.page_link("app_pages/estimate.py", label="Open in Estimate", icon=":material/calculate:", query_params=views.state_from_scenario(scn))
+st.page_link("app_pages/estimate.py", label="Open in Estimate", icon=":material/calculate:", query_params=page_state.state_from_scenario(scn))
 
 c1, c2, c3 = st.columns(3)
 stem = "scenario"
@@ -95,17 +93,15 @@ if chosen:
     for n in chosen:
         try:
             s = store.load_scenario(n)
-            rows.append(views.compare_row(n, evaluate_scenario(s)))
+            rows.append(tables.compare_row(n, evaluate_scenario(s)))
             scns.append(s)
         except InputError as err:
             show_error(err)
     if rows:
-        st.dataframe(views.to_frame(rows), hide_index=True)
-        from costmodel import figures
-
+        st.dataframe(tables.to_frame(rows), hide_index=True)
         c1, c2 = st.columns(2)
         with c1:
-            st.plotly_chart(figures.compare_figure(rows, "time_s", "Time per step / request", "s"), key="sc.ft")
+            st.plotly_chart(figures.compare_figure(rows, "time_s", "Time per run (step, request or forward)", "s"), key="sc.ft")
         with c2:
             st.plotly_chart(figures.compare_figure(rows, "device_total_GiB", "Device memory", "GiB"), key="sc.fm")
         c1, c2, c3 = st.columns(3)

@@ -76,7 +76,7 @@ def points(results_file: Path, hw):
 
 def predict(pt, hw, eff):
     run, key, spec, wl, _ = pt
-    return estimate(spec, wl, hw, with_layers=False, efficiency=eff).time_s[key]
+    return estimate(spec, wl, hw, with_layers=False, efficiency=eff).time_s.to_dict()[key]
 
 
 def log_loss(pts, hw, eff):

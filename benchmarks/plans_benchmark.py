@@ -78,8 +78,8 @@ def published_table():
                                   global_batch=4_000_000 // seq, device_counts=[512], micro_batches=(1, 2),
                                   usd_per_device_hour=1.0, limit=1)[0]
             lay, plan_h = best.layout, best.gpu_hours
-            lay_txt = f"search: dp{lay['dp']} tp{lay['tp']} pp{lay['pp']} zero{lay['zero']} mb{lay['micro_batch']}" \
-                      f"{' ckpt' if lay['grad_checkpointing'] else ''}"
+            lay_txt = f"search: dp{lay.dp} tp{lay.tp} pp{lay.pp} zero{lay.zero} mb{lay.micro_batch}" \
+                      f"{' ckpt' if lay.grad_checkpointing else ''}"
         else:
             plan = plan_training(model, hw, tokens=tokens, workload={"seq": seq, "precision": "bf16"}, layout=layout,
                                  global_batch=2048)
@@ -105,7 +105,7 @@ def search_speed():
     print("| model | candidates | evaluated | feasible | time | target |\n|---|---|---|---|---|---|")
     print(f"| llama-2-70b, up to 4,096 H100 | {n:,} | {len(res):,} | {feasible:,} | {dt:.2f} s | < 2 s |")
     best = next(r for r in res if r.fits)
-    print(f"\nfastest feasible: {best.layout}, step {best.step_s:.2f} s, {best.wall_clock_s / 86400:.1f} days, "
+    print(f"\nfastest feasible: {best.layout.to_dict()}, step {best.step_s:.2f} s, {best.wall_clock_s / 86400:.1f} days, "
           f"MFU {best.mfu:.1%}")
 
 

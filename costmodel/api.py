@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .catalog import resolve_hardware
+from .costs import hourly_cost, unit_rates
+from .errors import InputError
 from .estimator import estimate as _estimate
 from .models import load_model
+from .perf import Efficiency
 from .results import Estimate
 from .workload import Workload
 
@@ -19,10 +23,10 @@ def estimate(model, hardware=None, workload: Workload | dict | None = None, effi
     ``workload``: a ``Workload``, a dict of its fields, or give the fields as keyword arguments.
     ``efficiency``: a ``costmodel.perf.Efficiency`` (achievable fractions of peak, host overheads),
     a dict of its fields, or None for the device kind's defaults.
+    ``pricing``: keyword arguments of ``costmodel.costs.cost_breakdown`` (provider, tier, region, pue,
+    utilization, usd_per_device_hour ...).
     """
     if isinstance(efficiency, dict):
-        from .perf import Efficiency
-
         efficiency = Efficiency(**efficiency)
     if workload is None:
         workload = Workload(**fields)
@@ -30,33 +34,28 @@ def estimate(model, hardware=None, workload: Workload | dict | None = None, effi
         workload = Workload.from_dict({**workload, **fields})
     elif fields:
         workload = workload.with_(**fields)
-    est = _estimate(load_model(model), workload, hardware, efficiency=efficiency)
-    return with_costs(est, pricing)
+    hw = resolve_hardware(hardware)
+    est = _estimate(load_model(model), workload, hw, efficiency=efficiency)
+    return with_costs(est, pricing, hw)
 
 
-def with_costs(est: Estimate, pricing: dict | None = None) -> Estimate:
-    """Add ``cost_usd``, ``energy_kwh`` and ``carbon_kg_co2e`` per step / request / hour / million
-    tokens from the time estimate and costmodel.costs (prices, power model, grid intensity).
-    ``pricing``: keyword arguments of costmodel.costs.cost_breakdown (provider, tier, pue, region...)."""
-    from .costs import cost_breakdown
-    from .errors import InputError
-
+def with_costs(est: Estimate, pricing: dict | None = None, hardware=None) -> Estimate:
+    """Add ``cost_usd``, ``energy_kwh`` and ``carbon_kg_co2e`` per unit of the run (step / request / forward),
+    per device-hour and per million tokens (text) or per 1,000 samples (images, vectors), from the time
+    estimate and costmodel.costs (prices, power model, grid intensity). A device without a price gets energy
+    and carbon, and ``cost_usd`` None with the reason in ``assumptions["cost"]``.
+    ``hardware``: the ``Hardware`` the estimate ran on (default: the catalog record of ``est.hardware``)."""
     try:
-        hour = cost_breakdown(1.0, est.hardware, **(pricing or {}))
+        hour = hourly_cost(hardware if hardware is not None else est.hardware, pricing)
     except InputError as err:
         if pricing:  # the user asked for something specific: say what is wrong
             raise
         return replace(est, assumptions={**est.assumptions, "cost": f"no cost: {err}"})
-    t = est.time_s
-    unit_s = t.get("step") or t.get("request") or t.get("forward") or 0.0
-    unit = "per_step" if "step" in t else ("per_request" if "request" in t else "per_forward")
-    tokens = est.perf.get("tokens_per_s", 0.0)
-    rates = {"cost_usd": hour.compute_usd, "energy_kwh": hour.energy_kwh, "carbon_kg_co2e": hour.carbon_kg_co2e}
-    out = {}
-    for key, per_hour in rates.items():
-        out[key] = {unit: per_hour * unit_s / 3600.0, "per_hour": per_hour,
-                    "per_million_tokens": per_hour / 3600.0 * 1e6 / tokens if tokens else 0.0}
+    text = est.modality == "text"
+    unit, unit_s = est.time_s.unit, est.time_s.per_unit_s
+    per = dict(tokens_per_s=est.perf.tokens_per_s) if text else dict(samples_per_s=est.perf.samples_per_s)
+    cost = unit_rates(hour.compute_usd, unit, unit_s, **per) if hour.compute_usd is not None else None
     assumptions = {**est.assumptions, "cost": {k: v for k, v in hour.assumptions.items()
                                                if not k.startswith("storage")}}
-    return replace(est, cost_usd=out["cost_usd"], energy_kwh=out["energy_kwh"],
-                   carbon_kg_co2e=out["carbon_kg_co2e"], assumptions=assumptions)
+    return replace(est, cost_usd=cost, energy_kwh=unit_rates(hour.energy_kwh, unit, unit_s, **per),
+                   carbon_kg_co2e=unit_rates(hour.carbon_kg_co2e, unit, unit_s, **per), assumptions=assumptions)

@@ -21,6 +21,8 @@ from .errors import InputError
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 HARDWARE_DIR = ASSETS_DIR / "hardware"
 ENV_DIRS = "COSTMODEL_HARDWARE_DIR"
+# The device every command, page and API call uses when none is named (one home for this rule).
+DEFAULT_HARDWARE = "h100-sxm-80gb"
 
 KINDS = ("gpu", "tpu", "cpu")
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
@@ -194,6 +196,11 @@ def list_hardware() -> list[Hardware]:
     """Every catalog record, sorted by id."""
     cat = catalog()
     return [cat[k] for k in sorted(cat)]
+
+
+def resolve_hardware(hardware: "Hardware | PathLike | None") -> Hardware:
+    """``load_hardware`` with ``None`` (or "") meaning ``DEFAULT_HARDWARE``."""
+    return load_hardware(hardware or DEFAULT_HARDWARE)
 
 
 def load_hardware(hw_id_or_path: PathLike) -> Hardware:

@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import functools
 
+from .catalog import resolve_hardware
 from .errors import InputError
 from .layers import Ctx, Layer
-from .perf import Efficiency, default_efficiency, optimizer_bytes_per_param, optimizer_time_s, pass_times
+from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
+from .timing import RunWork, device_rates, forward_times, generation_times, train_times
 from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES, Workload
 
-DEFAULT_HARDWARE = "h100-sxm-80gb"
-
 # Device memory a CUDA process uses outside torch's allocator: CUDA context, cuBLAS/cuDNN
-# workspaces and kernel images. Measured in shared/reference/h100_sample.json: NVML "used"
+# workspaces and kernel images. Measured in benchmarks/results/h100_reference_sample.json: NVML "used"
 # minus torch max_memory_reserved minus the empty-device baseline, 0.78-0.80 GB across runs.
 CUDA_RUNTIME_BYTES = 0.79e9
 # torch's caching allocator reserves more than it hands out: max_memory_reserved /
 # max_memory_allocated was 1.045-1.096 in the same file; 6% is the middle.
 ALLOCATOR_SLACK = 0.06
+
+
+def runtime_overhead_bytes(peak_bytes: float, hw) -> float:
+    """Device memory beside the tensors torch allocates: the CUDA context and library workspaces
+    (``CUDA_RUNTIME_BYTES``, not on CPUs) + the caching allocator's slack (``ALLOCATOR_SLACK`` x peak).
+    What nvidia-smi shows = peak + this."""
+    return (CUDA_RUNTIME_BYTES if getattr(hw, "kind", "gpu") != "cpu" else 0.0) + ALLOCATOR_SLACK * peak_bytes
 
 KV_DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
@@ -244,16 +251,9 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     ``efficiency``: achievable fractions of peak and host overheads (default: per device kind,
     ``costmodel.perf.DEFAULT_EFFICIENCY``).
     """
-    if hardware is None or isinstance(hardware, str):
-        from .catalog import load_hardware  # local: the catalog reads files on first use
-
-        hw = load_hardware(hardware or DEFAULT_HARDWARE)
-    else:
-        hw = hardware
+    hw = resolve_hardware(hardware)
     w = workload
     p, opt = w.prec, w.opt
-    if spec.modality != "text" and w.task == "infer" and spec.generative:  # pragma: no cover
-        pass
     train = w.training
     generative_infer = (not train) and spec.generative
     main_phase = "train" if train else ("prefill" if generative_infer else "forward")
@@ -357,16 +357,24 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         decode_flops /= w.batch  # per generated token
 
     is_gpu = getattr(hw, "kind", "gpu") != "cpu"
-    overhead = (CUDA_RUNTIME_BYTES if is_gpu else 0.0) + ALLOCATOR_SLACK * peak
+    overhead = runtime_overhead_bytes(peak, hw)
     device_total = peak + overhead
     capacity = float(hw.memory_bytes)
 
     tokens = w.batch * (w.seq if spec.modality == "text" else 1)
     total_flops = fwd + bwd + recompute
     eff = efficiency or default_efficiency(hw)
-    time_s, perf = _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, generative_infer,
-                          method, trainable, adapter_fwd, fwd, bwd, recompute, tokens,
-                          sums.targeted_rows)
+    work = RunWork(rows=rows, weight_read_bytes=weights / total if total else p.weight_bytes, forward_flops=fwd,
+                   backward_flops=bwd, recompute_flops=recompute, adapter_forward_flops=adapter_fwd,
+                   adapter_rows=sums.targeted_rows, params=total, matmul_params=matmul_total, trainable=trainable,
+                   tokens=tokens, full_backward=method == "full")
+    rates = device_rates(hw, w)
+    if train:
+        time_s, perf = train_times(work, w, rates, eff)
+    elif generative_infer:
+        time_s, perf = generation_times(work, ledger(spec, make_ctx(spec, w, "decode")), w, rates, eff)
+    else:
+        time_s, perf = forward_times(work, w, rates, eff)
     flops = FlopCounts(
         forward=fwd, backward=bwd, recompute=recompute, total=total_flops if train else fwd,
         forward_macs=fwd / 2.0, forward_effective=fwd - w.sparsity * prunable_fwd,
@@ -392,83 +400,16 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         "runtime_overhead": f"{CUDA_RUNTIME_BYTES / 1e9:.2f} GB CUDA context/workspaces + "
                             f"{ALLOCATOR_SLACK:.0%} allocator slack" if is_gpu else f"{ALLOCATOR_SLACK:.0%} allocator slack",
         "flops": "2 FLOPs per multiply-add; matmul/conv/attention/RNN-gate work only",
-        "efficiency": {**eff.to_dict(), "peak_flops_per_s": perf["peak_flops_per_s"],
+        "efficiency": {**eff.to_dict(), "peak_flops_per_s": perf.peak_flops_per_s,
                        "peak_bandwidth_bytes_per_s": hw.memory_bandwidth_bytes_per_s},
         "time": "per row max(FLOPs / (peak x efficiency.matmul), bytes / (bandwidth x efficiency.bandwidth)); "
                 "a pass takes max(host overhead, device time); one device, no communication",
     }
     return Estimate(
-        model=spec.name, family=spec.family, hardware=hw.id, workload=w.to_dict(), params=params, flops=flops,
+        model=spec.name, family=spec.family, hardware=hw.id, workload=w, params=params, flops=flops,
         memory_bytes=memory, time_s=time_s, perf=perf, assumptions=assumptions, layers=tuple(layer_rows),
+        modality=spec.modality,
     )
-
-
-# peft's LoRA forward adds lora_dropout(x) (an Identity call when p = 0), lora_A, lora_B, * scaling and
-# + result: 5 eager calls beyond the base layer's (docs/formulas.md, "Host overhead")
-LORA_HOST_OPS = 5.0
-
-
-def _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, generative_infer, method, trainable,
-           adapter_fwd, fwd_flops, bwd_flops, recompute_flops, tokens, adapter_rows):
-    """Seconds per step / pass from the roofline of docs/formulas.md ("Time")."""
-    p = w.prec
-    peak = hw.peak_flops(p.compute_dtype)
-    fp32 = p.compute_dtype == "fp32"
-    cudnn_peak = hw.peak_flops("tf32") if fp32 and hw.kind == "gpu" else 0.0
-    bw = hw.memory_bandwidth_bytes_per_s
-    flop_rate = peak * (eff.matmul_fp32 if fp32 else eff.matmul)
-    per_param = weights / total if total else p.weight_bytes  # blended: quantized matmuls read fewer bytes
-    time_s: dict[str, float] = {}
-    perf: dict = {"peak_flops_per_s": peak}
-    if train:
-        full = method == "full"
-        cast = 2.0 * p.compute_bytes * (matmul_total / total if total else 0.0) if p.autocast else 0.0
-        bwd_weight = (p.compute_bytes if p.autocast else per_param) + (p.grad_bytes if full else 0.0)
-        f, b = pass_times(rows, peak, bw, eff, per_param + cast, True, bwd_weight, full, eff.step_overhead_s, cudnn_peak, fp32)
-        adapter_s = 3.0 * adapter_fwd / flop_rate + 3.0 * eff.overhead_s * LORA_HOST_OPS * adapter_rows
-        recompute_s = f.total_s * (recompute_flops / fwd_flops) if fwd_flops and recompute_flops else 0.0
-        opt = w.opt
-        states = opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param
-        if opt.factored:
-            states = 0.0
-        opt_s = optimizer_time_s(trainable, optimizer_bytes_per_param(p.weight_bytes, p.grad_bytes, states,
-                                                                      opt.step_temp_per_param * p.state_bytes),
-                                 bw, eff)
-        step = f.total_s + b.total_s + recompute_s + adapter_s + opt_s
-        time_s.update(forward=f.total_s, backward=b.total_s + adapter_s, recompute=recompute_s, optimizer=opt_s,
-                      step=step)
-        perf.update(
-            mfu=(fwd_flops + bwd_flops) / (step * peak), hfu=(fwd_flops + bwd_flops + recompute_flops) / (step * peak),
-            tokens_per_s=tokens / step, samples_per_s=w.batch / step,
-            bound=f.bound if f.total_s >= b.total_s else b.bound,
-            host_s=f.host_s + b.host_s, device_s=f.device_s + b.device_s,
-        )
-        return time_s, perf
-    # 2:4 sparse weights run their matmuls on sparse tensor cores (hw.sparse_2_4_speedup; 1 without them)
-    sparse = hw.sparse_2_4_speedup if w.sparsity_pattern == "2:4" else 1.0
-    f, _ = pass_times(rows, peak, bw, eff, per_param, False, 0.0, False, eff.step_overhead_s, cudnn_peak, fp32, sparse)
-    extra = adapter_fwd / flop_rate + eff.overhead_s * LORA_HOST_OPS * adapter_rows
-    if generative_infer:
-        dctx = make_ctx(spec, w, "decode")
-        d, _ = pass_times(ledger(spec, dctx), peak, bw, eff, per_param, False, 0.0, False,
-                          eff.step_overhead_s + eff.decode_overhead_s, cudnn_peak, fp32, sparse)
-        prefill = f.total_s + extra
-        decode = d.total_s + eff.overhead_s * LORA_HOST_OPS * adapter_rows
-        time_s.update(prefill=prefill, decode_per_token=decode, generate=decode * w.generate,
-                      request=prefill + decode * w.generate)
-        perf.update(
-            mfu=fwd_flops / (prefill * peak), hfu=fwd_flops / (prefill * peak),
-            tokens_per_s=w.batch / decode, samples_per_s=w.batch / (prefill + decode * w.generate),
-            prefill_tokens_per_s=w.batch * w.prompt / prefill,
-            bound=f.bound, decode_bound=d.bound, host_s=f.host_s, device_s=f.device_s,
-        )
-        return time_s, perf
-    forward = f.total_s + extra
-    time_s.update(forward=forward)
-    perf.update(mfu=fwd_flops / (forward * peak), hfu=fwd_flops / (forward * peak),
-                tokens_per_s=tokens / forward, samples_per_s=w.batch / forward, bound=f.bound,
-                host_s=f.host_s, device_s=f.device_s)
-    return time_s, perf
 
 
 def _backward_peak(act_rows, loss_buffer: float, ckpt_per_block: float) -> tuple[float, float, str]:

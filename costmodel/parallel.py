@@ -10,56 +10,21 @@ docs/formulas.md ("Parallelism" and "Collectives").
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+import functools
+from dataclasses import asdict, dataclass, fields
 
+from .collectives import (INTER_NODE_LATENCY_S, INTRA_NODE_LATENCY_S, CommBreakdown, Link, cp_term, dp_sync_terms,
+                          ep_term, exposed_comm_s, pp_term, tp_term)
 from .errors import InputError
-from .estimator import ALLOCATOR_SLACK, CUDA_RUNTIME_BYTES
+from .estimator import ledger, make_ctx, runtime_overhead_bytes
+from .workload import Workload
 
-# Per-hop latency of a collective step (NCCL over NVLink is a few microseconds; over InfiniBand
-# about 5-10 us): the alpha of the alpha-beta model (Thakur, Rabenseifner & Gropp 2005).
-INTRA_NODE_LATENCY_S = 5e-6
-INTER_NODE_LATENCY_S = 10e-6
 # Host link for optimizer offload: PCIe 4.0 x16 moves about 25 GB/s each way in practice
 # (32 GB/s raw); ZeRO-Offload (Ren et al. 2021) reports similar effective rates.
 PCIE_BYTES_PER_S = 25e9
 # Fraction of data-parallel gradient communication hidden behind the backward pass (PyTorch DDP
 # buckets and FSDP prefetch overlap collectives with compute; Li et al. 2020, PyTorch DDP paper).
 DEFAULT_DP_OVERLAP = 0.5
-
-
-# ---- collectives (alpha-beta model, ring algorithms) -------------------------------------------
-def allreduce_time_s(nbytes: float, n: int, bandwidth: float, latency_s: float = INTRA_NODE_LATENCY_S,
-                     algorithm: str = "ring") -> float:
-    """Ring all-reduce: each device sends and receives 2(n-1)/n of the buffer in 2(n-1) steps
-    (Patarasuk & Yuan 2009; NCCL docs). Tree (NCCL double binary tree): 2 x buffer over the
-    bandwidth, 2 log2(n) latency steps."""
-    if n <= 1 or nbytes <= 0:
-        return 0.0
-    if algorithm == "tree":
-        return 2.0 * nbytes / bandwidth + 2.0 * math.ceil(math.log2(n)) * latency_s
-    if algorithm != "ring":
-        raise InputError("algorithm", f"must be ring or tree, got {algorithm!r}")
-    return 2.0 * (n - 1) / n * nbytes / bandwidth + 2.0 * (n - 1) * latency_s
-
-
-def allgather_time_s(nbytes: float, n: int, bandwidth: float, latency_s: float = INTRA_NODE_LATENCY_S) -> float:
-    """Ring all-gather of a ``nbytes`` result: each device receives (n-1)/n of it in n-1 steps."""
-    if n <= 1 or nbytes <= 0:
-        return 0.0
-    return (n - 1) / n * nbytes / bandwidth + (n - 1) * latency_s
-
-
-def reduce_scatter_time_s(nbytes: float, n: int, bandwidth: float, latency_s: float = INTRA_NODE_LATENCY_S) -> float:
-    """Ring reduce-scatter of a ``nbytes`` input: the mirror of all-gather, same cost."""
-    return allgather_time_s(nbytes, n, bandwidth, latency_s)
-
-
-def alltoall_time_s(nbytes: float, n: int, bandwidth: float, latency_s: float = INTRA_NODE_LATENCY_S) -> float:
-    """All-to-all of ``nbytes`` per device: it keeps 1/n and sends (n-1)/n to the others."""
-    if n <= 1 or nbytes <= 0:
-        return 0.0
-    return (n - 1) / n * nbytes / bandwidth + (n - 1) * latency_s
 
 
 # ---- layouts -------------------------------------------------------------------------------------
@@ -141,27 +106,45 @@ def n_layers(spec) -> int:
     return _int_attr(spec, "layers")
 
 
-def _group_bandwidth(hw, inner: int, size: int) -> tuple[float, float]:
-    """(bandwidth, latency) of a communication group of ``size`` devices whose members are
-    ``inner`` devices apart: it stays in one node if inner x size <= devices per node."""
+def group_link(hw, inner: int, size: int) -> Link:
+    """The link of a communication group of ``size`` devices whose members are ``inner`` devices apart: it
+    stays on the node's NVLink/ICI if inner x size <= devices per node, else it crosses the network."""
     if inner * size <= max(hw.gpus_per_node, 1):
-        return hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S
-    return hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S
+        return Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
+    return Link(hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S)
+
+
+@dataclass(frozen=True)
+class ParallelMemory:
+    """Bytes per device under a layout: sharded weights, gradients and optimizer states, the activations of
+    the micro-batches in flight, the peak (comparable to torch.cuda.max_memory_allocated) and the device total
+    with the runtime overhead (what nvidia-smi shows), against the device's capacity."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    peak: float
+    device_total: float
+    capacity: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class ParallelStep:
     """One optimizer step of a layout, per device. Bytes and seconds."""
 
-    layout: dict
+    layout: Layout
     global_batch: int
     grad_accum: int
-    memory_bytes: dict  # weights, gradients, optimizer, activations, peak, device_total, capacity
+    memory_bytes: ParallelMemory
     fits: bool
     compute_s: float  # all micro-batches incl. the pipeline bubble
     bubble_s: float
     optimizer_s: float
-    comm_s: dict  # per collective, before overlap
+    comm_s: CommBreakdown  # per collective, before overlap
     exposed_comm_s: float
     step_s: float
     tokens_per_step: int
@@ -172,7 +155,34 @@ class ParallelStep:
     assumptions: dict
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(layout=self.layout.to_dict(), memory_bytes=self.memory_bytes.to_dict(),
+                   comm_s=self.comm_s.to_dict(), assumptions=dict(self.assumptions))
+        return out
+
+
+# ---- the named pieces of a step --------------------------------------------------------------------------------
+
+def model_shard_fraction(expert_fraction: float, tp: int, pp: int, ep: int) -> float:
+    """Share of the model's parameters one device holds before ZeRO: dense weights split tp x pp ways, expert
+    weights (``expert_fraction`` of all) tp x pp x ep ways."""
+    model_shards = tp * pp
+    return (1.0 - expert_fraction) / model_shards + expert_fraction / (model_shards * ep)
+
+
+def pipeline_compute_s(micro_batch_s: float, micro_batches: int, stages: int) -> tuple[float, float]:
+    """(compute, bubble) seconds of one optimizer step under a 1F1B pipeline (Narayanan et al. 2021): each
+    stage runs 1/stages of a micro-batch's work, in (micro_batches + stages - 1) stage slots; the bubble is
+    the (stages - 1) slots where a stage idles."""
+    stage_s = micro_batch_s / stages
+    return (micro_batches + stages - 1) * stage_s, (stages - 1) * stage_s
+
+
+def activations_in_flight_scale(pp: int, tp: int, cp: int, micro_batches: int) -> float:
+    """Activation bytes on the busiest device relative to one micro-batch on one device: Megatron TP + sequence
+    parallelism splits them by tp (Korthikanti et al. 2022), context parallelism by cp; 1F1B keeps
+    min(pp, micro-batches) micro-batches in flight on the first stage, each holding 1/pp of the layers."""
+    return min(pp, micro_batches) / (pp * tp * cp)
 
 
 def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap: float = DEFAULT_DP_OVERLAP,
@@ -187,11 +197,9 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     m = micro_est.memory_bytes
     w = micro_est.workload
     tp, pp, cp, dp, ep, zero = layout.tp, layout.pp, layout.cp, layout.dp, layout.ep, layout.zero
-    model_shards = tp * pp
 
     # ---- memory per device (docs/formulas.md "Per-device memory under parallelism")
-    expert_frac = _expert_fraction(spec)
-    shard = (1.0 - expert_frac) / model_shards + expert_frac / (model_shards * ep)
+    shard = model_shard_fraction(expert_fraction(spec), tp, pp, ep)
     weights = m.weights * shard
     grads = m.gradients * shard
     optimizer = m.optimizer * shard
@@ -203,11 +211,7 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         weights /= dp
     if layout.offload:
         optimizer = 0.0
-    # activations: Megatron TP + sequence parallelism splits them by tp (Korthikanti et al. 2022);
-    # context parallelism by cp; 1F1B keeps min(pp, micro-batches) in flight on the first stage,
-    # each holding 1/pp of the layers (Narayanan et al. 2021)
-    in_flight = min(pp, grad_accum)
-    act_scale = in_flight / (pp * tp * cp)
+    act_scale = activations_in_flight_scale(pp, tp, cp, grad_accum)
     if m.peak_phase == "optimizer step":
         # the micro-batch peaked in the optimizer step (weights + grads + states + the step's
         # temporaries, which shard like the states); the backward peak is bounded by its saved
@@ -223,57 +227,37 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         units = n_layers(spec) or 1
         gather_buf = min(2.0 * m.weights * shard / units, m.weights * shard * (1.0 - 1.0 / dp))
     peak = weights + optimizer + grads + max(live * act_scale + gather_buf, step_temp)
-    runtime = (CUDA_RUNTIME_BYTES if getattr(hw, "kind", "gpu") != "cpu" else 0.0) + ALLOCATOR_SLACK * peak
-    device_total = peak + runtime
-    memory = dict(weights=weights, gradients=grads, optimizer=optimizer, activations=m.activations * act_scale,
-                  peak=peak, device_total=device_total, capacity=m.capacity)
+    device_total = peak + runtime_overhead_bytes(peak, hw)
+    memory = ParallelMemory(weights=weights, gradients=grads, optimizer=optimizer,
+                            activations=m.activations * act_scale, peak=peak, device_total=device_total,
+                            capacity=m.capacity)
 
     # ---- compute: every micro-batch runs on 1/(tp*cp) of its work per stage
     t = micro_est.time_s
-    mb_s = (t["forward"] + t["backward"] + t.get("recompute", 0.0)) / (tp * cp)
-    stage_s = mb_s / pp
-    compute = (grad_accum + pp - 1) * stage_s  # 1F1B: (m + p - 1) stage slots
-    bubble = (pp - 1) * stage_s
-    opt_s = t.get("optimizer", 0.0) * shard / (dp if zero >= 1 else 1)
+    mb_s = (t.forward_s + t.backward_s + t.recompute_s) / (tp * cp)
+    compute, bubble = pipeline_compute_s(mb_s, grad_accum, pp)
+    opt_s = t.optimizer_s * shard / (dp if zero >= 1 else 1)
     if layout.offload:  # states on the host: grads down, params up over PCIe, step at host speed
-        opt_s = (m.gradients + m.weights) * shard / PCIE_BYTES_PER_S + t.get("optimizer", 0.0) * shard * 10.0
+        opt_s = (m.gradients + m.weights) * shard / PCIE_BYTES_PER_S + t.optimizer_s * shard * 10.0
 
-    # ---- communication
+    # ---- communication (costmodel.collectives)
     h = _int_attr(spec, "hidden")
-    cb = 2.0 if w["precision"] != "fp32" else 4.0
+    cb = 2.0 if w.precision != "fp32" else 4.0
     tokens_mb = layout.micro_batch * tokens_per_sample
     layers = n_layers(spec) or 1
-    comm = {}
-    bw_tp, lat_tp = _group_bandwidth(hw, 1, tp)
-    # Megatron: 2 all-reduces (or all-gather + reduce-scatter with SP, same volume) of the layer's
-    # activations in forward and 2 in backward per layer
-    act_bytes = tokens_mb / cp * h * cb
-    comm["tp_allreduce"] = 4.0 * (layers / pp) * allreduce_time_s(act_bytes, tp, bw_tp, lat_tp) * grad_accum
-    bw_cp, lat_cp = _group_bandwidth(hw, tp, cp)
-    kv_dim = _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head")
-    comm["cp_kv_allgather"] = 3.0 * (layers / pp) * allgather_time_s(2 * tokens_mb * kv_dim * cb / tp, cp,
-                                                                     bw_cp, lat_cp) * grad_accum
-    bw_pp, lat_pp = _group_bandwidth(hw, tp * cp, pp)
-    comm["pp_p2p"] = (2.0 * (grad_accum + pp - 2) * (act_bytes / tp / bw_pp + lat_pp)) if pp > 1 else 0.0
-    bw_dp, lat_dp = _group_bandwidth(hw, tp * cp * pp, dp)
-    grad_bytes_full = m.gradients * shard  # this device's model shard, before ZeRO partitioning
-    if zero <= 1:
-        comm["dp_grad_allreduce"] = allreduce_time_s(grad_bytes_full, dp, bw_dp, lat_dp)
-    else:
-        comm["dp_grad_reduce_scatter"] = reduce_scatter_time_s(grad_bytes_full, dp, bw_dp, lat_dp)
-        comm["dp_param_allgather"] = allgather_time_s(m.weights * shard, dp, bw_dp, lat_dp)
-    if zero >= 3:  # parameters gathered for forward and again for backward (ZeRO paper: 1.5x DP volume)
-        comm["fsdp_param_allgather"] = 2.0 * allgather_time_s(m.weights * shard, dp, bw_dp, lat_dp) * grad_accum
+    per_stage = layers / pp
+    terms = [tp_term(tokens_mb / cp, h, cb, tp, group_link(hw, 1, tp), per_stage, grad_accum),
+             cp_term(tokens_mb, _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head"), cb, tp, cp,
+                     group_link(hw, tp, cp), per_stage, grad_accum),
+             pp_term(tokens_mb / cp * h * cb / tp, pp, group_link(hw, tp * cp, pp), grad_accum)]
+    # this device's model shard, before ZeRO partitioning
+    terms += dp_sync_terms(zero, m.gradients * shard, m.weights * shard, dp, group_link(hw, tp * cp * pp, dp),
+                           grad_accum)
     if ep > 1:
-        k = getattr(spec, "top_k", 1)
-        bw_ep, lat_ep = _group_bandwidth(hw, tp * cp * pp, ep)
-        comm["ep_alltoall"] = 4.0 * (layers / pp) * alltoall_time_s(tokens_mb * k * h * cb / (tp * cp), ep,
-                                                                    bw_ep, lat_ep) * grad_accum
-    dp_keys = ("dp_grad_allreduce", "dp_grad_reduce_scatter", "dp_param_allgather", "fsdp_param_allgather")
-    dp_comm = sum(comm.get(k, 0.0) for k in dp_keys)
-    backward_total = (t["backward"] / (tp * cp)) * grad_accum
-    exposed_dp = max(dp_comm - dp_overlap * backward_total, dp_comm * (1.0 - dp_overlap))
-    exposed = exposed_dp + sum(v for k, v in comm.items() if k not in dp_keys)
+        terms.append(ep_term(tokens_mb, getattr(spec, "top_k", 1), h, cb, ep, group_link(hw, tp * cp * pp, ep),
+                             per_stage, grad_accum, split=tp * cp))
+    comm = CommBreakdown(tuple(terms))
+    exposed = exposed_comm_s(comm, (t.backward_s / (tp * cp)) * grad_accum, dp_overlap)
     step = compute + opt_s + exposed
 
     f = micro_est.flops
@@ -281,9 +265,9 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     mb_total = grad_accum * dp
     model_flops = (f.forward + f.backward) * mb_total
     hw_flops = (f.forward + f.backward + f.recompute) * mb_total
-    peak_rate = micro_est.perf.get("peak_flops_per_s", 0.0) or 1.0
+    peak_rate = micro_est.perf.peak_flops_per_s or 1.0
     return ParallelStep(
-        layout=layout.to_dict(), global_batch=layout.micro_batch * mb_total, grad_accum=grad_accum,
+        layout=layout, global_batch=layout.micro_batch * mb_total, grad_accum=grad_accum,
         memory_bytes=memory, fits=device_total <= m.capacity, compute_s=compute, bubble_s=bubble, optimizer_s=opt_s,
         comm_s=comm, exposed_comm_s=exposed, step_s=step, tokens_per_step=tokens_mb * mb_total,
         model_flops_per_step=model_flops, hardware_flops_per_step=hw_flops,
@@ -302,13 +286,11 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     )
 
 
-def _expert_fraction(spec) -> float:
-    """Share of parameters in MoE expert weights (split by expert parallelism)."""
+@functools.lru_cache(maxsize=256)
+def expert_fraction(spec) -> float:
+    """Share of parameters in MoE expert weights (split by expert parallelism); 0 for dense models."""
     if not getattr(spec, "num_experts", 0):
         return 0.0
-    from .estimator import ledger, make_ctx
-    from .workload import Workload
-
     rows = ledger(spec, make_ctx(spec, Workload(batch=1, seq=16), "train"))
     total = sum(r.params * r.count for r in rows)
     experts = sum(r.params * r.count for r in rows if r.kind == "moe_experts")

@@ -133,6 +133,8 @@ class PassTime:
     memory_s: float  # the memory-bound rows' share
     host_s: float
     bound: str  # "compute", "memory" or "host": what sets the pass time
+    # FLOPs of the pass by the peak rate (FLOP/s, efficiency not applied) its rows run at: MFU's denominator
+    flops_by_peak: tuple[tuple[float, float], ...] = ()
 
 
 # Kinds run by cuDNN: PyTorch lets cuDNN use TF32 for fp32 convolutions and RNNs by default
@@ -172,47 +174,99 @@ def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: fl
     return active * weight_read + acts + row.kv_cache_bytes
 
 
+@dataclass(frozen=True)
+class DeviceRates:
+    """The peaks one pass runs at on one device.
+
+    ``peak_flops_per_s``: matmul-class rows at the workload's compute dtype; ``cudnn_peak_flops_per_s``:
+    the rows in ``CUDNN_KINDS`` (TF32 under fp32 on GPUs; 0 = same as ``peak_flops_per_s``);
+    ``fp32``: matmuls run as plain fp32 (``Efficiency.matmul_fp32`` applies); ``sparse_speedup``: rate
+    multiplier of the rows with weights (linear/conv) when they are 2:4 sparse (1 = dense)."""
+
+    peak_flops_per_s: float
+    bandwidth_bytes_per_s: float
+    cudnn_peak_flops_per_s: float = 0.0
+    fp32: bool = False
+    sparse_speedup: float = 1.0
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """How one ledger is run: ``weight_read_bytes`` per weight in the forward; ``training``: a backward
+    follows; ``backward_weight_bytes`` per weight in backward (read again + gradient written);
+    ``full_backward``: weight gradients are formed (full fine-tune); ``fixed_host_s``: host time per pass
+    beside the per-call overheads (loss, zero_grad, sampling loop ...)."""
+
+    weight_read_bytes: float
+    training: bool = False
+    backward_weight_bytes: float = 0.0
+    full_backward: bool = False
+    fixed_host_s: float = 0.0
+
+
+def effective_peak_flops(passes, nominal: float, extra_flops: float = 0.0) -> float:
+    """The peak a run's FLOPs execute at, weighted by FLOPs: sum(F) / sum(F_r / peak_r) over the rates r of
+    its passes (``extra_flops`` run at ``nominal``). With one rate this is that rate exactly; a ResNet in
+    fp32 on an A100 mixes TF32 convolutions (156 TFLOP/s) with an fp32 classifier (19.5 TFLOP/s)."""
+    by_rate: dict[float, float] = {}
+    for p in passes:
+        for rate, flops in p.flops_by_peak:
+            by_rate[rate] = by_rate.get(rate, 0.0) + flops
+    if extra_flops:
+        by_rate[nominal] = by_rate.get(nominal, 0.0) + extra_flops
+    by_rate = {r: f for r, f in by_rate.items() if f > 0}
+    if not by_rate:
+        return nominal
+    if len(by_rate) == 1:
+        return next(iter(by_rate))
+    return sum(by_rate.values()) / sum(f / r for r, f in by_rate.items())
+
+
 _PASS_CACHE: dict = {}
 
 
-def pass_times(rows: tuple[Layer, ...], *args) -> tuple[PassTime, PassTime]:
+def pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency, spec: PassSpec) -> tuple[PassTime, PassTime]:
     """Memoized ``_pass_times``. Ledgers are cached tuples, so the key uses their identity
     (hashing ~20 Layer records per call would cost more than the computation); the entry keeps
     the tuple alive so its id cannot be reused."""
-    key = (id(rows), *args)
+    key = (id(rows), rates, eff, spec)
     hit = _PASS_CACHE.get(key)
     if hit is not None and hit[0] is rows:
         return hit[1]
     if len(_PASS_CACHE) > 16384:
         _PASS_CACHE.clear()
-    out = _pass_times(rows, *args)
+    out = _pass_times(rows, rates, eff, spec)
     _PASS_CACHE[key] = (rows, out)
     return out
 
 
-def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, eff: Efficiency, weight_read: float,
-               training: bool, backward_weight_bytes: float, full_backward: bool,
-               fixed_host_s: float, cudnn_peak_flops: float = 0.0, fp32: bool = False,
-               sparse_speedup: float = 1.0) -> tuple[PassTime, PassTime]:
-    """(forward, backward) times of one ledger. ``weight_read``: bytes read per weight in the
-    forward; ``backward_weight_bytes``: per weight in backward (read again + gradient written),
-    ``full_backward``: weight gradients are formed (full fine-tune); ``cudnn_peak_flops``: the
-    peak for CUDNN_KINDS rows (TF32 under fp32), 0 = same as ``peak_flops``; ``fp32``: matmuls run
-    as plain fp32 (``eff.matmul_fp32`` applies); ``sparse_speedup``: rate multiplier of the rows with
-    weights (linear/conv) when they are 2:4 sparse (1 = dense)."""
-    flop_rate = peak_flops * (eff.matmul_fp32 if fp32 else eff.matmul)
-    cudnn_rate = (cudnn_peak_flops * eff.matmul) if cudnn_peak_flops else flop_rate
-    byte_rate = bandwidth * eff.bandwidth
+def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
+                spec: PassSpec) -> tuple[PassTime, PassTime]:
+    """(forward, backward) times of one ledger (the roofline of the module docstring)."""
+    weight_read = spec.weight_read_bytes
+    training, full_backward = spec.training, spec.full_backward
+    mm_peak = rates.peak_flops_per_s
+    cudnn_peak = rates.cudnn_peak_flops_per_s or mm_peak
+    flop_rate = mm_peak * (eff.matmul_fp32 if rates.fp32 else eff.matmul)
+    cudnn_rate = (rates.cudnn_peak_flops_per_s * eff.matmul) if rates.cudnn_peak_flops_per_s else flop_rate
+    byte_rate = rates.bandwidth_bytes_per_s * eff.bandwidth
     ew = eff.elementwise_traffic
     f_comp = f_mem = b_comp = b_mem = 0.0
+    f_by_peak: dict[float, float] = {}
+    b_by_peak: dict[float, float] = {}
     instances = 0
     for row in rows:
         n = row.count
         instances += n * (row.host_ops or HOST_OPS.get(row.kind, 1.0))
         traffic = _row_traffic(row, weight_read, training, ew)
-        rate = cudnn_rate if row.kind in CUDNN_KINDS else flop_rate
-        if sparse_speedup != 1.0 and row.matmul_params:
-            rate *= sparse_speedup
+        cudnn = row.kind in CUDNN_KINDS
+        rate = cudnn_rate if cudnn else flop_rate
+        peak = cudnn_peak if cudnn else mm_peak
+        if rates.sparse_speedup != 1.0 and row.matmul_params:
+            rate *= rates.sparse_speedup
+            peak *= rates.sparse_speedup
+        if row.forward_flops:
+            f_by_peak[peak] = f_by_peak.get(peak, 0.0) + row.forward_flops * n
         c = max(row.forward_flops / rate, row.sequential_steps * eff.recurrent_step_s)
         m = traffic / byte_rate
         if c >= m:
@@ -221,8 +275,10 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
             f_mem += m * n
         if training:
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
+            if bflops:
+                b_by_peak[peak] = b_by_peak.get(peak, 0.0) + bflops * n
             btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
-                (row.params - row.inactive_params) * backward_weight_bytes
+                (row.params - row.inactive_params) * spec.backward_weight_bytes
             if row.sequential_steps:
                 # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
                 wg = row.weight_grad_flops if full_backward else 0.0
@@ -234,21 +290,21 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
                 b_comp += c * n
             else:
                 b_mem += m * n
-    fwd_host = eff.overhead_s * instances + fixed_host_s
-    fwd = _pass(f_comp, f_mem, fwd_host)
+    fwd_host = eff.overhead_s * instances + spec.fixed_host_s
+    fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()))
     if not training:
         return fwd, PassTime(0.0, 0.0, 0.0, 0.0, 0.0, "compute")
-    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances)
+    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances, tuple(b_by_peak.items()))
     return fwd, bwd
 
 
-def _pass(comp: float, mem: float, host: float) -> PassTime:
+def _pass(comp: float, mem: float, host: float, flops_by_peak=()) -> PassTime:
     device = comp + mem
     if host > device:
         bound = "host"
     else:
         bound = "compute" if comp >= mem else "memory"
-    return PassTime(max(host, device), device, comp, mem, host, bound)
+    return PassTime(max(host, device), device, comp, mem, host, bound, flops_by_peak)
 
 
 def optimizer_time_s(trainable: float, bytes_per_param: float, bandwidth: float, eff: Efficiency) -> float:

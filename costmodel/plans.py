@@ -12,12 +12,15 @@ Formulas and sources: docs/formulas.md ("Plans").
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 
+from .catalog import resolve_hardware
+from .collectives import INTRA_NODE_LATENCY_S, Link, allreduce_s
+from .costs import CostBreakdown, cost_breakdown, hourly_cost
 from .errors import InputError
 from .estimator import estimate
 from .models import load_model
-from .parallel import DEFAULT_DP_OVERLAP, Layout, _int_attr, n_layers, ParallelStep, allreduce_time_s, check_layout, train_step
+from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, check_layout, n_layers, train_step
 from .perf import Efficiency, default_efficiency
 from .workload import Workload
 
@@ -33,6 +36,14 @@ def chinchilla_tokens(params: float) -> float:
     return CHINCHILLA_TOKENS_PER_PARAM * params
 
 
+def compute_optimal_tokens(model) -> tuple[int, float]:
+    """(parameters, compute-optimal tokens) of a model: Chinchilla's rule on the parameters a token uses
+    (``params.active``: all of them for a dense model, shared + top-k experts for a mixture of experts, whose
+    compute per token is what the rule trades against data; Mixtral-8x7B: 12.9B active of 46.7B)."""
+    n = estimate(load_model(model), Workload(batch=1, seq=16), None, with_layers=False).params.active
+    return n, chinchilla_tokens(n)
+
+
 def chinchilla_params(flops: float) -> tuple[float, float]:
     """(params, tokens) that spend ``flops`` compute-optimally: C = 6 N D with D = 20 N, so
     N = sqrt(C / 120), D = 20 N."""
@@ -40,23 +51,6 @@ def chinchilla_params(flops: float) -> tuple[float, float]:
         raise InputError("flops", f"must be positive, got {flops}")
     n = math.sqrt(flops / (6.0 * CHINCHILLA_TOKENS_PER_PARAM))
     return n, CHINCHILLA_TOKENS_PER_PARAM * n
-
-
-def _hardware(hw):
-    if hw is None or isinstance(hw, str):
-        from .catalog import load_hardware
-
-        return load_hardware(hw or "h100-sxm-80gb")
-    return hw
-
-
-def _money(gpu_hours: float, hw, pricing: dict | None) -> dict:
-    """Money, energy and carbon of ``gpu_hours`` (costmodel.costs.cost_breakdown)."""
-    from .costs import cost_breakdown
-
-    pricing = dict(pricing or {})
-    b = cost_breakdown(gpu_hours, hw, **pricing)
-    return asdict(b)
 
 
 @dataclass(frozen=True)
@@ -72,13 +66,13 @@ class TrainingPlan:
     total_flops: float  # model FLOPs (forward + backward), no recomputation
     total_flops_with_recompute: float
     six_n_d_flops: float  # the 6 x params x tokens rule, for comparison
-    cost: dict  # costmodel.costs.CostBreakdown as a dict
+    cost: CostBreakdown
     assumptions: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["step"] = self.step.to_dict()
-        return d
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(step=self.step.to_dict(), cost=asdict(self.cost), assumptions=dict(self.assumptions))
+        return out
 
 
 def _micro_estimate(spec, hw, workload: Workload, layout: Layout, eff: Efficiency):
@@ -97,7 +91,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     (provider, tier, utilization, pue, region, electricity_usd_per_kwh, storage_bytes, storage_months).
     """
     spec = load_model(model)
-    hw = _hardware(hardware)
+    hw = resolve_hardware(hardware)
     wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
     eff = efficiency or default_efficiency(hw)
@@ -125,7 +119,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
         wall_clock_s=wall, gpu_hours=gpu_hours, total_flops=step.model_flops_per_step * steps,
         total_flops_with_recompute=step.hardware_flops_per_step * steps,
         six_n_d_flops=6.0 * micro.params.active * total_tokens,
-        cost=_money(gpu_hours, hw, pricing),
+        cost=cost_breakdown(gpu_hours, hw, **(pricing or {})),
         assumptions={**step.assumptions, "efficiency": eff.to_dict(), "global_batch": step.global_batch,
                      "grad_accum": grad_accum, "tokens_per_sample": tps},
     )
@@ -134,7 +128,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
 # ---- layout search ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LayoutResult:
-    layout: dict
+    layout: Layout
     num_devices: int
     fits: bool
     peak_bytes: float
@@ -142,13 +136,15 @@ class LayoutResult:
     step_s: float
     wall_clock_s: float
     gpu_hours: float
-    cost_usd: float
+    cost_usd: float | None  # None: no price for this device
     mfu: float
     global_batch: int
     grad_accum: int
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["layout"] = self.layout.to_dict()
+        return out
 
 
 def _divisors(n: int) -> list[int]:
@@ -198,13 +194,11 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     if rank_by not in ("time", "cost"):
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
     spec = load_model(model)
-    hw = _hardware(hardware)
+    hw = resolve_hardware(hardware)
     wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
     eff = efficiency or default_efficiency(hw)
     if usd_per_device_hour is None:
-        from .costs import price_per_gpu_hour
-
-        usd_per_device_hour = price_per_gpu_hour(hw.id).usd_per_gpu_hour
+        usd_per_device_hour = hourly_cost(hw).compute_usd
     tps = wl.seq if spec.modality == "text" else 1
     if tokens is None and samples is None:
         raise InputError("tokens", "give the training tokens (language models) or samples and epochs (vision)")
@@ -233,11 +227,15 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         wall = steps * st.step_s
         gpu_hours = wall * lay.num_devices / 3600.0
         results.append(LayoutResult(
-            layout=st.layout, num_devices=lay.num_devices, fits=st.fits, peak_bytes=st.memory_bytes["peak"],
-            device_total_bytes=st.memory_bytes["device_total"], step_s=st.step_s, wall_clock_s=wall,
-            gpu_hours=gpu_hours, cost_usd=gpu_hours * usd_per_device_hour, mfu=st.mfu,
+            layout=st.layout, num_devices=lay.num_devices, fits=st.fits, peak_bytes=st.memory_bytes.peak,
+            device_total_bytes=st.memory_bytes.device_total, step_s=st.step_s, wall_clock_s=wall,
+            gpu_hours=gpu_hours, cost_usd=gpu_hours * usd_per_device_hour if usd_per_device_hour is not None else None,
+            mfu=st.mfu,
             global_batch=st.global_batch, grad_accum=grad_accum))
-    key = (lambda r: (r.wall_clock_s, r.cost_usd)) if rank_by == "time" else (lambda r: (r.cost_usd, r.wall_clock_s))
+    if rank_by == "cost" and usd_per_device_hour is None:
+        raise InputError("rank_by", f"cost needs a price: {hw.id} has none in the catalog; give usd_per_device_hour")
+    key = (lambda r: (r.wall_clock_s, r.cost_usd or 0.0)) if rank_by == "time" else \
+        (lambda r: (r.cost_usd, r.wall_clock_s))
     results.sort(key=key)
     return results[:limit] if limit else results
 
@@ -253,7 +251,7 @@ class ServingPoint:
     decode_per_token_s: float  # one decode step (every sequence in the batch gets a token)
     request_s: float  # prefill + generate decode steps
     throughput_tokens_per_s: float  # generated tokens per second, whole batch
-    usd_per_million_tokens: float  # generated tokens
+    usd_per_million_tokens: float | None  # generated tokens; None: no price for this device
     energy_kwh_per_million_tokens: float
 
 
@@ -273,6 +271,17 @@ class ServingPlan:
     points: tuple[ServingPoint, ...]
     assumptions: dict = field(default_factory=dict)
 
+    @property
+    def cheapest_fitting_point(self) -> ServingPoint | None:
+        """The batch that fits in memory with the lowest $ per million generated tokens (the highest
+        throughput per device when the device has no price); None when no batch fits."""
+        fitting = [p for p in self.points if p.fits]
+        if not fitting:
+            return None
+        if all(p.usd_per_million_tokens is not None for p in fitting):
+            return min(fitting, key=lambda p: p.usd_per_million_tokens)
+        return max(fitting, key=lambda p: p.throughput_tokens_per_s)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -286,19 +295,16 @@ def _serve_estimate(spec, hw, w: Workload, eff: Efficiency, tp: int):
     h = _int_attr(spec, "hidden")
     layers = n_layers(spec) or 1
     cb = 4.0 if w.precision == "fp32" else 2.0
-    bw, lat = hw.intra_node_bandwidth_bytes_per_s, 5e-6
-    pre_comm = 2 * layers * allreduce_time_s(w.batch * w.prompt * h * cb, tp, bw, lat)
-    dec_comm = 2 * layers * allreduce_time_s(w.batch * h * cb, tp, bw, lat)
+    link = Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
+    pre_comm = 2 * layers * allreduce_s(w.batch * w.prompt * h * cb, tp, link)
+    dec_comm = 2 * layers * allreduce_s(w.batch * h * cb, tp, link)
     device = (m.peak - m.transient) / tp + m.transient + (m.device_total - m.peak)
-    prefill = (t["prefill"] - _host(est)) / tp + _host(est) + pre_comm if tp > 1 else t["prefill"]
-    decode = (t["decode_per_token"] / tp + dec_comm) if tp > 1 else t["decode_per_token"]
-    if tp > 1 and est.perf.get("decode_bound") == "host":  # host time does not shrink with more devices
-        decode = t["decode_per_token"] + dec_comm
+    host = est.perf.host_s if est.perf.bound == "host" else 0.0  # host time does not shrink with more devices
+    prefill = (t.prefill_s - host) / tp + host + pre_comm if tp > 1 else t.prefill_s
+    decode = (t.decode_per_token_s / tp + dec_comm) if tp > 1 else t.decode_per_token_s
+    if tp > 1 and est.perf.decode_bound == "host":
+        decode = t.decode_per_token_s + dec_comm
     return est, device, prefill, decode
-
-
-def _host(est) -> float:
-    return est.perf.get("host_s", 0.0) if est.perf.get("bound") == "host" else 0.0
 
 
 def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128, precision: str = "bf16",
@@ -310,14 +316,12 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
     spec = load_model(model)
     if not spec.generative:
         raise InputError("model", f"{spec.name} is not a generative model; serving plans are for decoders")
-    hw = _hardware(hardware)
+    hw = resolve_hardware(hardware)
     check_layout(spec, Layout(tp=tp))
     eff = efficiency or default_efficiency(hw, engine)
     base = Workload(task="infer", batch=1, prompt=prompt, generate=generate, precision=precision,
                     kv_cache_precision=kv_cache_precision, attention=attention)
-    from .costs import cost_breakdown
-
-    one_hour = cost_breakdown(1.0, hw, **(pricing or {}))
+    one_hour = hourly_cost(hw, pricing)
     usd_per_device_hour = one_hour.compute_usd
     kwh_per_device_hour = one_hour.energy_kwh
     points = []
@@ -331,7 +335,7 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
             batch=b, fits=device <= hw.memory_bytes, device_total_bytes=device,
             kv_cache_bytes=est.memory_bytes.kv_cache / tp, ttft_s=prefill, decode_per_token_s=decode,
             request_s=request, throughput_tokens_per_s=tput,
-            usd_per_million_tokens=per_m * tp * usd_per_device_hour,
+            usd_per_million_tokens=per_m * tp * usd_per_device_hour if usd_per_device_hour is not None else None,
             energy_kwh_per_million_tokens=per_m * tp * kwh_per_device_hour))
     kv_per_token = estimate(spec, base.with_(prompt=1, generate=0), hw, with_layers=False,
                             efficiency=eff).memory_bytes.kv_cache
@@ -370,5 +374,5 @@ def _largest(fits, lo: int = 1, hi: int = 1 << 22) -> int:
 
 
 __all__ = ["TrainingPlan", "LayoutResult", "ServingPlan", "ServingPoint", "plan_training", "search_layouts",
-           "plan_serving", "chinchilla_tokens", "chinchilla_params", "candidate_layouts", "Layout"]
-_ = replace  # re-exported helpers stay importable for callers that build variants
+           "plan_serving", "chinchilla_tokens", "chinchilla_params", "compute_optimal_tokens", "candidate_layouts",
+           "Layout"]

@@ -22,15 +22,17 @@ import json
 import math
 from dataclasses import fields
 
+from .api import estimate
+from .catalog import DEFAULT_HARDWARE, catalog, hardware_from_dict, load_hardware
 from .errors import InputError
+from .models import list_presets, load_model
+from .perf import Efficiency
 from .results import Estimate
 from .safe_json import check_depth_and_text
-from .storage import _find_bad_value, check_name
 from .workload import Workload
 
 SCHEMA = 1
 KEYS = ("schema", "name", "model", "hardware", "workload", "plan", "assumptions", "notes")
-DEFAULT_HARDWARE = "h100-sxm-80gb"
 NOTES_MAX_CHARS = 20_000
 DATA_MAX_BYTES = 1_000_000
 _WORKLOAD_FIELDS = frozenset(f.name for f in fields(Workload))
@@ -39,10 +41,73 @@ _PLAN_COUNTS = ("num_gpus", "gpus", "nodes", "gpus_per_node", "replicas", "tp", 
                 "micro_batches", "grad_accum")
 
 
+NAME_MAX_CHARS = 120
+
+
+def model_label(model) -> str:
+    """A short name for a scenario's model: the preset id, or a config's name."""
+    if isinstance(model, str):
+        return model
+    if isinstance(model, dict):
+        for key in ("_name_or_path", "name", "model_type", "family"):
+            v = model.get(key)
+            if isinstance(v, str) and v:
+                return v if key in ("_name_or_path", "name") else f"custom {v}"
+    return "custom"
+
+
+def hardware_label(hw) -> str:
+    """A short name for a scenario's hardware: the catalog id, or a record's id."""
+    if isinstance(hw, str):
+        return hw
+    if isinstance(hw, dict) and isinstance(hw.get("id"), str):
+        return hw["id"]
+    return "custom"
+
+
+def find_bad_value(obj, path: str) -> str | None:
+    """Path of the first value JSON cannot hold exactly (NaN, infinity, a non-string key, an object)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                return f"{path}.{k!r}"
+            bad = find_bad_value(v, f"{path}.{k}")
+            if bad:
+                return bad
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            bad = find_bad_value(v, f"{path}[{i}]")
+            if bad:
+                return bad
+    elif not (obj is None or isinstance(obj, (str, int, float, bool))):
+        return path
+    return None
+
+
+def check_name(name, field: str = "name") -> str:
+    """A scenario name: 1-120 characters after trimming, printable, valid Unicode."""
+    if not isinstance(name, str):
+        raise InputError(field, f"must be text, got {type(name).__name__}")
+    name = name.strip()
+    if not name:
+        raise InputError(field, "must not be empty")
+    if len(name) > NAME_MAX_CHARS:
+        raise InputError(field, f"must be at most {NAME_MAX_CHARS} characters, got {len(name)}")
+    if any(not ch.isprintable() for ch in name):
+        raise InputError(field, "must not contain control characters (tabs, newlines, ...)")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(field, "is not valid Unicode text") from None
+    return name
+
+
 def _json_data(value, field: str, max_depth: int = 32) -> dict:
     if not isinstance(value, dict):
         raise InputError(field, f"must be an object (dict), got {type(value).__name__}")
-    bad = _find_bad_value(value, field)
+    bad = find_bad_value(value, field)
     if bad:
         raise InputError(bad, "must be JSON data: a finite number, text, true/false, null, list or object")
     check_depth_and_text(value, max_depth=max_depth, field=field)
@@ -53,7 +118,6 @@ def _json_data(value, field: str, max_depth: int = 32) -> dict:
 
 
 def _model(value):
-    from .models import list_presets, load_model
 
     if isinstance(value, str):
         ids = [p.id for p in list_presets()]
@@ -76,7 +140,6 @@ def _model(value):
 
 
 def _hardware(value):
-    from .catalog import catalog, hardware_from_dict
 
     if value is None:
         return DEFAULT_HARDWARE
@@ -161,7 +224,6 @@ def _assumptions(value) -> dict:
 
 
 def _efficiency(value):
-    from .perf import Efficiency
 
     if not isinstance(value, dict):
         raise InputError("assumptions.efficiency", "must be an object such as {\"matmul\": 0.5, \"bandwidth\": 0.7}")
@@ -211,9 +273,6 @@ def _normalise(d) -> dict:
 
 
 def _evaluate(s: dict) -> Estimate:
-    from .api import estimate
-    from .catalog import hardware_from_dict, load_hardware
-
     hw = load_hardware(s["hardware"]) if isinstance(s["hardware"], str) else hardware_from_dict(s["hardware"])
     eff = s["assumptions"].get("efficiency")
     try:

@@ -20,7 +20,6 @@ Records are JSON text (``json.dumps(allow_nan=False)``): what is saved is what i
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import sqlite3
@@ -30,10 +29,10 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import InputError
+from .scenario import check_name, find_bad_value, hardware_label, model_label, validate_scenario
 
 ENV_DB = "COSTMODEL_DB"
 DEFAULT_DB = Path("~/.costmodel/costmodel.db")
-NAME_MAX_CHARS = 120
 BUSY_TIMEOUT_MS = 5_000
 LOCK_TIMEOUT_S = 120.0
 
@@ -93,78 +92,20 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _model_label(model) -> str:
-    if isinstance(model, str):
-        return model
-    if isinstance(model, dict):
-        for key in ("_name_or_path", "name", "model_type", "family"):
-            v = model.get(key)
-            if isinstance(v, str) and v:
-                return v if key in ("_name_or_path", "name") else f"custom {v}"
-    return "custom"
-
-
-def _hardware_label(hw) -> str:
-    if isinstance(hw, str):
-        return hw
-    if isinstance(hw, dict) and isinstance(hw.get("id"), str):
-        return hw["id"]
-    return "custom"
-
-
 def _summary(scenario: dict) -> dict:
     w = scenario.get("workload") or {}
-    return {"model": _model_label(scenario.get("model")), "hardware": _hardware_label(scenario.get("hardware")),
+    return {"model": model_label(scenario.get("model")), "hardware": hardware_label(scenario.get("hardware")),
             "task": str(w.get("task", ""))}
-
-
-def _find_bad_value(obj, path: str) -> str | None:
-    """Path of the first value JSON cannot hold exactly (NaN, infinity, a non-string key, an object)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return path
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                return f"{path}.{k!r}"
-            bad = _find_bad_value(v, f"{path}.{k}")
-            if bad:
-                return bad
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            bad = _find_bad_value(v, f"{path}[{i}]")
-            if bad:
-                return bad
-    elif not (obj is None or isinstance(obj, (str, int, float, bool))):
-        return path
-    return None
 
 
 def _dumps(obj, field: str) -> str:
     if not isinstance(obj, dict):
         raise InputError(field, f"must be a dict (JSON object), got {type(obj).__name__}")
-    bad = _find_bad_value(obj, field)
+    bad = find_bad_value(obj, field)
     if bad:
         raise InputError(bad, "must be a finite number, string, bool, null, list or object (JSON data)")
     # ensure_ascii: the text is plain ASCII, so odd characters (lone surrogates) cannot fail the insert
     return json.dumps(obj, allow_nan=False, sort_keys=False, separators=(",", ":"))
-
-
-def check_name(name, field: str = "name") -> str:
-    """A scenario name: 1-120 characters after trimming, printable, valid Unicode."""
-    if not isinstance(name, str):
-        raise InputError(field, f"must be text, got {type(name).__name__}")
-    name = name.strip()
-    if not name:
-        raise InputError(field, "must not be empty")
-    if len(name) > NAME_MAX_CHARS:
-        raise InputError(field, f"must be at most {NAME_MAX_CHARS} characters, got {len(name)}")
-    if any(not ch.isprintable() for ch in name):
-        raise InputError(field, "must not contain control characters (tabs, newlines, ...)")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(field, "is not valid Unicode text") from None
-    return name
 
 
 def _label(value: str) -> str | None:
@@ -319,8 +260,6 @@ class Store:
     def save_scenario(self, name: str, scenario: dict, overwrite: bool = False) -> int:
         """Validate ``scenario`` (``costmodel.scenario.validate_scenario``) and save it under ``name``.
         Returns its id. An existing name is an error unless ``overwrite`` (then the id is kept)."""
-        from .scenario import validate_scenario
-
         name = check_name(name)
         if not isinstance(scenario, dict):
             raise InputError("scenario", f"must be a dict, got {type(scenario).__name__}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 from .errors import InputError
+from .validate import check_int as _check_int
 
 
 @dataclass(frozen=True)
@@ -116,22 +117,6 @@ _LIMITS = {
     "generate": (0, 1 << 24),
     "lora_rank": (0, 65536),
 }
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                value = int(value)
-            else:
-                raise ValueError
-        except (ValueError, AttributeError):
-            raise InputError(name, f"must be a whole number from {lo} to {hi}, got {value!r}") from None
-    if not lo <= value <= hi:
-        raise InputError(name, f"must be from {lo} to {hi}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)

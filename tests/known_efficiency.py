@@ -31,8 +31,8 @@ def known_efficiency_records(infer_model=TINY_GPT2) -> list[dict]:
                     ("simple-cnn-28", {"task": "train", "batch": 64, "precision": "fp32"})]:
         _, config = resolve_model(cfg)
         t = estimate(config, hardware="cpu-generic", workload=wl, efficiency=truth).time_s
-        measured = ({"step_s": t["step"]} if wl["task"] == "train"
-                    else {"prefill_s": t["prefill"], "decode_per_token_s": t["decode_per_token"]})
+        measured = ({"step_s": t.step_s} if wl["task"] == "train"
+                    else {"prefill_s": t.prefill_s, "decode_per_token_s": t.decode_per_token_s})
         out.append({"status": "ok", "device": device_label("cpu"), "model": "tiny " + wl["task"], "task": wl["task"],
                     "workload": wl, "request": {"config": config}, "predicted": {"hardware": "cpu-generic"},
                     "measured": measured})

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import costmodel  # noqa: E402
-from costmodel import views  # noqa: E402
+from costmodel.ui import format as fmt, lessons, page_state, seeds
 from costmodel.units import GiB  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def test_home_lists_every_seed_with_a_link():
         assert s["page"] in registered, f"seed {s['id']} links to {s['page']}, not a page of the app"
 
 
-@pytest.mark.parametrize("seed", views.load_seeds(), ids=lambda s: s["id"])
+@pytest.mark.parametrize("seed", seeds.load_seeds(), ids=lambda s: s["id"])
 def test_every_seed_opens_without_error(seed):
     at = open_page(seed["page"].split("/")[-1], seed["query"])
     assert not errors(at), errors(at)
@@ -98,15 +98,15 @@ def test_estimate_preset_numbers_equal_the_package():
                              precision="amp-bf16", optimizer="adamw", grad_checkpointing=True)
     m = metrics(at)
     assert m["Parameters"] == f"{est.params.total:,}" == "6,738,415,616"  # Llama-2-7B model card count
-    assert m["Forward FLOPs"] == views.fmt_si(est.flops.forward, "FLOP")
-    assert m["Forward MACs"] == views.fmt_si(est.flops.forward / 2, "MAC")
+    assert m["Forward FLOPs"] == fmt.fmt_si(est.flops.forward, "FLOP")
+    assert m["Forward MACs"] == fmt.fmt_si(est.flops.forward / 2, "MAC")
     assert m["Peak memory"] == f"{est.memory_bytes.peak / GiB:,.2f} GiB"
     assert m["Device total"] == f"{est.memory_bytes.device_total / GiB:,.2f} GiB"
     assert m["Fits"] == ("yes" if est.memory_bytes.fits else "NO")
-    assert m["Step time"] == views.fmt_seconds(est.time_s["step"])
-    assert m["Bound"] == est.perf["bound"]
-    assert m["Cost per step"] == views.fmt_usd(est.cost_usd["per_step"])
-    assert m["Energy per step"] == views.fmt_kwh(est.energy_kwh["per_step"])
+    assert m["Step time"] == fmt.fmt_seconds(est.time_s.step_s)
+    assert m["Bound"] == est.perf.bound
+    assert m["Cost per step"] == fmt.fmt_usd(est.cost_usd.per_unit)
+    assert m["Energy per step"] == fmt.fmt_kwh(est.energy_kwh.per_unit)
     # the memory table carries the exact bytes
     mem = frame(at, "key").set_index("key")["bytes"]
     assert mem["weights"] == est.memory_bytes.weights
@@ -130,8 +130,8 @@ def test_estimate_inference_and_url_state_round_trip():
                              generate=256)
     m = metrics(at)
     assert m["Parameters"] == f"{est.params.total:,}"
-    assert m["Prefill time"] == views.fmt_seconds(est.time_s["prefill"])
-    assert m["Decode per token"] == views.fmt_seconds(est.time_s["decode_per_token"])
+    assert m["Prefill time"] == fmt.fmt_seconds(est.time_s.prefill_s)
+    assert m["Decode per token"] == fmt.fmt_seconds(est.time_s.decode_per_token_s)
     mem = frame(at, "key").set_index("key")["bytes"]
     assert mem["kv_cache"] == est.memory_bytes.kv_cache
     assert query(at) == q
@@ -146,7 +146,7 @@ def test_estimate_builder_and_its_errors():
     at.slider(key="estimate.ffn").set_value(2816)
     at.slider(key="estimate.vocab").set_value(32000)
     at.run()
-    cfg = views.build_config(4, 1024, 16, 4, 2816, 32000)
+    cfg = page_state.build_config(4, 1024, 16, 4, 2816, 32000)
     est = costmodel.estimate(cfg, hardware="h100-sxm-80gb", task="train", batch=1, seq=1024)
     # hand count, Llama layout: embed + 4 x (q,o: h*h; k,v: h*h/4; gate,up,down: 3*h*f; 2 norms h) + norm h + head
     h, f, V = 1024, 2816, 32000
@@ -188,11 +188,11 @@ def test_estimate_bad_inputs_name_the_field():
 def test_estimate_custom_hardware():
     at = open_page("estimate.py", {"hw": "custom", "hw_mem_gib": "16", "hw_bw_gbs": "500", "hw_tflops16": "100",
                                    "hw_tflops32": "20"})
-    hw = views.custom_hardware(16, 500, 100, 20)
+    hw = page_state.custom_hardware(16, 500, 100, 20)
     est = costmodel.estimate("gpt2", hardware=hw, task="train", batch=1, seq=1024)
     m = metrics(at)
     assert m["Capacity"] == "16.00 GiB"
-    assert m["Step time"] == views.fmt_seconds(est.time_s["step"])
+    assert m["Step time"] == fmt.fmt_seconds(est.time_s.step_s)
 
 
 # ---- compare --------------------------------------------------------------------------------------
@@ -205,10 +205,13 @@ def test_compare_gpus_and_settings():
     for _, row in table.iterrows():
         est = costmodel.estimate("llama-3-8b", hardware=row["hardware"], task="infer", precision="bf16", batch=1,
                                  prompt=512, generate=128)
-        assert row["time_s"] == est.time_s["prefill"]
+        # time and money of the same unit: one whole request (prefill + 128 decode steps)
+        assert row["per_unit"] == "request"
+        assert row["time_s"] == est.time_s.request_s == est.time_s.prefill_s + 128 * est.time_s.decode_per_token_s
+        assert row["ttft_s"] == est.time_s.prefill_s
         assert row["peak_GiB"] == est.memory_bytes.peak / GiB
-        assert row["usd_per_request"] == est.cost_usd["per_request"]  # $ per run, side by side
-        assert row["kwh_per_request"] == est.energy_kwh["per_request"]
+        assert row["usd"] == est.cost_usd.per_unit == pytest.approx(est.cost_usd.per_hour * row["time_s"] / 3600)
+        assert row["kwh"] == est.energy_kwh.per_unit
     at.multiselect(key="compare.gpus_ms").select("a100-sxm-80gb").run()
     assert list(frame(at, "setting")["setting"]) == ["l4-24gb", "h100-sxm-80gb", "a100-sxm-80gb"]
 
@@ -223,7 +226,7 @@ def test_compare_gpus_and_settings():
         est = costmodel.estimate("llama-3-8b", hardware="h100-sxm-80gb", task="train", precision="bf16", batch=1,
                                  seq=1024, grad_checkpointing=ckpt)
         assert row["peak_GiB"] == est.memory_bytes.peak / GiB
-        assert row["time_s"] == est.time_s["step"]
+        assert row["time_s"] == est.time_s.step_s
 
 
 def test_compare_sweep_equals_the_package_and_bad_range_errors():
@@ -234,7 +237,7 @@ def test_compare_sweep_equals_the_package_and_bad_range_errors():
     for _, row in sweep.iterrows():
         est = costmodel.estimate("gpt2", hardware="a100-sxm-80gb", batch=int(row["batch"]), seq=1024)
         assert row["device_total_GiB"] == est.memory_bytes.device_total / GiB
-        assert row["time_s"] == est.time_s["step"]
+        assert row["time_s"] == est.time_s.step_s
     at.number_input(key="compare.sweep_from").set_value(16).run()  # from > to
     assert_no_exception_but_error(at, "sweep.batch")
 
@@ -245,8 +248,8 @@ def test_learn_topics_show_estimator_numbers():
     at = open_page("learn.py", {"topic": "flops", "model": "gpt2", "batch": "4", "seq": "512"})
     est = costmodel.estimate("gpt2", task="train", batch=4, seq=512, precision="amp-bf16")
     m = metrics(at)
-    assert m["Step FLOPs (ledger)"] == views.fmt_si(est.flops.total, "FLOP")
-    assert m["6 x P x T"] == views.fmt_si(6 * est.params.total * 4 * 512, "FLOP")
+    assert m["Step FLOPs (ledger)"] == fmt.fmt_si(est.flops.total, "FLOP")
+    assert m["6 x P x T"] == fmt.fmt_si(6 * est.params.total * 4 * 512, "FLOP")
     assert at.latex
     at.selectbox(key="learn.topic").set_value("kv").run()
     at.selectbox(key="learn.model").set_value("llama-3-8b").run()
@@ -254,7 +257,7 @@ def test_learn_topics_show_estimator_numbers():
                              kv_cache_precision="bf16")
     # 2 x 32 layers x 4 x 8 KV heads x 128 x (1024 + 256) positions x 2 bytes
     assert est.memory_bytes.kv_cache == 2 * 32 * 4 * 8 * 128 * 1280 * 2
-    assert metrics(at)["KV cache"] == views.fmt_gib(est.memory_bytes.kv_cache)
+    assert metrics(at)["KV cache"] == fmt.fmt_gib(est.memory_bytes.kv_cache)
     at.selectbox(key="learn.topic").set_value("lora").run()
     at.slider(key="learn.rank").set_value(8).run()
     est = costmodel.estimate("llama-2-7b", task="train", batch=1, seq=512, lora_rank=8,
@@ -264,12 +267,12 @@ def test_learn_topics_show_estimator_numbers():
     at.selectbox(key="learn.topic").set_value("parallel").run()
     at.selectbox(key="learn.tp").set_value(4)
     at.selectbox(key="learn.zero").set_value(1).run()
-    plan = views.lesson_parallel("llama-2-13b", "a100-sxm-80gb", dp=8, tp=4, pp=1, zero=1)["plan"]
-    assert metrics(at)["Weights per device"] == views.fmt_gib(plan.step.memory_bytes["weights"])
-    assert metrics(at)["Step time"] == views.fmt_seconds(plan.step.step_s)
+    plan = lessons.lesson_parallel("llama-2-13b", "a100-sxm-80gb", dp=8, tp=4, pp=1, zero=1)["plan"]
+    assert metrics(at)["Weights per device"] == fmt.fmt_gib(plan.step.memory_bytes.weights)
+    assert metrics(at)["Step time"] == fmt.fmt_seconds(plan.step.step_s)
     # ZeRO-1 splits AdamW's fp32 states (8 bytes per parameter) over tp x dp = 32 devices
     est = costmodel.estimate("llama-2-13b", hardware="a100-sxm-80gb", batch=1, seq=2048)
-    assert plan.step.memory_bytes["optimizer"] == pytest.approx(est.memory_bytes.optimizer / 32)
+    assert plan.step.memory_bytes.optimizer == pytest.approx(est.memory_bytes.optimizer / 32)
     for topic in ("adam", "activations", "quantization", "pruning", "distillation"):
         at.selectbox(key="learn.topic").set_value(topic).run()
         assert not at.exception and not errors(at), topic
@@ -296,10 +299,10 @@ def test_plan_training_numbers_equal_the_package():
                                pricing={"provider": None, "tier": "on-demand", "region": "world", "utilization": 1.0})
     m = metrics(at)
     assert m["Devices"] == "16"
-    assert m["Wall clock"] == views.fmt_seconds(plan.wall_clock_s)
+    assert m["Wall clock"] == fmt.fmt_seconds(plan.wall_clock_s)
     assert m["GPU-hours"] == f"{plan.gpu_hours:,.0f}"
-    assert m["Cost"] == views.fmt_usd(plan.cost["compute_usd"] + plan.cost["storage_usd"])
-    assert m["Energy"] == views.fmt_kwh(plan.cost["energy_kwh"])
+    assert m["Cost"] == fmt.fmt_usd(plan.cost.compute_usd + plan.cost.storage_usd)
+    assert m["Energy"] == fmt.fmt_kwh(plan.cost.energy_kwh)
     assert m["MFU"] == f"{plan.step.mfu:.1%}"
     steps = frame(at, "part").set_index("part")["seconds"]
     assert steps["pipeline bubble"] == plan.step.bubble_s and steps["optimizer step"] == plan.step.optimizer_s
@@ -311,14 +314,14 @@ def test_plan_training_numbers_equal_the_package():
 def test_plan_training_search_and_seeds_of_vision():
     from costmodel import plans
 
-    seed = views.get_seed("resnet50-imagenet-a100")
+    seed = seeds.get_seed("resnet50-imagenet-a100")
     at = open_page("plan_training.py", {**seed["query"], "search": "1", "max_devices": "8"})
     plan = plans.plan_training("resnet-50", "a100-sxm-80gb", samples=100_000, epochs=10, global_batch=256,
                                workload={"seq": 2048, "image_size": 224, "precision": "amp-bf16",
                                          "optimizer": "sgd-momentum"},
                                layout=dict(dp=1, micro_batch=256, zero=0))
     assert plan.steps == 3907  # ceil(100,000 x 10 / 256)
-    assert metrics(at)["Wall clock"] == views.fmt_seconds(plan.wall_clock_s)
+    assert metrics(at)["Wall clock"] == fmt.fmt_seconds(plan.wall_clock_s)
     layouts = frame(at, "grad_accum")
     found = plans.search_layouts("resnet-50", "a100-sxm-80gb", samples=100_000, epochs=10, global_batch=256,
                                  workload={"seq": 2048, "image_size": 224, "precision": "amp-bf16",
@@ -336,7 +339,7 @@ def test_plan_serving_numbers_equal_the_package():
     at.selectbox(key="plan_serving.precision").set_value("int4").run()
     plan = plans.plan_serving("llama-3-8b", "l4-24gb", prompt=1024, generate=256, precision="int4")
     m = metrics(at)
-    assert m["Time to first token (batch 1)"] == views.fmt_seconds(plan.points[0].ttft_s)
+    assert m["Time to first token (batch 1)"] == fmt.fmt_seconds(plan.points[0].ttft_s)
     assert m["Largest batch that fits"] == f"{plan.max_batch:,}"
     assert m["Longest context (batch 1)"] == f"{plan.max_context:,} tokens"
     pts = frame(at, "ttft_s")
@@ -370,7 +373,7 @@ def test_scenarios_save_list_compare_and_escape(tmp_path, monkeypatch):
     assert names == sorted([evil, "llama"])
     at.selectbox(key="sc.pick").set_value(evil).run()
     est = costmodel.estimate("gpt2", task="train", batch=4, seq=1024)
-    assert metrics(at)["Peak memory"] == views.fmt_gib(est.memory_bytes.peak)
+    assert metrics(at)["Peak memory"] == fmt.fmt_gib(est.memory_bytes.peak)
     # the name never reaches the page as markup: no markdown or HTML element contains it
     assert not any("onerror" in getattr(el, "value", "") for el in at.markdown)
     cmp = frame(at, "setting")

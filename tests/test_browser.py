@@ -196,7 +196,7 @@ def test_home_seed_opens_estimate(page, server):
 
 def test_estimate_batch_change_updates_numbers(page, server):
     import costmodel
-    from costmodel import views
+    from costmodel.ui import format as fmt
 
     goto(page, server, "estimate?preset=llama-2-7b&hw=a100-sxm-80gb&seq=2048")
     old = metric(page, "Step time")
@@ -204,8 +204,8 @@ def test_estimate_batch_change_updates_numbers(page, server):
     set_number(page, "Batch (samples per device per step)", 2)
     new = wait_metric_change(page, "Step time", old)
     est = costmodel.estimate("llama-2-7b", hardware="a100-sxm-80gb", batch=2, seq=2048)
-    assert new == views.fmt_seconds(est.time_s["step"])
-    assert metric(page, "Peak memory") == views.fmt_gib(est.memory_bytes.peak)
+    assert new == fmt.fmt_seconds(est.time_s.step_s)
+    assert metric(page, "Peak memory") == fmt.fmt_gib(est.memory_bytes.peak)
     assert "batch=2" in page.url  # the link reproduces the view
     page.get_by_text("Formulas").first.scroll_into_view_if_needed()
     page.mouse.wheel(0, -10_000)
@@ -234,14 +234,15 @@ def test_plan_training_layout_change(page, server):
 
 
 def test_plan_serving_prompt_change(page, server):
-    from costmodel import plans, views
+    from costmodel import plans
+    from costmodel.ui import format as fmt
 
     goto(page, server, "plan-serving?preset=llama-3-8b&hw=l4-24gb&also=h100-sxm-80gb")
     old = metric(page, "Time to first token (batch 1)")
     set_number(page, "Prompt tokens", 2048)
     new = wait_metric_change(page, "Time to first token (batch 1)", old)
     plan = plans.plan_serving("llama-3-8b", "l4-24gb", prompt=2048, generate=256)
-    assert new == views.fmt_seconds(plan.points[0].ttft_s)
+    assert new == fmt.fmt_seconds(plan.points[0].ttft_s)
     shot(page, server, "plan_serving")
 
 

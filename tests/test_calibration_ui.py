@@ -77,7 +77,7 @@ def test_cli_calibrate_fits_stores_and_profile_uses_it(db, tmp_path):
     from costmodel.profiler.calibrate import efficiency_from_calibration
 
     want = estimate("mlp-mnist", hardware="cpu-generic", task="train", batch=8, precision="fp32",
-                    efficiency=efficiency_from_calibration(stored)).time_s["step"]
+                    efficiency=efficiency_from_calibration(stored)).time_s.step_s
     assert res["predicted"]["step_s"] == pytest.approx(want, rel=1e-9)
     assert Store(db).count_measurements(label) == 4
 

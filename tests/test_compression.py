@@ -33,7 +33,7 @@ def infer(hw="h100-sxm-80gb", **kw):
 def test_2_4_weight_bytes_by_hand():
     assert LLAMA2_7B_MATMUL_WEIGHTS == 6_607_077_376
     dense, sparse = infer(), infer(sparsity_pattern="2:4")
-    assert sparse.workload["sparsity"] == 0.5  # 2:4 means half the weights
+    assert sparse.workload.sparsity == 0.5  # 2:4 means half the weights
     # bf16: 2 bytes -> 0.5 x 2 + 0.125 = 1.125 bytes per original linear weight
     assert dense.memory_bytes.weights - sparse.memory_bytes.weights == LLAMA2_7B_MATMUL_WEIGHTS * (2 - 1.125)
     # the non-zero count: every linear weight halved
@@ -60,13 +60,13 @@ def test_2_4_speedup_is_a_rate_multiplier_on_weight_rows_only():
     kw = dict(task="infer", batch=4096, precision="bf16", sparsity_pattern="2:4")
     a = costmodel.estimate("mlp-mnist", hardware=h100, **kw).time_s
     b = costmodel.estimate("mlp-mnist", hardware=doubled, **kw).time_s
-    assert a == pytest.approx(b, rel=1e-12)
+    assert a.forward_s == pytest.approx(b.forward_s, rel=1e-12)
     # on a transformer the attention core stays dense: 2:4 saves less than half of a compute-bound prefill
     dense, sparse = infer(), infer(sparsity_pattern="2:4")
-    assert 0.5 * dense.time_s["prefill"] < sparse.time_s["prefill"] < dense.time_s["prefill"]
+    assert 0.5 * dense.time_s.prefill_s < sparse.time_s.prefill_s < dense.time_s.prefill_s
     # a GPU without sparse tensor cores gains only the smaller weight reads
     t4d, t4s = infer("t4-16gb"), infer("t4-16gb", sparsity_pattern="2:4")
-    assert t4s.time_s["prefill"] <= t4d.time_s["prefill"] and t4s.time_s["prefill"] > 0.9 * t4d.time_s["prefill"]
+    assert t4s.time_s.prefill_s <= t4d.time_s.prefill_s and t4s.time_s.prefill_s > 0.9 * t4d.time_s.prefill_s
 
 
 def test_2_4_decode_reads_fewer_weight_bytes():
@@ -77,7 +77,7 @@ def test_2_4_decode_reads_fewer_weight_bytes():
     # a short context so the KV cache read is negligible next to the 12.5 GiB of weights
     dense = infer(batch=1, prompt=16, generate=2, efficiency=compiled)
     sparse = infer(batch=1, prompt=16, generate=2, sparsity_pattern="2:4", efficiency=compiled)
-    ratio = sparse.time_s["decode_per_token"] / dense.time_s["decode_per_token"]
+    ratio = sparse.time_s.decode_per_token_s / dense.time_s.decode_per_token_s
     assert ratio == pytest.approx(sparse.memory_bytes.weights / dense.memory_bytes.weights, rel=0.02)
 
 
@@ -106,7 +106,7 @@ def test_compare_page_compression_group():
                       ("int4 weights", {"precision": "int4"})]:
         est = infer(batch=1, prompt=512, generate=128, **kw)
         assert table.loc[label, "weights_GiB"] == est.memory_bytes.weights / GiB
-        assert table.loc[label, "time_s"] == est.time_s["prefill"]
+        assert table.loc[label, "time_s"] == est.time_s.request_s  # the unit: one whole request
     # training: 2:4 is inference-only, so those rows become a named explanation, not an exception
     at.radio(key="compare.task").set_value("train").run()
     assert not at.exception
@@ -116,13 +116,13 @@ def test_compare_page_compression_group():
 def test_estimate_page_pruning_choice():
     from test_app_pages import metrics, open_page
 
-    from costmodel import views
+    from costmodel.ui import format as fmt
 
     at = open_page("estimate.py", {"preset": "llama-2-7b", "hw": "h100-sxm-80gb", "task": "infer",
                                    "precision": "bf16", "pruning": "2:4"})
     assert not at.exception
     est = costmodel.estimate("llama-2-7b", hardware="h100-sxm-80gb", task="infer", precision="bf16", batch=1,
                              prompt=512, generate=128, sparsity_pattern="2:4")
-    assert metrics(at)["Peak memory"] == views.fmt_gib(est.memory_bytes.peak)
+    assert metrics(at)["Peak memory"] == fmt.fmt_gib(est.memory_bytes.peak)
     at.radio(key="estimate.task").set_value("train").run()  # pruning applies to inference only: no error
     assert not at.exception and not at.error

@@ -1,4 +1,4 @@
-"""Money, energy and carbon (costmodel/costs.py): catalogs, formulas against hand arithmetic, overrides, errors."""
+"""Money, energy and carbon (costmodel/costs.py, costmodel/prices.py, costmodel/checkpoint.py): catalogs, formulas against hand arithmetic, overrides, errors."""
 
 import json
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from costmodel import costs
+from costmodel import checkpoint, costs, prices
 from costmodel.catalog import HARDWARE_DIR, load_hardware
 from costmodel.errors import InputError
 
@@ -19,7 +19,7 @@ HW_IDS = {p.stem for p in HARDWARE_DIR.glob("*.json")}  # file stem == id in the
 
 @pytest.fixture(autouse=True)
 def _no_user_overrides(monkeypatch):
-    for env in (costs.ENV_PRICES, costs.ENV_GRID, "COSTMODEL_HARDWARE_DIR"):
+    for env in (prices.ENV_PRICES, prices.ENV_GRID, "COSTMODEL_HARDWARE_DIR"):
         monkeypatch.delenv(env, raising=False)
 
 
@@ -42,7 +42,7 @@ def test_every_price_record_has_source_date_notes_and_a_known_hardware_id():
         assert 2015 <= int(rec["date"][:4]) <= 2026, (fname, rec)
         assert rec["notes"].strip(), (fname, rec)
         assert rec["hardware"] in HW_IDS, (fname, rec["hardware"])
-        assert rec["tier"] in costs.TIERS, (fname, rec)
+        assert rec["tier"] in prices.TIERS, (fname, rec)
     assert n >= 60
 
 
@@ -60,15 +60,15 @@ def test_every_storage_and_grid_record_has_source_and_date():
 
 
 def test_catalog_covers_the_main_hardware_and_regions():
-    priced = {r.hardware for r in costs.list_prices()}
+    priced = {r.hardware for r in prices.list_prices()}
     required = {"a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm-80gb", "h100-pcie-80gb", "h200-sxm-141gb",
                 "b200-sxm-192gb", "l4-24gb", "l40s-48gb", "t4-16gb", "v100-sxm-16gb", "a10g-24gb", "rtx-4090-24gb",
                 "rtx-3090-24gb", "mi300x-192gb", "tpu-v4", "tpu-v5e", "tpu-v5p", "cpu-generic"}
     assert required <= priced, required - priced
-    assert {"aws", "gcp", "azure", "lambda", "coreweave", "runpod"} <= set(costs.list_providers())
-    tiers = {r.tier for r in costs.list_prices()}
+    assert {"aws", "gcp", "azure", "lambda", "coreweave", "runpod"} <= set(prices.list_providers())
+    tiers = {r.tier for r in prices.list_prices()}
     assert {"on-demand", "spot", "reserved-1y", "reserved-3y", "purchase"} <= tiers
-    regions = {r.region for r in costs.list_regions()}
+    regions = {r.region for r in prices.list_regions()}
     assert {"world", "us", "us-east-1", "us-west-2", "us-central1", "eu", "france", "germany", "sweden", "uk",
             "ireland", "poland", "india", "china", "japan", "australia", "quebec", "canada"} <= regions
 
@@ -78,7 +78,7 @@ def test_loader_matches_the_files():
     for fname, provider, rec in _raw_records():
         if "usd_per_gpu_hour" not in rec:
             continue
-        got = costs.price_per_gpu_hour(rec["hardware"], provider, rec["tier"])
+        got = prices.price_per_gpu_hour(rec["hardware"], provider, rec["tier"])
         assert got.usd_per_gpu_hour == rec["usd_per_gpu_hour"]
         assert (got.source, got.date) == (rec["source"], rec["date"])
 
@@ -88,22 +88,22 @@ def test_loader_matches_the_files():
 
 def test_aws_p5_price_is_the_instance_price_over_eight_gpus():
     # p5.48xlarge $98.32/h on demand in us-east-1 at launch (2023-07), 8 x H100 SXM
-    r = costs.price_per_gpu_hour("h100-sxm-80gb", "aws")
+    r = prices.price_per_gpu_hour("h100-sxm-80gb", "aws")
     assert r.usd_per_gpu_hour == pytest.approx(98.32 / 8, abs=1e-4)
     assert r.date == "2023-07" and "p5.48xlarge" in r.notes
 
 
 def test_default_provider_is_the_median_of_on_demand_records():
-    recs = costs.list_prices(hardware="h100-sxm-80gb", tier="on-demand")
+    recs = prices.list_prices(hardware="h100-sxm-80gb", tier="on-demand")
     assert len(recs) >= 5
-    r = costs.price_per_gpu_hour("h100-sxm-80gb")
+    r = prices.price_per_gpu_hour("h100-sxm-80gb")
     assert r.usd_per_gpu_hour == statistics.median(x.usd_per_gpu_hour for x in recs)
     assert r.provider == f"median of {len(recs)} providers"
     for x in recs:  # every contributing source is named
         assert x.source in r.source and x.provider in r.notes
     # one provider only: its own record, unchanged
-    assert costs.price_per_gpu_hour("tpu-v5e") == costs.price_per_gpu_hour("tpu-v5e", "gcp")
-    assert costs.price_per_gpu_hour("tpu-v5e").usd_per_gpu_hour == 1.20
+    assert prices.price_per_gpu_hour("tpu-v5e") == prices.price_per_gpu_hour("tpu-v5e", "gcp")
+    assert prices.price_per_gpu_hour("tpu-v5e").usd_per_gpu_hour == 1.20
 
 
 def test_median_of_an_even_count_is_the_mean_of_the_middle_two(tmp_path, monkeypatch):
@@ -111,49 +111,49 @@ def test_median_of_an_even_count_is_the_mean_of_the_middle_two(tmp_path, monkeyp
         {"hardware": "cpu-laptop", "tier": "on-demand", "usd_per_gpu_hour": 1.0, "source": "s", "date": "2024-01"}]}))
     (tmp_path / "y.json").write_text(json.dumps({"provider": "y", "records": [
         {"hardware": "cpu-laptop", "tier": "on-demand", "usd_per_gpu_hour": 2.0, "source": "t", "date": "2025-02"}]}))
-    monkeypatch.setenv(costs.ENV_PRICES, str(tmp_path))
-    r = costs.price_per_gpu_hour("cpu-laptop")
+    monkeypatch.setenv(prices.ENV_PRICES, str(tmp_path))
+    r = prices.price_per_gpu_hour("cpu-laptop")
     assert r.usd_per_gpu_hour == 1.5 and r.date == "2024-01 to 2025-02" and r.source == "x: s; y: t"
 
 
 def test_purchase_tier_is_amortized_over_24x7_hours():
     # RTX 4090 MSRP $1,599 over 4 years: 1599 / (4 x 8760) = $0.04563 per hour
-    r = costs.price_per_gpu_hour("rtx-4090-24gb", tier="purchase")
+    r = prices.price_per_gpu_hour("rtx-4090-24gb", tier="purchase")
     assert r.usd_per_gpu_hour == pytest.approx(1599 / (4 * 8760), rel=1e-12)
     assert r.provider == "purchase" and "amortized" in r.notes
 
 
 def test_tpu_commitments_are_cheaper_than_on_demand():
     for hw in ("tpu-v4", "tpu-v5e", "tpu-v5p"):
-        od, y1, y3 = (costs.price_per_gpu_hour(hw, "gcp", t).usd_per_gpu_hour
+        od, y1, y3 = (prices.price_per_gpu_hour(hw, "gcp", t).usd_per_gpu_hour
                       for t in ("on-demand", "reserved-1y", "reserved-3y"))
         assert od > y1 > y3 > 0
 
 
 def test_price_errors_name_the_allowed_values():
     with pytest.raises(InputError, match=r"^provider: unknown 'nope'; use one of aws, azure"):
-        costs.price_per_gpu_hour("h100-sxm-80gb", "nope")
+        prices.price_per_gpu_hour("h100-sxm-80gb", "nope")
     with pytest.raises(InputError, match=r"^tier: no aws spot price for h100-sxm-80gb; available .*aws/on-demand"):
-        costs.price_per_gpu_hour("h100-sxm-80gb", "aws", "spot")
+        prices.price_per_gpu_hour("h100-sxm-80gb", "aws", "spot")
     with pytest.raises(InputError, match=r"^provider: no oci on-demand price for t4-16gb"):
-        costs.price_per_gpu_hour("t4-16gb", "oci")
+        prices.price_per_gpu_hour("t4-16gb", "oci")
     with pytest.raises(InputError, match=r"^tier: must be one of on-demand, spot"):
-        costs.price_per_gpu_hour("h100-sxm-80gb", tier="hourly")
+        prices.price_per_gpu_hour("h100-sxm-80gb", tier="hourly")
     with pytest.raises(InputError, match=r"^hardware: no price for 'cpu-laptop'; priced hardware: a100"):
-        costs.price_per_gpu_hour("cpu-laptop")
+        prices.price_per_gpu_hour("cpu-laptop")
     with pytest.raises(InputError, match=r"^tier: no purchase price for t4-16gb; tiers with a price"):
-        costs.price_per_gpu_hour("t4-16gb", tier="purchase")
+        prices.price_per_gpu_hour("t4-16gb", tier="purchase")
     with pytest.raises(InputError, match=r"^tier:"):
-        costs.list_prices(tier="monthly")
+        prices.list_prices(tier="monthly")
 
 
 def test_list_prices_filters():
-    aws = costs.list_prices(provider="AWS")
+    aws = prices.list_prices(provider="AWS")
     assert aws and all(r.provider == "aws" for r in aws)
-    assert all(r.tier == "spot" for r in costs.list_prices(tier="spot"))
+    assert all(r.tier == "spot" for r in prices.list_prices(tier="spot"))
     hw = load_hardware("l4-24gb")
-    assert costs.list_prices(hardware=hw) == costs.list_prices(hardware="l4-24gb")
-    assert costs.list_prices(hardware="l4-24gb", provider="oci") == []
+    assert prices.list_prices(hardware=hw) == prices.list_prices(hardware="l4-24gb")
+    assert prices.list_prices(hardware="l4-24gb", provider="oci") == []
 
 
 # ---------------------------------------------------------------------------------------------- power, energy, carbon
@@ -190,11 +190,11 @@ def test_llama2_7b_published_footprint_is_reproduced():
 
 
 def test_grid_values_and_errors():
-    assert costs.grid_intensity("world").g_co2e_per_kwh == 481  # Ember 2023 global average
-    assert costs.grid_intensity("us-central1").g_co2e_per_kwh == 412.72  # Google region-carbon-info 2024
-    assert costs.grid_intensity("us-west-2").g_co2e_per_kwh < costs.grid_intensity("us-east-1").g_co2e_per_kwh
+    assert prices.grid_intensity("world").g_co2e_per_kwh == 481  # Ember 2023 global average
+    assert prices.grid_intensity("us-central1").g_co2e_per_kwh == 412.72  # Google region-carbon-info 2024
+    assert prices.grid_intensity("us-west-2").g_co2e_per_kwh < prices.grid_intensity("us-east-1").g_co2e_per_kwh
     with pytest.raises(InputError, match=r"^region: unknown 'mars'; use one of .*france"):
-        costs.grid_intensity("mars")
+        prices.grid_intensity("mars")
     with pytest.raises(InputError, match=r"^energy_kwh: must be a number from 0 to"):
         costs.carbon_kg(-1, "world")
 
@@ -236,31 +236,31 @@ def test_llama2_7b_adamw_checkpoint_bytes():
     # -> 6,738,415,616 x 12 = 80,860,987,392 bytes = 80.86 GB (the "16 bytes per param minus gradients" rule of
     # ZeRO, Rajbhandari et al. 2020, section 3.1: fp32 params + momentum + variance = 12 B).
     n = 6_738_415_616
-    c = costs.checkpoint_bytes(n, n, "adamw", "amp-bf16")
+    c = checkpoint.checkpoint_bytes(n, n, "adamw", "amp-bf16")
     assert c.training_checkpoint_bytes == 80_860_987_392
     assert c.model_file_bytes == n * 4 and c.optimizer_state_bytes == n * 8
     # a bf16 export of the weights: 2 B per param = 13.48 GB, the size of the released safetensors
-    assert costs.checkpoint_bytes(n, 0, "adamw", "bf16").model_file_bytes == 13_476_831_232
+    assert checkpoint.checkpoint_bytes(n, 0, "adamw", "bf16").model_file_bytes == 13_476_831_232
     # plain SGD keeps no state
-    assert costs.checkpoint_bytes(n, n, "sgd", "fp32").optimizer_state_bytes == 0
+    assert checkpoint.checkpoint_bytes(n, n, "sgd", "fp32").optimizer_state_bytes == 0
 
 
 def test_checkpoint_bytes_lora_int4_and_8bit_adam():
     # QLoRA-style: 7e9 frozen int4 weights (0.5 B + one fp16 scale per 64 weights = 0.53125 B) and 4e6 trainable
     # bf16 adapter weights with 8-bit AdamW (2 B + 8/2048 B of absmax per param).
-    c = costs.checkpoint_bytes(7_004_000_000, 4_000_000, "adamw-8bit", "int4")
+    c = checkpoint.checkpoint_bytes(7_004_000_000, 4_000_000, "adamw-8bit", "int4")
     assert c.trainable_weight_bytes == 4_000_000 * 2
     assert c.model_file_bytes == pytest.approx(7e9 * (0.5 + 2 / 64) + 8e6, rel=1e-12)
     assert c.optimizer_state_bytes == pytest.approx(4e6 * (2 + 8 / 2048), rel=1e-12)
     with pytest.raises(InputError, match=r"^optimizer_state_bytes: adafactor keeps factored states"):
-        costs.checkpoint_bytes(100, 100, "adafactor", "fp32")
-    assert costs.checkpoint_bytes(100, 100, "adafactor", "fp32", optimizer_state_bytes=40).optimizer_state_bytes == 40
+        checkpoint.checkpoint_bytes(100, 100, "adafactor", "fp32")
+    assert checkpoint.checkpoint_bytes(100, 100, "adafactor", "fp32", optimizer_state_bytes=40).optimizer_state_bytes == 40
     with pytest.raises(InputError, match=r"^trainable: must not exceed params_total"):
-        costs.checkpoint_bytes(10, 11, "adamw", "fp32")
+        checkpoint.checkpoint_bytes(10, 11, "adamw", "fp32")
     with pytest.raises(InputError, match=r"^optimizer: must be one of sgd"):
-        costs.checkpoint_bytes(10, 10, "lion", "fp32")
+        checkpoint.checkpoint_bytes(10, 10, "lion", "fp32")
     with pytest.raises(InputError, match=r"^precision: must be one of fp32"):
-        costs.checkpoint_bytes(10, 10, "adamw", "fp64")
+        checkpoint.checkpoint_bytes(10, 10, "adamw", "fp64")
 
 
 # ---------------------------------------------------------------------------------------------- breakdown
@@ -316,12 +316,12 @@ def test_user_price_file_replaces_and_adds(tmp_path, monkeypatch):
         {"hardware": "h100-sxm-80gb", "tier": "spot", "usd_per_gpu_hour": 3.1, "source": "console",
          "date": "2025-07"}],
         "storage": [{"tier": "object-standard", "usd_per_gib_month": 0.01, "source": "contract", "date": "2025-01"}]}))
-    monkeypatch.setenv(costs.ENV_PRICES, str(f))  # a file path works as well as a folder
-    assert costs.price_per_gpu_hour("h100-sxm-80gb", "aws").usd_per_gpu_hour == 6.88
-    assert costs.price_per_gpu_hour("h100-sxm-80gb", "aws", "spot").source == "console"
+    monkeypatch.setenv(prices.ENV_PRICES, str(f))  # a file path works as well as a folder
+    assert prices.price_per_gpu_hour("h100-sxm-80gb", "aws").usd_per_gpu_hour == 6.88
+    assert prices.price_per_gpu_hour("h100-sxm-80gb", "aws", "spot").source == "console"
     assert costs.storage_cost_usd(2**30, 1) == 0.01
-    monkeypatch.delenv(costs.ENV_PRICES)
-    assert costs.price_per_gpu_hour("h100-sxm-80gb", "aws").usd_per_gpu_hour == 12.29
+    monkeypatch.delenv(prices.ENV_PRICES)
+    assert prices.price_per_gpu_hour("h100-sxm-80gb", "aws").usd_per_gpu_hour == 12.29
 
 
 @pytest.mark.parametrize("record, message", [
@@ -342,19 +342,19 @@ def test_user_price_file_replaces_and_adds(tmp_path, monkeypatch):
 ])
 def test_bad_user_price_records(tmp_path, monkeypatch, record, message):
     (tmp_path / "bad.json").write_text(json.dumps({"provider": "me", "records": [record]}))
-    monkeypatch.setenv(costs.ENV_PRICES, str(tmp_path))
+    monkeypatch.setenv(prices.ENV_PRICES, str(tmp_path))
     with pytest.raises(InputError, match=message):
-        costs.list_prices()
+        prices.list_prices()
 
 
 def test_bad_price_paths(tmp_path, monkeypatch):
-    monkeypatch.setenv(costs.ENV_PRICES, str(tmp_path / "missing"))
-    with pytest.raises(InputError, match=rf"^{costs.ENV_PRICES}: .* is neither a folder nor a file"):
-        costs.list_prices()
+    monkeypatch.setenv(prices.ENV_PRICES, str(tmp_path / "missing"))
+    with pytest.raises(InputError, match=rf"^{prices.ENV_PRICES}: .* is neither a folder nor a file"):
+        prices.list_prices()
     (tmp_path / "broken.json").write_text("{not json")
-    monkeypatch.setenv(costs.ENV_PRICES, str(tmp_path))
+    monkeypatch.setenv(prices.ENV_PRICES, str(tmp_path))
     with pytest.raises(InputError, match=r"^prices: .*broken.json is not valid JSON"):
-        costs.list_prices()
+        prices.list_prices()
 
 
 def test_user_grid_file_adds_regions_and_defaults(tmp_path, monkeypatch):
@@ -362,27 +362,27 @@ def test_user_grid_file_adds_regions_and_defaults(tmp_path, monkeypatch):
         "regions": {"My-DC": {"g_co2e_per_kwh": 12.5, "source": "utility bill 2024", "year": 2024}},
         "pue": {"ours": {"value": 1.3, "source": "facility meter", "year": 2024}},
         "defaults": {"region": "my-dc", "pue_on_prem": "ours"}}))
-    monkeypatch.setenv(costs.ENV_GRID, str(tmp_path))
+    monkeypatch.setenv(prices.ENV_GRID, str(tmp_path))
     assert costs.carbon_kg(1000, "my-dc") == 12.5
-    assert costs.default_region() == "my-dc" and costs.default_pue("purchase").value == 1.3
-    assert costs.grid_intensity("world").g_co2e_per_kwh == 481  # built-ins stay
+    assert prices.default_region() == "my-dc" and prices.default_pue("purchase").value == 1.3
+    assert prices.grid_intensity("world").g_co2e_per_kwh == 481  # built-ins stay
 
 
 def test_bad_user_grid_file(tmp_path, monkeypatch):
     (tmp_path / "grid.json").write_text(json.dumps({"regions": {"x": {"g_co2e_per_kwh": -3, "source": "s",
                                                                       "year": 2024}}}))
-    monkeypatch.setenv(costs.ENV_GRID, str(tmp_path))
+    monkeypatch.setenv(prices.ENV_GRID, str(tmp_path))
     with pytest.raises(InputError, match=r"^grid.regions.x.g_co2e_per_kwh: must be a number from 0 to 2000"):
-        costs.list_regions()
+        prices.list_regions()
     (tmp_path / "grid.json").write_text(json.dumps({"pue": {"bad": {"value": 0.8, "source": "s", "year": 2024}}}))
     with pytest.raises(InputError, match=r"^grid.pue.bad.value: must be a number from 1 to 5"):
-        costs.list_regions()
+        prices.list_regions()
 
 
 def test_no_catalog_is_read_at_import():
     import subprocess
     import sys
-    code = ("import costmodel.costs as c; "
+    code = ("import costmodel.costs, costmodel.prices as c; "
             "print(c._price_catalog.cache_info().currsize, c._grid_catalog.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ASSETS.parent, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0"]
@@ -391,11 +391,11 @@ def test_no_catalog_is_read_at_import():
 def test_docs_list_every_record_region_and_default():
     # docs/costs.md carries a table generated from the catalog: a changed or added record must be documented
     docs = (ASSETS.parent / "docs" / "costs.md").read_text()
-    for r in costs.list_prices():
+    for r in prices.list_prices():
         assert f"| {r.hardware} | {r.provider} | {r.tier} | {r.usd_per_gpu_hour:.4g} | {r.date} |" in docs, r
-    for g in costs.list_regions():
+    for g in prices.list_regions():
         assert f"| {g.region} | {g.name} | {g.g_co2e_per_kwh:g} | {g.year} |" in docs, g
-    for s in costs.list_storage_tiers():
+    for s in prices.list_storage_tiers():
         assert s.tier in docs
-    for key in ("hyperscale", "enterprise-average", "us-commercial", costs.ENV_PRICES, costs.ENV_GRID):
+    for key in ("hyperscale", "enterprise-average", "us-commercial", prices.ENV_PRICES, prices.ENV_GRID):
         assert key in docs

@@ -1,4 +1,4 @@
-"""The dashboard's figure builders (costmodel/figures.py) plot the estimator's numbers, unchanged."""
+"""The dashboard's figure builders (costmodel/ui/figures.py) plot the estimator's numbers, unchanged."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 import pytest
 
 import costmodel
-from costmodel import figures, views
+
+from costmodel.ui import figures, page_state, sweeps, tables
 from costmodel.catalog import load_hardware
 from costmodel.units import GiB
 
@@ -47,7 +48,7 @@ def test_peak_segments_name_the_phase_components():
     est = costmodel.estimate("llama-3-8b", hardware="a100-sxm-80gb", task="train", batch=2, seq=4096)
     m = est.memory_bytes
     assert m.peak_phase == "start of backward"
-    segs = dict(views.peak_segments(est))
+    segs = dict(tables.peak_segments(est))
     # weights + optimizer states + every saved activation + loss buffers = the peak
     assert segs["weights"] == m.weights and segs["optimizer states"] == m.optimizer
     assert segs["activations (saved for backward)"] == m.activations
@@ -56,7 +57,7 @@ def test_peak_segments_name_the_phase_components():
     est = costmodel.estimate("gpt2", hardware="a100-sxm-80gb", task="train", batch=1, seq=128)
     m = est.memory_bytes
     assert m.peak_phase == "optimizer step"
-    segs = dict(views.peak_segments(est))
+    segs = dict(tables.peak_segments(est))
     assert segs["gradients"] == m.gradients and segs["optimizer states"] == m.optimizer
     assert m.weights + m.gradients + m.optimizer + m.transient == pytest.approx(m.peak, rel=1e-12)
 
@@ -65,8 +66,8 @@ def test_time_figure_bars_are_time_s(train_est):
     fig = figures.time_figure(train_est)
     bar = fig.data[0]
     assert list(bar.x) == ["forward", "backward", "recompute", "optimizer"]
-    assert list(bar.y) == [train_est.time_s[k] for k in bar.x]
-    assert train_est.perf["bound"] in fig.layout.title.text
+    assert list(bar.y) == [train_est.time_s.to_dict()[k] for k in bar.x]
+    assert train_est.perf.bound in fig.layout.title.text
 
 
 def test_roofline_uses_the_assumed_efficiency(train_est):
@@ -78,7 +79,7 @@ def test_roofline_uses_the_assumed_efficiency(train_est):
     datasheet = fig.data[1]
     assert max(datasheet.y) == pytest.approx(3.12e14)
     achieved = [s for s in fig.layout.shapes if s.type == "line"][0].y0
-    assert achieved == pytest.approx(train_est.flops.total / train_est.time_s["step"])
+    assert achieved == pytest.approx(train_est.flops.total / train_est.time_s.step_s)
 
 
 def test_layers_figure_is_the_ledger(train_est):
@@ -89,16 +90,16 @@ def test_layers_figure_is_the_ledger(train_est):
 
 
 def test_compare_and_sweep_figures():
-    rows = [views.compare_row(hw, costmodel.estimate("gpt2", hardware=hw, batch=8, seq=1024))
+    rows = [tables.compare_row(hw, costmodel.estimate("gpt2", hardware=hw, batch=8, seq=1024))
             for hw in ("t4-16gb", "a100-sxm-80gb")]
     fig = figures.compare_figure(rows, "time_s", "t", "s")
     assert list(fig.data[0].y) == [r["time_s"] for r in rows]
-    state = {**views.ESTIMATE_STATE, "hw": "a100-sxm-80gb"}
-    srows = views.sweep_rows(state, "seq", [256, 512, 1024])
+    state = {**page_state.ESTIMATE_STATE, "hw": "a100-sxm-80gb"}
+    srows = sweeps.sweep_rows(state, "seq", [256, 512, 1024])
     fig = figures.sweep_figure(srows, "seq")
     est = costmodel.estimate("gpt2", hardware="a100-sxm-80gb", batch=1, seq=512)
     assert fig.data[0].y[1] == est.memory_bytes.device_total / GiB
-    assert fig.data[2].y[1] == est.time_s["step"]
+    assert fig.data[2].y[1] == est.time_s.step_s
 
 
 def test_pareto_front():
@@ -113,23 +114,23 @@ def test_pareto_front():
 
 
 def test_state_query_round_trip():
-    state = {**views.ESTIMATE_STATE, "preset": "llama-3-8b", "batch": 16, "ckpt": True, "hw_mem_gib": 24.5}
-    q = views.state_to_query(state, views.ESTIMATE_STATE)
+    state = {**page_state.ESTIMATE_STATE, "preset": "llama-3-8b", "batch": 16, "ckpt": True, "hw_mem_gib": 24.5}
+    q = page_state.state_to_query(state, page_state.ESTIMATE_STATE)
     assert q == {"preset": "llama-3-8b", "batch": "16", "ckpt": "1", "hw_mem_gib": "24.5"}
-    back, problems = views.state_from_query(q, views.ESTIMATE_STATE)
+    back, problems = page_state.state_from_query(q, page_state.ESTIMATE_STATE)
     assert back == state and not problems
-    _, problems = views.state_from_query({"batch": "1.5", "ckpt": "maybe"}, views.ESTIMATE_STATE)
+    _, problems = page_state.state_from_query({"batch": "1.5", "ckpt": "maybe"}, page_state.ESTIMATE_STATE)
     assert [p.split(":")[0] for p in problems] == ["batch", "ckpt"]
 
 
 def test_build_config_checks_heads():
     with pytest.raises(costmodel.InputError) as e:
-        views.build_config(2, 1000, 7, 7, 2000, 100)
+        page_state.build_config(2, 1000, 7, 7, 2000, 100)
     assert e.value.field == "model.heads"
     with pytest.raises(costmodel.InputError) as e:
-        views.build_config(2, 1024, 16, 5, 2000, 100)
+        page_state.build_config(2, 1024, 16, 5, 2000, 100)
     assert e.value.field == "model.kv_heads"
-    cfg = views.build_config(2, 1024, 16, 4, 2048, 100, experts=8, top_k=2)
+    cfg = page_state.build_config(2, 1024, 16, 4, 2048, 100, experts=8, top_k=2)
     assert cfg["model_type"] == "mixtral" and cfg["num_local_experts"] == 8
 
 
@@ -145,8 +146,8 @@ def test_plan_figures_are_the_plan():
     assert sum(parts.values()) == pytest.approx(s.compute_s + s.optimizer_s + s.exposed_comm_s)
     assert s.step_s == pytest.approx(s.compute_s + s.optimizer_s + s.exposed_comm_s)
     fig = figures.plan_memory_figure(plan)
-    assert sum(t.x[0] for t in fig.data) == pytest.approx(s.memory_bytes["device_total"] / GiB)
-    rows = views.scaling_rows("gpt2", "a100-sxm-80gb", {"seq": 1024}, [1, 2, 4], 1, 1, 0, 2, False, 64, {},
+    assert sum(t.x[0] for t in fig.data) == pytest.approx(s.memory_bytes.device_total / GiB)
+    rows = sweeps.scaling_rows("gpt2", "a100-sxm-80gb", {"seq": 1024}, [1, 2, 4], 1, 1, 0, 2, False, 64, {},
                               tokens=1e8)
     fig = figures.scaling_figure(rows)
     assert list(fig.data[0].x) == [1, 2, 4]

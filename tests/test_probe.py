@@ -60,7 +60,7 @@ def test_probe_efficiency_is_rate_over_datasheet(probed):
     import costmodel
 
     t = costmodel.estimate("simple-cnn-28", hardware="cpu-generic", task="train", batch=64, precision="fp32",
-                           efficiency=eff).time_s["step"]
+                           efficiency=eff).time_s.step_s
     assert math.isfinite(t) and t > 0
 
 

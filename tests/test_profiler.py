@@ -451,7 +451,7 @@ def test_figures_from_results(gpt2_train, llama_infer):
 # ---- data parallel ------------------------------------------------------------------------------------------------------
 
 def test_data_parallel_two_processes_gloo(base):
-    from costmodel.parallel import allreduce_time_s
+    from costmodel.collectives import Link, allreduce_s
     from costmodel.profiler.distributed import fit_ring, run_data_parallel
     from costmodel.profiler.figures import allreduce_figure
 
@@ -467,12 +467,12 @@ def test_data_parallel_two_processes_gloo(base):
     assert m["step_s"] > 0 and all(a["median_s"] > 0 for a in m["allreduce"])
     # ring model: each of n=2 ranks moves 2(n-1)/n x buffer = 1 x buffer
     assert dp["predicted"]["ring_bytes_per_device"] == m["grad_bytes"]
-    assert dp["predicted"]["allreduce_s"] == allreduce_time_s(m["grad_bytes"], 2, dp["predicted"]["link_bandwidth_bytes_per_s"],
-                                                              dp["predicted"]["latency_s"])
+    assert dp["predicted"]["allreduce_s"] == allreduce_s(m["grad_bytes"], 2, Link(dp["predicted"]["link_bandwidth_bytes_per_s"],
+                                                                                  dp["predicted"]["latency_s"]))
     assert {r["quantity"] for r in dp["comparison"]} >= {"all-reduce of the gradients (catalog link)"}
     assert len(allreduce_figure(dp).data[0].x) == len(m["allreduce"])
     # the line fit itself, on exact ring-model points (bandwidth 1e9 B/s, latency 1e-4 s, n=4)
-    pts = [(x, allreduce_time_s(x, 4, 1e9, 1e-4)) for x in (1e3, 1e5, 1e7)]
+    pts = [(x, allreduce_s(x, 4, Link(1e9, 1e-4))) for x in (1e3, 1e5, 1e7)]
     fit = fit_ring(pts, 4)
     assert fit["bandwidth_bytes_per_s"] == pytest.approx(1e9) and fit["latency_s"] == pytest.approx(1e-4)
 

@@ -356,7 +356,7 @@ def _parallel_case(data):
                 zero=data.draw(st.integers(0, 3), label="zero"), micro_batch=mb)
 
     def mem(**change):
-        return train_step(spec, est, load_hardware("h100-sxm-80gb"), Layout(**{**base, **change}), ga).memory_bytes
+        return train_step(spec, est, load_hardware("h100-sxm-80gb"), Layout(**{**base, **change}), ga).memory_bytes.to_dict()
 
     return base, mem, spec
 
@@ -419,8 +419,8 @@ def test_zero3_with_one_gpu_adds_memory():
 
     spec, hw = spec_of("gpt2"), load_hardware("h100-sxm-80gb")
     est = estimate(spec, Workload(batch=1, seq=512), hw)
-    z2 = train_step(spec, est, hw, Layout(dp=1, zero=2), 1).memory_bytes["peak"]
-    z3 = train_step(spec, est, hw, Layout(dp=1, zero=3), 1).memory_bytes["peak"]
+    z2 = train_step(spec, est, hw, Layout(dp=1, zero=2), 1).memory_bytes.peak
+    z3 = train_step(spec, est, hw, Layout(dp=1, zero=3), 1).memory_bytes.peak
     assert z3 <= z2  # with one device ZeRO-3 shards nothing, so it must not add a gather buffer
 
 

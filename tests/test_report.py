@@ -1,4 +1,4 @@
-"""costmodel.report: CSV / JSON / HTML contents, escaping of user text, and the HTML in a real browser.
+"""costmodel.ui.report: CSV / JSON / HTML contents, escaping of user text, and the HTML in a real browser.
 
 Reference for every number: ``costmodel.estimate`` called directly with the same model, hardware and
 workload (not through the scenario/report code under test).
@@ -18,7 +18,7 @@ import pytest
 
 import costmodel
 from costmodel.errors import InputError
-from costmodel.report import (export_csv, export_html, export_json, flatten, import_scenario, import_scenarios,
+from costmodel.ui.report import (export_csv, export_html, export_json, flatten, import_scenario, import_scenarios,
                               report_data)
 from costmodel.scenario import validate_scenario
 

@@ -347,7 +347,7 @@ def test_sigkill_mid_write_keeps_committed(tmp_path):
 # ---- export -> import round trip ------------------------------------------------------------------
 
 def test_export_import_round_trip(store):
-    from costmodel.report import export_json, import_scenario
+    from costmodel.ui.report import export_json, import_scenario
 
     sc = {"name": "QLoRA <7B> & friends", "model": "llama-2-7b", "hardware": "a10g-24gb",
           "workload": {"task": "train", "batch": 2, "seq": 1024, "precision": "int4", "lora_rank": 16,

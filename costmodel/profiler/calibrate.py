@@ -70,7 +70,7 @@ class _Predictor:
         for r, spec, w, hw, key, _ in self.items:
             k = id(r)
             if k not in cache:
-                cache[k] = estimate(spec, hardware=hw, workload=w, efficiency=eff).time_s
+                cache[k] = estimate(spec, hardware=hw, workload=w, efficiency=eff).time_s.to_dict()
             out.append(cache[k][key])
         return out
 

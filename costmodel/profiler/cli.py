@@ -16,10 +16,10 @@ from ..errors import InputError
 
 
 def register(sub) -> None:
-    from ..cli import _add_workload_args
+    from ..cli.args import add_workload_args
 
     p = sub.add_parser("profile", help="run real training/inference steps here and compare with the estimate")
-    _add_workload_args(p)
+    add_workload_args(p)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--steps", default=3, help="measured steps (after the warm-up)")
     p.add_argument("--warmup", default=1, help="unmeasured warm-up steps")
@@ -92,7 +92,7 @@ def _overrides(items: list[str]) -> dict:
 
 
 def request_from_args(args):
-    from ..cli import workload_from_args
+    from ..cli.args import workload_from_args
     from .request import ProfileRequest
 
     try:

@@ -20,9 +20,9 @@ def predicted_from_estimate(est) -> dict:
         "peak_bytes": mem.peak, "device_total_bytes": mem.device_total, "peak_phase": mem.peak_phase,
         "hardware": est.hardware,
     }
-    for k, v in (getattr(est, "time_s", None) or {}).items():
+    for k, v in est.time_s.to_dict().items():
         out[f"{k}_s"] = v
-    perf = getattr(est, "perf", None) or {}
+    perf = est.perf.to_dict()
     for k in ("mfu", "hfu", "tokens_per_s", "samples_per_s", "prefill_tokens_per_s", "bound"):
         if k in perf:
             out[k] = perf[k]
@@ -148,7 +148,7 @@ HISTORY_ERRORS = (("peak memory", "peak_err_pct"), ("step time", "step_err_pct")
 def history_rows(records: list[dict]) -> list[dict]:
     """One row per stored run (``Store.list_measurements`` records), newest first: when, where, what, the
     measured times and the % error of the peak memory and times (None where the run has no such row)."""
-    from ..views import fmt_timestamp
+    from ..ui.format import fmt_timestamp
 
     out = []
     for r in sorted(records, key=lambda r: r.get("id") or 0, reverse=True):

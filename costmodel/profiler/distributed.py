@@ -1,6 +1,6 @@
 """Scale-out check: a data-parallel training run over ``world_size`` processes with torch.distributed
 (gloo on CPU, NCCL on GPUs), measuring all-reduce time and step time, compared with the ring all-reduce
-model ``costmodel.parallel.allreduce_time_s`` (each device sends and receives 2(n-1)/n x the buffer in
+model ``costmodel.collectives.allreduce_s`` (each device sends and receives 2(n-1)/n x the buffer in
 2(n-1) steps: Patarasuk & Yuan 2009; NCCL docs).
 
 What each rank does (same model, same seed, its own random batch):
@@ -31,10 +31,10 @@ SIZES_BYTES = (4 * 2**10, 256 * 2**10, 4 * 2**20)
 
 
 def ring_allreduce_s(nbytes: float, n: int, bandwidth_bytes_per_s: float, latency_s: float) -> float:
-    """Ring all-reduce time (costmodel.parallel.allreduce_time_s): 2(n-1)/n * bytes / bandwidth + 2(n-1) * latency."""
-    from ..parallel import allreduce_time_s
+    """Ring all-reduce time (costmodel.collectives.allreduce_s): 2(n-1)/n * bytes / bandwidth + 2(n-1) * latency."""
+    from ..collectives import Link, allreduce_s
 
-    return allreduce_time_s(nbytes, n, bandwidth_bytes_per_s, latency_s)
+    return allreduce_s(nbytes, n, Link(bandwidth_bytes_per_s, latency_s))
 
 
 def fit_ring(points: list[tuple[float, float]], n: int) -> dict:
@@ -202,7 +202,7 @@ def run_data_parallel(model, workload: dict, world_size: int = 2, device: str = 
 def _run_dp(run_dir, name, cfg, wl, world_size, device, steps, warmup, timeout_s, hardware, repeats, sizes,
             threads) -> dict:
     from ..catalog import load_hardware
-    from ..parallel import INTRA_NODE_LATENCY_S
+    from ..collectives import INTRA_NODE_LATENCY_S
     from .compare import clean_json, error_pct
     from .env import default_hardware, device_label
 

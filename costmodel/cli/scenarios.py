@@ -11,7 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
+from ..safe_json import MAX_BYTES, parse_config_text, read_config_file
+from ..scenario import evaluate_scenario
+from ..storage import Store
+from ..ui import report
+from .args import add_workload_args, workload_from_args
+from .estimate import print_estimate
+from .output import printable
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -21,8 +28,6 @@ def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
 
 
 def register(sub) -> None:
-    from .cli import _add_workload_args
-
     p = sub.add_parser("scenarios", help="saved scenarios: list, show, save, export, import, delete, rename, duplicate")
     ss = p.add_subparsers(dest="scenarios_command", required=True, parser_class=type(p))
 
@@ -33,7 +38,7 @@ def register(sub) -> None:
     _common(q)
     q = ss.add_parser("save", help="save a scenario from the estimate arguments")
     q.add_argument("--name", required=True, help="scenario name (1-120 characters)")
-    _add_workload_args(q)  # --model ... --json
+    add_workload_args(q)  # --model ... --json
     q.add_argument("--plan", default=None, help="plan inputs as a JSON object, e.g. '{\"num_gpus\": 8}'")
     q.add_argument("--assumptions", default=None, help="overrides as a JSON object, e.g. "
                                                        "'{\"efficiency\": {\"matmul\": 0.5}}'")
@@ -65,8 +70,6 @@ def register(sub) -> None:
 
 
 def _json_arg(text, field: str) -> dict:
-    from .safe_json import parse_config_text
-
     if text is None:
         return {}
     return parse_config_text(text, max_bytes=100_000, field=field)
@@ -74,8 +77,6 @@ def _json_arg(text, field: str) -> dict:
 
 def _file_or_id(value, field: str):
     """A preset/catalog id stays a string; a path to a JSON file is read (as data) and embedded."""
-    from .safe_json import read_config_file
-
     if value is None:
         return None
     if value.endswith(".json") or "/" in value or Path(value).is_file():
@@ -90,8 +91,6 @@ def _print(obj) -> None:
 
 
 def run(args) -> int:
-    from .storage import Store
-
     cmd = args.scenarios_command
     store = Store(args.db)
     if cmd == "list":
@@ -102,27 +101,21 @@ def run(args) -> int:
             print(f"no scenarios saved in {store.path}")
         else:
             for r in rows:
-                print(f"{r['id']:>5d}  {r['name']:<32s} {r['model']:<20s} {r['hardware']:<18s} {r['task']:<6s} "
-                      f"{r['updated_at'][:19]}")
+                print(f"{r['id']:>5d}  {printable(r['name']):<32s} {printable(r['model']):<20s} "
+                      f"{printable(r['hardware']):<18s} {r['task']:<6s} {r['updated_at'][:19]}")
     elif cmd == "show":
-        from .scenario import evaluate_scenario
-
         s = store.load_scenario(args.name)
         est = evaluate_scenario(s)
         if args.json:
             _print({"scenario": s, "results": est.to_dict()})
         else:
-            from .cli import _print_estimate
-
-            print(f"scenario {s['name']}" + (f": {s['notes']}" if s["notes"] else ""))
+            print(f"scenario {printable(s['name'])}" + (f": {printable(s['notes'])}" if s["notes"] else ""))
             if s["plan"]:
                 print(f"plan       {json.dumps(s['plan'])}")
             if s["assumptions"]:
                 print(f"overrides  {json.dumps(s['assumptions'])}")
-            _print_estimate(est)
+            print_estimate(est)
     elif cmd == "save":
-        from .cli import workload_from_args
-
         scenario = {"name": args.name, "model": _file_or_id(args.model, "model"),
                     "hardware": _file_or_id(args.hardware, "hardware"),
                     "workload": workload_from_args(args).to_dict(), "plan": _json_arg(args.plan, "plan"),
@@ -133,8 +126,6 @@ def run(args) -> int:
         else:
             print(f"saved scenario {args.name.strip()!r} (id {sid}) in {store.path}")
     elif cmd == "export":
-        from . import report
-
         fmt = args.format.lower()
         scenarios = [store.load_scenario(n) for n in args.names]
         target = scenarios[0] if len(scenarios) == 1 else scenarios
@@ -155,9 +146,6 @@ def run(args) -> int:
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
     elif cmd == "import":
-        from .report import import_scenarios
-        from .safe_json import MAX_BYTES
-
         if args.file == "-":
             raw = sys.stdin.buffer.read(MAX_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read()
         else:
@@ -166,7 +154,7 @@ def run(args) -> int:
                     raw = fh.read(MAX_BYTES + 1)
             except OSError as exc:
                 raise InputError("file", f"cannot read {args.file}: {exc.strerror or exc}") from None
-        items = import_scenarios(raw)
+        items = report.import_scenarios(raw)
         if args.name is not None:
             if len(items) != 1:
                 raise InputError("name", f"the file holds {len(items)} scenarios; --name needs exactly one")

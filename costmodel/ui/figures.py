@@ -1,7 +1,7 @@
 """Plotly figures for the dashboard: pure functions, results in, ``plotly.graph_objects.Figure`` out.
 
 Nothing here computes a new number: every bar and point is a value of an ``Estimate`` (or of the rows
-``costmodel.views`` arranges from estimates), converted to display units (GiB = 2**30 bytes, seconds).
+``costmodel.ui.tables`` arranges from estimates), converted to display units (GiB = 2**30 bytes, seconds).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Iterable, Sequence
 
 import plotly.graph_objects as go
 
-from .units import GiB
-from .views import peak_segments
+from ..units import GiB
+from .tables import peak_segments, plan_step_rows
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 
@@ -55,20 +55,19 @@ def memory_figure(est) -> go.Figure:
 
 
 def time_figure(est) -> go.Figure:
-    """Bar per phase of ``est.time_s`` (seconds), with the pass's bound in the title."""
-    keys = [k for k in est.time_s if k not in ("step", "request", "generate")]
-    fig = go.Figure(go.Bar(x=keys, y=[est.time_s[k] for k in keys], marker_color=PALETTE[0],
+    """Bar per phase of ``est.time_s`` (seconds), with the unit's total and the pass's bound in the title."""
+    phases = est.time_s.phases()
+    fig = go.Figure(go.Bar(x=[k for k, _ in phases], y=[v for _, v in phases], marker_color=PALETTE[0],
                            hovertemplate="%{x}: %{y:.4g} s<extra></extra>"))
     fig.update_layout(yaxis_title="seconds")
-    total = est.time_s.get("step", est.time_s.get("request", est.time_s.get("forward", 0.0)))
-    return _layout(fig, f"Time per phase (total {total:.4g} s; bound: {est.perf.get('bound', '?')})", 320)
+    return _layout(fig, f"Time per phase (per {est.unit} {est.time_s.per_unit_s:.4g} s; bound: {est.perf.bound})", 320)
 
 
 def roofline_figure(est, hardware) -> go.Figure:
     """The device's roofline (attainable FLOP/s vs arithmetic intensity, at the achievable fractions of peak
     the estimate assumed) with the workload's achieved FLOP/s as a horizontal marker."""
     eff = est.assumptions.get("efficiency", {})
-    peak = float(est.perf.get("peak_flops_per_s") or 0.0)
+    peak = float(est.perf.peak_flops_per_s or 0.0)
     bw = float(hardware.memory_bandwidth_bytes_per_s)
     flop_rate = peak * float(eff.get("matmul", 1.0))
     byte_rate = bw * float(eff.get("bandwidth", 1.0))
@@ -79,8 +78,9 @@ def roofline_figure(est, hardware) -> go.Figure:
                              line=dict(color=PALETTE[0], width=3)))
     fig.add_trace(go.Scatter(x=xs, y=[min(peak, bw * x) for x in xs], name="datasheet roofline",
                              line=dict(color="#999999", dash="dot")))
+    # the pass the FLOPs belong to: a training step, a prefill (generation) or a forward
     t = est.time_s
-    total_t = t.get("step", t.get("prefill", t.get("forward", 0.0)))
+    total_t = t.prefill_s if est.unit == "request" else t.per_unit_s
     shapes, notes = [], []
     if total_t:
         achieved = est.flops.total / total_t
@@ -88,7 +88,7 @@ def roofline_figure(est, hardware) -> go.Figure:
                            line=dict(color=PALETTE[1], dash="dash")))
         notes.append(dict(xref="paper", yref="y", x=1.0, xanchor="right", y=math.log10(achieved), yanchor="bottom",
                           showarrow=False, text=f"this workload: {achieved / 1e12:,.1f} TFLOP/s "
-                                                f"(MFU {est.perf.get('mfu', 0):.0%})"))
+                                                f"(MFU {est.perf.mfu:.0%})"))
     fig.update_layout(**_base_layout(f"Roofline of {est.hardware}: ridge at {ridge:,.0f} FLOPs/byte", 340),
                       shapes=shapes, annotations=notes,
                       xaxis=dict(type="log", title=dict(text="arithmetic intensity (FLOPs per byte)")),
@@ -160,8 +160,6 @@ def pareto_front(points: Sequence[dict], x: str, y: str) -> list[dict]:
 
 def plan_step_figure(plan) -> go.Figure:
     """One optimizer step of a training plan: compute, bubble, optimizer, exposed communication (s)."""
-    from .views import plan_step_rows
-
     rows = plan_step_rows(plan)[:4]
     fig = go.Figure()
     for i, r in enumerate(rows):
@@ -176,13 +174,13 @@ def plan_memory_figure(plan) -> go.Figure:
     """Per-device memory of a training plan (GiB): weights, gradients, optimizer states, activations and other
     live tensors, runtime overhead, against capacity."""
     m = plan.step.memory_bytes
-    parts = [("weights", m["weights"]), ("gradients", m["gradients"]), ("optimizer states", m["optimizer"])]
-    rest = m["peak"] - sum(v for _, v in parts)
+    parts = [("weights", m.weights), ("gradients", m.gradients), ("optimizer states", m.optimizer)]
+    rest = m.peak - sum(v for _, v in parts)
     parts.append(("activations and other live tensors", max(rest, 0.0)))
-    parts.append(("runtime overhead", m["device_total"] - m["peak"]))
+    parts.append(("runtime overhead", m.device_total - m.peak))
     verdict = "fits" if plan.step.fits else "does NOT fit"
-    return _hbar_stack(parts, f"Memory per device: {m['device_total'] / GiB:,.2f} GiB, {verdict}", 260,
-                       m["capacity"] / GiB)
+    return _hbar_stack(parts, f"Memory per device: {m.device_total / GiB:,.2f} GiB, {verdict}", 260,
+                       m.capacity / GiB)
 
 
 def scaling_figure(rows: Sequence[dict]) -> go.Figure:

@@ -25,26 +25,25 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import InputError
-from .results import Estimate
-from .safe_json import parse_config_text
-from .scenario import evaluate_scenario, validate_scenario
-from .storage import _hardware_label, _model_label
+from .. import __version__
+from ..errors import InputError
+from ..results import Estimate
+from ..safe_json import parse_config_text
+from ..scenario import evaluate_scenario, hardware_label, model_label, validate_scenario
+from .figures import PALETTE
 
 FORMAT_ONE = "costmodel-scenario"
 FORMAT_MANY = "costmodel-comparison"
 FORMAT_VERSION = 1
 GIB = 2**30
-FORMULAS_MD = Path(__file__).resolve().parent.parent / "docs" / "formulas.md"
+FORMULAS_MD = Path(__file__).resolve().parents[2] / "docs" / "formulas.md"  # in a source checkout
 FORMULAS_URL = "docs/formulas.md"  # relative to the costmodel repository
+# the result groups a report shows: money, energy and carbon beside the physics (their assumptions are in the
+# HTML report's Assumptions table and in the JSON export)
+RESULT_GROUPS = ("workload", "params", "flops", "memory_bytes", "time_s", "perf", "cost_usd", "energy_kwh",
+                 "carbon_kg_co2e")
 MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "logits_loss", "kv_cache", "transient", "peak",
                "runtime_overhead", "device_total", "capacity")
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _scenarios(scenarios) -> list[dict]:
@@ -76,9 +75,9 @@ def flatten(d: dict, prefix: str = "") -> dict:
 def result_row(scenario: dict, est: Estimate) -> dict:
     """One CSV row: the scenario's name and labels, then the flattened estimate (no assumptions/units)."""
     d = est.to_dict()
-    body = {k: d[k] for k in ("workload", "params", "flops", "memory_bytes", "time_s", "perf")}
-    return {"name": scenario["name"], "model": _model_label(scenario["model"]),
-            "hardware": _hardware_label(scenario["hardware"]), **flatten(body)}
+    body = {k: d[k] for k in RESULT_GROUPS}
+    return {"name": scenario["name"], "model": model_label(scenario["model"]),
+            "hardware": hardware_label(scenario["hardware"]), **flatten(body)}
 
 
 # ---- CSV and JSON ---------------------------------------------------------------------------------
@@ -98,7 +97,7 @@ def export_csv(scenarios) -> str:
 
 def _payload(scenarios, single: bool) -> dict:
     items = [{"scenario": s, "results": e.to_dict(with_layers=False)} for s, e in _evaluated(scenarios)]
-    meta = {"format_version": FORMAT_VERSION, "costmodel_version": _version(),
+    meta = {"format_version": FORMAT_VERSION, "costmodel_version": __version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if single:
         return {"format": FORMAT_ONE, **meta, **items[0]}
@@ -221,8 +220,6 @@ def _label(name: str) -> str:
 def _figures(items: list[tuple[dict, Estimate]]) -> list[tuple[str, object]]:
     import plotly.graph_objects as go
 
-    from .figures import PALETTE
-
     def colour(i):
         return PALETTE[i % len(PALETTE)]
 
@@ -247,7 +244,8 @@ def _figures(items: list[tuple[dict, Estimate]]) -> list[tuple[str, object]]:
 
     t = go.Figure()
     for i, (s, e) in enumerate(items):
-        t.add_bar(name=_label(s["name"]), x=list(e.time_s), y=list(e.time_s.values()), marker_color=colour(i))
+        times = e.time_s.to_dict()
+        t.add_bar(name=_label(s["name"]), x=list(times), y=list(times.values()), marker_color=colour(i))
     t.update_layout(title="Time (seconds)", barmode="group", yaxis_title="s", height=380, legend_title_text="scenario")
     figs.append(("time", t))
     # an explicit template: importing streamlit in the same process changes plotly's global default
@@ -269,10 +267,10 @@ pre{background:#f8f8f8;padding:.5rem;overflow-x:auto;white-space:pre-wrap}.muted
 
 def _comparison_rows(items) -> list[tuple]:
     def wl(e, k):
-        return e.workload.get(k)
+        return getattr(e.workload, k)
 
     rows = [
-        ("model", *[_model_label(s["model"]) for s, _ in items]),
+        ("model", *[model_label(s["model"]) for s, _ in items]),
         ("hardware", *[e.hardware for _, e in items]),
         ("task", *[wl(e, "task") for _, e in items]),
         ("batch", *[wl(e, "batch") for _, e in items]),
@@ -289,10 +287,12 @@ def _comparison_rows(items) -> list[tuple]:
         ("fits", *["yes" if e.memory_bytes.fits else "NO" for _, e in items]),
         ("peak phase", *[e.memory_bytes.peak_phase for _, e in items]),
     ]
-    for key in ("step", "request", "forward"):
-        if any(key in e.time_s for _, e in items):
-            rows.append((f"time_s.{key}", *[f"{e.time_s[key]:.6g}" if key in e.time_s else "-" for _, e in items]))
-    rows.append(("perf.mfu", *[f"{e.perf.get('mfu', 0):.3f}" for _, e in items]))
+    rows.append(("time per unit (s)", *[f"{e.time_s.per_unit_s:.6g} per {e.unit}" for _, e in items]))
+    rows.append(("perf.mfu", *[f"{e.perf.mfu:.3f}" for _, e in items]))
+    rows.append(("cost (USD) per unit", *[f"{e.cost_usd.per_unit:.6g}" if e.cost_usd else "no price" for _, e in items]))
+    rows.append(("energy (kWh) per unit", *[f"{e.energy_kwh.per_unit:.6g}" if e.energy_kwh else "-" for _, e in items]))
+    rows.append(("carbon (kg CO2e) per unit",
+                 *[f"{e.carbon_kg_co2e.per_unit:.6g}" if e.carbon_kg_co2e else "-" for _, e in items]))
     return rows
 
 
@@ -315,7 +315,7 @@ def export_html(scenarios, title: str | None = None) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{_e(title)}</h1>",
-             f'<p class="muted">Generated {_e(now)} by costmodel {_e(_version())}. Memory in bytes per device '
+             f'<p class="muted">Generated {_e(now)} by costmodel {_e(__version__)}. Memory in bytes per device '
              "(1 GiB = 2<sup>30</sup> bytes); FLOPs count 2 per multiply-add. Every number below is "
              "<code>costmodel.estimate</code> of the inputs shown; the formulas are at the end.</p>"]
 
@@ -334,16 +334,16 @@ def export_html(scenarios, title: str | None = None) -> str:
             parts.append(f'<p><b>Notes</b></p><pre class="notes">{_e(s["notes"])}</pre>')
         model = s["model"] if isinstance(s["model"], str) else "custom config (below)"
         parts.append(_table([("model", f"{model} ({e.model}, {e.family})"),
-                             ("hardware", _hardware_label(s["hardware"]))], ("input", "value")))
+                             ("hardware", hardware_label(s["hardware"]))], ("input", "value")))
         parts.append("<h3>Workload</h3>")
-        parts.append(_table([(k, ",".join(v) if isinstance(v, list) else _num(v)) for k, v in e.workload.items()],
-                            ("field", "value")))
+        parts.append(_table([(k, ",".join(v) if isinstance(v, list) else _num(v))
+                             for k, v in e.workload.to_dict().items()], ("field", "value")))
         if s["plan"]:
             parts.append("<h3>Plan inputs</h3><pre>" + _e(json.dumps(s["plan"], indent=1, ensure_ascii=False))
                          + "</pre>")
         parts.append("<h3>Results</h3>")
         d = e.to_dict()
-        flat = flatten({k: d[k] for k in ("params", "flops", "memory_bytes", "time_s", "perf")})
+        flat = flatten({k: d[k] for k in RESULT_GROUPS if k != "workload"})
         rows = []
         for k, v in flat.items():
             shown = _num(v)
@@ -367,7 +367,7 @@ def export_html(scenarios, title: str | None = None) -> str:
                  "copied into this report so it reads offline.</p>")
     sections = formula_sections()
     parts.append("<ul>")
-    for name in sections_used([e.workload for _, e in items]):
+    for name in sections_used([e.workload.to_dict() for _, e in items]):
         if name not in sections:
             continue
         parts.append(f'<li><a href="{_e(FORMULAS_URL)}#{_e(_slug(name))}">{_e(name)}</a>'

@@ -1,0 +1,45 @@
+"""``python -m costmodel ...``: the same numbers as the dashboard, as a table or one JSON object.
+
+Each command module has ``register(sub)``, which adds its parser(s) with ``set_defaults(run=fn)``;
+``fn(args) -> int`` is the exit status. Shared flags live in ``costmodel.cli.args``. Bad input exits with
+status 2 and one line ``error: <field>: <what is allowed>``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import InputError
+from . import estimate, plans, scenarios
+from .args import Parser
+from .output import printable
+
+
+def _command_modules():
+    # the profiler's commands live beside the profiler (it imports torch only inside its commands)
+    from ..profiler import cli as profiler_cli
+
+    return (estimate, plans, scenarios, profiler_cli)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="costmodel", description="Estimate what a deep-learning model costs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in _command_modules():
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except InputError as err:
+        print(f"error: {printable(err)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""``python -m costmodel estimate|presets|hardware``: one workload's numbers, and the catalogs."""
+
+from __future__ import annotations
+
+from ..api import estimate
+from ..catalog import list_hardware
+from ..models import list_presets
+from ..units import GiB
+from .args import (add_assumption_args, add_workload_args, efficiency_from_args, hardware_from_args,
+                   pricing_from_args, workload_from_args)
+from .output import dumps, printable
+
+
+def _fmt_bytes(b: float) -> str:
+    return f"{b / GiB:,.2f} GiB"
+
+
+def print_estimate(est) -> None:
+    """The estimate as lines of text: params, FLOPs, memory, times, perf, money, and what they assume."""
+    d = est.to_dict()
+    p, f, m = d["params"], d["flops"], d["memory_bytes"]
+    w = est.workload
+    lines = [
+        f"model {printable(est.model)} ({est.family}) on {printable(est.hardware)}: {w.task}, batch {w.batch}",
+        f"params     total {p['total']:,}  trainable {p['trainable']:,}  active {p['active']:,}",
+        f"FLOPs      forward {f['forward']:.4g}  backward {f['backward']:.4g}  (2 per multiply-add; MACs = FLOPs/2)",
+    ]
+    if f["decode_per_token"]:
+        lines.append(f"           decode per token {f['decode_per_token']:.4g}")
+    for k in ("weights", "gradients", "optimizer", "activations", "logits_loss", "kv_cache", "transient", "peak",
+              "runtime_overhead", "device_total", "capacity"):
+        lines.append(f"memory     {k:<17s}{_fmt_bytes(m[k]):>16s}")
+    lines.append(f"fits       {'yes' if m['fits'] else 'NO'} (headroom {_fmt_bytes(m['headroom'])}; peak at {m['peak_phase']})")
+    for k, v in d["time_s"].items():
+        lines.append(f"time       {k:<17s}{v:>12.6g} s")
+    perf = est.perf
+    rate = f"{perf.tokens_per_s:,.0f} tokens/s" if est.modality == "text" else f"{perf.samples_per_s:,.4g} samples/s"
+    bound = f"{perf.bound}" if perf.decode_bound is None else f"{perf.bound} (prefill), {perf.decode_bound} (decode)"
+    lines.append(f"perf       MFU {perf.mfu:.1%}  HFU {perf.hfu:.1%}  {rate}  bound by {bound}")
+    for key, label, unit in (("cost_usd", "cost", "$"), ("energy_kwh", "energy", "kWh"),
+                             ("carbon_kg_co2e", "carbon", "kg CO2e")):
+        if d[key]:
+            lines.append(f"{label:<11s}" + "  ".join(f"{k} {v:.4g} {unit}" for k, v in d[key].items()))
+        elif key == "cost_usd" and est.energy_kwh is not None:
+            lines.append(f"{label:<11s}no price for {printable(est.hardware)}: give --usd-per-device-hour")
+    eff = d["assumptions"].get("efficiency")
+    if eff:
+        lines.append(f"assumes    matmul {eff['matmul']:.0%} (fp32 {eff['matmul_fp32']:.0%}) of peak, bandwidth "
+                     f"{eff['bandwidth']:.0%}, host {eff['overhead_s'] * 1e6:.1f} us/op: {eff['source']}")
+    cost = d["assumptions"].get("cost")
+    if isinstance(cost, dict):
+        price = cost["usd_per_gpu_hour"]["value"]
+        shown = f"${price:.3g}/device-hour ({cost['provider']['value']}, {cost['tier']['value']})" \
+            if price is not None else "no price"
+        lines.append(f"assumes    {shown}, {cost['device_power_w']['value']:.0f} W x PUE {cost['pue']['value']}, "
+                     f"grid {cost['grid_g_co2e_per_kwh']['value']:.0f} gCO2e/kWh ({cost['region']['value']})")
+    print("\n".join(lines))
+
+
+def _estimate(args) -> int:
+    hw = hardware_from_args(args)
+    est = estimate(args.model, hardware=hw, workload=workload_from_args(args),
+                   efficiency=efficiency_from_args(args, hw), pricing=pricing_from_args(args))
+    if args.json:
+        print(dumps(est.to_dict(with_layers=args.layers)))
+    else:
+        print_estimate(est)
+    return 0
+
+
+def _presets(args) -> int:
+    rows = [{"id": p.id, "name": p.name, "family": p.family, "published_params": p.published_params,
+             "source": p.source} for p in list_presets()]
+    if args.json:
+        print(dumps(rows))
+    else:
+        for r in rows:
+            print(f"{r['id']:<16s} {r['family']:<16s} {r['name']}")
+    return 0
+
+
+def _hardware(args) -> int:
+    hws = list_hardware()
+    if args.json:
+        print(dumps([h.to_dict() for h in hws]))
+    else:
+        for h in hws:
+            print(f"{h.id:<18s} {h.memory_bytes / GiB:>7.1f} GiB  {h.peak_flops('bf16') / 1e12:>7.1f} TFLOP/s bf16  {h.name}")
+    return 0
+
+
+def register(sub) -> None:
+    est = sub.add_parser("estimate", help="params, FLOPs, memory, time, $ and energy for one workload")
+    add_workload_args(est)
+    add_assumption_args(est)
+    est.set_defaults(run=_estimate)
+    pre = sub.add_parser("presets", help="list model presets")
+    pre.add_argument("--json", action="store_true", help="print JSON")
+    pre.set_defaults(run=_presets)
+    hw = sub.add_parser("hardware", help="list the hardware catalog")
+    hw.add_argument("--json", action="store_true", help="print JSON")
+    hw.set_defaults(run=_hardware)

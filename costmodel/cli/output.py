@@ -1,0 +1,38 @@
+"""How the CLI prints: JSON that is always valid (no NaN/Infinity), money with "no price", user text without
+terminal control characters."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_json(obj):
+    """The same data with every non-finite float (NaN, +-inf) as None: JSON has no such numbers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    return obj
+
+
+def dumps(obj) -> str:
+    """One JSON document for stdout (strict JSON: ``allow_nan=False`` after ``clean_json``)."""
+    return json.dumps(clean_json(obj), indent=1, allow_nan=False)
+
+
+def money(usd: float | None) -> str:
+    """"$1,234" (cents below $100), or "no price" for a device the catalog has no price for."""
+    if usd is None:
+        return "no price"
+    return f"${usd:,.0f}" if abs(usd) >= 100 else f"${usd:,.4g}"
+
+
+def printable(text) -> str:
+    """User-derived text for a terminal: control characters (escape sequences, bidi overrides) removed."""
+    return _CONTROL.sub("", str(text))

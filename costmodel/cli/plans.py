@@ -1,0 +1,167 @@
+"""``python -m costmodel plan-train|plan-serve|search-layouts|chinchilla``: the planning commands."""
+
+from __future__ import annotations
+
+
+from ..errors import InputError
+from ..parallel import Layout
+from ..plans import chinchilla_params, compute_optimal_tokens, plan_serving, plan_training, search_layouts
+from ..units import GiB
+from ..workload import Workload
+from .args import (add_assumption_args, add_workload_args, efficiency_from_args, hardware_from_args, int_arg,
+                   number_arg, pricing_from_args, workload_from_args)
+from .output import dumps, money
+
+
+def _plan_train(a) -> int:
+    hw = hardware_from_args(a)
+    wl = workload_from_args(a)
+    layout = Layout(dp=int_arg("dp", a.dp), tp=int_arg("tp", a.tp), pp=int_arg("pp", a.pp), cp=int_arg("cp", a.cp),
+                    ep=int_arg("ep", a.ep), zero=int_arg("zero", a.zero, 0, 3), micro_batch=int_arg("batch", a.batch),
+                    grad_checkpointing=a.grad_checkpointing, offload=a.offload)
+    plan = plan_training(a.model, hw, workload=wl, layout=layout,
+                         tokens=number_arg("tokens", a.tokens, 1.0, 1e18) if a.tokens else None,
+                         samples=int_arg("samples", a.samples, 1, 1 << 50) if a.samples else None,
+                         epochs=number_arg("epochs", a.epochs, 1e-6, 1e6),
+                         global_batch=int_arg("global_batch", a.global_batch) if a.global_batch else None,
+                         efficiency=efficiency_from_args(a, hw), pricing=pricing_from_args(a))
+    if a.json:
+        print(dumps(plan.to_dict()))
+        return 0
+    s, c = plan.step, plan.cost
+    m = s.memory_bytes
+    print(f"training plan: {plan.model} on {plan.num_devices} x {plan.hardware}  layout {s.layout.to_dict()}")
+    print(f"tokens {plan.tokens:.4g}  global batch {s.global_batch} (grad accum {s.grad_accum})  steps {plan.steps:,}")
+    print(f"step {s.step_s:.4g} s = compute {s.compute_s:.4g} (bubble {s.bubble_s:.3g}) + optimizer "
+          f"{s.optimizer_s:.3g} + exposed comm {s.exposed_comm_s:.3g}   MFU {s.mfu:.1%}  HFU {s.hfu:.1%}")
+    print(f"memory/device peak {m.peak / GiB:.2f} GiB, with runtime {m.device_total / GiB:.2f} GiB of "
+          f"{m.capacity / GiB:.2f} GiB: {'fits' if s.fits else 'DOES NOT FIT'}")
+    print(f"wall clock {plan.wall_clock_s / 86400:.3g} days  GPU-hours {plan.gpu_hours:,.0f}  "
+          f"FLOPs {plan.total_flops:.4g} (with recompute {plan.total_flops_with_recompute:.4g}; 6ND {plan.six_n_d_flops:.4g})")
+    print(f"cost {money(c.compute_usd)}  energy {c.energy_kwh:,.0f} kWh  carbon {c.carbon_kg_co2e / 1000:,.1f} t CO2e")
+    for k, v in c.assumptions.items():
+        if not k.startswith("storage"):
+            print(f"  assumption {k}: {v['value']}")
+    for k, v in plan.assumptions.items():
+        if k != "efficiency":
+            print(f"  assumption {k}: {v}")
+    print(f"  assumption efficiency: {plan.assumptions['efficiency']}")
+    return 0
+
+
+def _plan_serve(a) -> int:
+    hw = hardware_from_args(a)
+    sizes = [int_arg("batch_sizes", x) for x in str(a.batch_sizes).split(",") if x.strip()]
+    if not sizes:
+        raise InputError("batch_sizes", f"must list at least one batch size, e.g. 1,8,64, got {a.batch_sizes!r}")
+    edited = a.matmul_efficiency or a.bandwidth_efficiency or a.overhead_us
+    plan = plan_serving(a.model, hw, prompt=int_arg("prompt", a.prompt), generate=int_arg("generate", a.generate, 0),
+                        precision=a.precision, kv_cache_precision=a.kv_cache_precision, tp=int_arg("tp", a.tp),
+                        batch_sizes=sizes, engine=a.engine or "compiled",
+                        efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing_from_args(a))
+    if a.json:
+        print(dumps(plan.to_dict()))
+        return 0
+    print(f"serving plan: {plan.model} on {plan.tp} x {plan.hardware}, {plan.precision} weights, "
+          f"{plan.kv_cache_precision} KV cache, prompt {plan.prompt} + generate {plan.generate}")
+    print(f"weights/device {plan.weights_bytes_per_device / GiB:.2f} GiB  KV cache {plan.kv_cache_bytes_per_token / 2**10:.1f} "
+          f"KiB/token  max batch {plan.max_batch}  max context (batch 1) {plan.max_context:,}")
+    print(f"{'batch':>6} {'fits':>5} {'mem GiB':>8} {'TTFT s':>8} {'decode ms':>10} {'tok/s':>9} {'$/M tok':>9} {'kWh/M tok':>10}")
+    for p in plan.points:
+        usd = f"{p.usd_per_million_tokens:>9.3f}" if p.usd_per_million_tokens is not None else f"{'no price':>9}"
+        print(f"{p.batch:>6} {'yes' if p.fits else 'NO':>5} {p.device_total_bytes / GiB:>8.2f} {p.ttft_s:>8.3f} "
+              f"{p.decode_per_token_s * 1e3:>10.2f} {p.throughput_tokens_per_s:>9.1f} {usd} "
+              f"{p.energy_kwh_per_million_tokens:>10.3f}")
+    print(f"  assumption engine: {plan.assumptions['engine']}; efficiency: {plan.assumptions['efficiency']}")
+    price = plan.assumptions["usd_per_device_hour"]
+    print(f"  assumption price: {money(price)}/device-hour "
+          f"({plan.assumptions['price']['usd_per_gpu_hour']['source'][:120]})")
+    return 0
+
+
+def _search(a) -> int:
+    hw = hardware_from_args(a)
+    wl = Workload(task="train", seq=a.seq, precision=a.precision, optimizer=a.optimizer)
+    price = number_arg("usd_per_device_hour", a.usd_per_device_hour, 0.0, 1e6) if a.usd_per_device_hour else None
+    res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
+                         global_batch=int_arg("global_batch", a.global_batch),
+                         max_devices=int_arg("max_devices", a.max_devices), rank_by=a.rank_by,
+                         usd_per_device_hour=price, limit=int_arg("top", a.top))
+    if a.json:
+        print(dumps([r.to_dict() for r in res]))
+        return 0
+    print(f"{'devices':>7} {'dp':>4} {'tp':>3} {'pp':>3} {'zero':>4} {'mb':>3} {'ckpt':>5} {'step s':>8} "
+          f"{'days':>7} {'GPU-h':>10} {'$':>12} {'MFU':>6} {'GiB':>6}")
+    for r in res:
+        lay = r.layout
+        cost = f"{r.cost_usd:>12,.0f}" if r.cost_usd is not None else f"{'no price':>12}"
+        print(f"{r.num_devices:>7} {lay.dp:>4} {lay.tp:>3} {lay.pp:>3} {lay.zero:>4} {lay.micro_batch:>3} "
+              f"{'yes' if lay.grad_checkpointing else 'no':>5} {r.step_s:>8.3f} {r.wall_clock_s / 86400:>7.2f} "
+              f"{r.gpu_hours:>10,.0f} {cost} {r.mfu:>6.1%} {r.device_total_bytes / GiB:>6.1f}")
+    return 0
+
+
+def _chinchilla(a) -> int:
+    if a.model:
+        n, d = compute_optimal_tokens(a.model)
+        out = {"params": n, "compute_optimal_tokens": d, "flops_6nd": 6.0 * n * d,
+               "rule": "D = 20 N on the active parameters (Hoffmann et al. 2022)"}
+    elif a.flops is not None:
+        flops = number_arg("flops", a.flops, 1.0, 1e40)
+        n, d = chinchilla_params(flops)
+        out = {"flops": flops, "params": n, "tokens": d, "rule": "C = 6 N D, D = 20 N"}
+    else:
+        raise InputError("model", "give --model (tokens for a size) or --flops (size for a budget)")
+    print(dumps(out) if a.json else "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                              for k, v in out.items()))
+    return 0
+
+
+def register(sub) -> None:
+    pt = sub.add_parser("plan-train", help="a whole training run: layout, step time, wall clock, GPU-hours, $, kWh, CO2")
+    add_workload_args(pt)
+    pt.add_argument("--tokens", default=None, help="training tokens (language models)")
+    pt.add_argument("--samples", default=None, help="training samples per epoch (vision)")
+    pt.add_argument("--epochs", default=1, help="epochs over --samples")
+    pt.add_argument("--global-batch", default=None, help="samples per optimizer step (default micro-batch x dp)")
+    for name, default, what in (("dp", 1, "data-parallel replicas"), ("tp", 1, "tensor-parallel ways"),
+                                ("pp", 1, "pipeline stages"), ("cp", 1, "context-parallel ways"),
+                                ("ep", 1, "expert-parallel ways (MoE)"), ("zero", 0, "ZeRO stage 0-3 (3 = FSDP)")):
+        pt.add_argument(f"--{name}", default=default, help=what)
+    pt.add_argument("--offload", action="store_true", help="optimizer states and step on the host")
+    add_assumption_args(pt)
+    pt.set_defaults(run=_plan_train)
+
+    ps = sub.add_parser("plan-serve", help="serving: TTFT, decode latency, throughput, max batch/context, $ per M tokens")
+    ps.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")
+    ps.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
+    ps.add_argument("--prompt", default=512, help="prompt tokens per request")
+    ps.add_argument("--generate", default=128, help="generated tokens per request")
+    ps.add_argument("--precision", default="bf16", help="fp32 | bf16 | fp16 | fp8 | int8 | int4 (weights)")
+    ps.add_argument("--kv-cache-precision", default=None, help="fp32 | bf16 | fp16 | fp8 | int8 | int4")
+    ps.add_argument("--tp", default=1, help="tensor-parallel devices per replica")
+    ps.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128,256", help="comma-separated batch sizes")
+    ps.add_argument("--json", action="store_true", help="print one JSON object")
+    add_assumption_args(ps)
+    ps.set_defaults(run=_plan_serve)
+
+    sl = sub.add_parser("search-layouts", help="rank parallel layouts for a training run by time or cost")
+    sl.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")
+    sl.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
+    sl.add_argument("--tokens", required=True, help="training tokens")
+    sl.add_argument("--seq", default=2048, type=int, help="tokens per sample")
+    sl.add_argument("--precision", default="amp-bf16", help="training precision")
+    sl.add_argument("--optimizer", default="adamw", help="optimizer")
+    sl.add_argument("--global-batch", default=1024, help="samples per optimizer step (fixed, as a recipe fixes it)")
+    sl.add_argument("--max-devices", default=1024, help="largest device count to try")
+    sl.add_argument("--rank-by", default="time", help="time | cost")
+    sl.add_argument("--top", default=10, help="how many layouts to print")
+    sl.add_argument("--usd-per-device-hour", default=None, help="your price per device-hour (default: the catalog's)")
+    sl.add_argument("--json", action="store_true", help="print JSON")
+    sl.set_defaults(run=_search)
+
+    ch = sub.add_parser("chinchilla", help="compute-optimal tokens for a model, or model size for a FLOP budget")
+    ch.add_argument("--model", default=None, help="a model: its compute-optimal training tokens")
+    ch.add_argument("--flops", default=None, help="a FLOP budget: the compute-optimal model size and tokens")
+    ch.add_argument("--json", action="store_true", help="print JSON")
+    ch.set_defaults(run=_chinchilla)

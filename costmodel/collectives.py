@@ -1,0 +1,238 @@
+"""Collective communication: the alpha-beta primitives and the named volumes each kind of parallelism moves.
+
+Alpha-beta model (Hockney 1994; Thakur, Rabenseifner & Gropp 2005): a collective of ``steps`` dependent
+messages moving ``volume`` bytes per device over a link of bandwidth B (bytes/s, one direction) and per-step
+latency alpha (s) takes
+
+    t = volume / B + steps x alpha
+
+Ring algorithms (Patarasuk & Yuan 2009; NCCL's ring), for a buffer of ``S`` bytes on each of ``n`` devices:
+
+    all-reduce      volume 2 (n-1)/n S   steps 2 (n-1)
+    all-gather      volume   (n-1)/n S   steps   (n-1)     S = the gathered (full) buffer
+    reduce-scatter  volume   (n-1)/n S   steps   (n-1)     S = the full input buffer
+    all-to-all      volume   (n-1)/n S   steps   (n-1)     S = what one device holds before the exchange
+    point-to-point  volume   S           steps   1
+
+Named volumes (``*_volume_bytes``): what one device sends per optimizer step for each parallelism, with the
+source of each. docs/formulas.md ("Collectives") states them all; tests/test_collectives.py checks each by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import InputError
+
+# Per-hop latency of a collective step (NCCL over NVLink is a few microseconds; over InfiniBand about
+# 5-10 us): the alpha of the alpha-beta model.
+INTRA_NODE_LATENCY_S = 5e-6
+INTER_NODE_LATENCY_S = 10e-6
+
+
+@dataclass(frozen=True)
+class Link:
+    """The link a communication group uses: bandwidth per device per direction (bytes/s) and per-step
+    latency (s)."""
+
+    bandwidth_bytes_per_s: float
+    latency_s: float = INTRA_NODE_LATENCY_S
+
+
+# ---- primitives -----------------------------------------------------------------------------------------------
+
+def ring_allreduce_volume_bytes(nbytes: float, n: int) -> float:
+    """Bytes each device sends in a ring all-reduce of an ``nbytes`` buffer: 2 (n-1)/n x nbytes."""
+    return 2.0 * (n - 1) / n * nbytes if n > 1 else 0.0
+
+
+def allreduce_s(nbytes: float, n: int, link: Link, algorithm: str = "ring") -> float:
+    """All-reduce of ``nbytes`` on each of ``n`` devices. Ring: 2(n-1)/n x nbytes / B + 2(n-1) alpha.
+    Tree (NCCL double binary tree): 2 x nbytes / B + 2 ceil(log2 n) alpha."""
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    if algorithm == "tree":
+        return 2.0 * nbytes / link.bandwidth_bytes_per_s + 2.0 * math.ceil(math.log2(n)) * link.latency_s
+    if algorithm != "ring":
+        raise InputError("algorithm", f"must be ring or tree, got {algorithm!r}")
+    return ring_allreduce_volume_bytes(nbytes, n) / link.bandwidth_bytes_per_s + 2.0 * (n - 1) * link.latency_s
+
+
+def allgather_s(nbytes: float, n: int, link: Link) -> float:
+    """Ring all-gather of a ``nbytes`` result (each device holds nbytes / n before): (n-1)/n x nbytes / B +
+    (n-1) alpha."""
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    return (n - 1) / n * nbytes / link.bandwidth_bytes_per_s + (n - 1) * link.latency_s
+
+
+def reduce_scatter_s(nbytes: float, n: int, link: Link) -> float:
+    """Ring reduce-scatter of a ``nbytes`` input: the mirror of all-gather, the same cost."""
+    return allgather_s(nbytes, n, link)
+
+
+def alltoall_s(nbytes: float, n: int, link: Link) -> float:
+    """All-to-all of ``nbytes`` per device: it keeps 1/n and sends (n-1)/n to the others, in n-1 steps."""
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    return (n - 1) / n * nbytes / link.bandwidth_bytes_per_s + (n - 1) * link.latency_s
+
+
+def p2p_s(nbytes: float, link: Link) -> float:
+    """One point-to-point send: nbytes / B + alpha."""
+    return nbytes / link.bandwidth_bytes_per_s + link.latency_s
+
+
+# ---- named volumes -------------------------------------------------------------------------------------------
+
+def dp_sync_volume_bytes(zero_stage: int, grad_bytes: float, param_bytes: float, n: int,
+                         micro_batches: int = 1) -> float:
+    """Bytes one data-parallel device sends per optimizer step to keep ``n`` replicas in sync
+    (Rajbhandari et al. 2020, "ZeRO", Section 7):
+
+    - stage 0/1 (DDP): all-reduce of the gradients: 2 (n-1)/n G;
+    - stage 2: reduce-scatter of the gradients + all-gather of the updated parameters: (n-1)/n (G + P),
+      the all-reduce volume when G = P;
+    - stage 3 (FSDP full shard): parameters all-gathered for the forward and again for the backward of every
+      micro-batch, gradients reduce-scattered once: (n-1)/n (2 m P + G), i.e. 1.5x the all-reduce volume for
+      one micro-batch (m = 1) and G = P.
+    """
+    if n <= 1:
+        return 0.0
+    f = (n - 1) / n
+    if zero_stage <= 1:
+        return 2.0 * f * grad_bytes
+    if zero_stage == 2:
+        return f * (grad_bytes + param_bytes)
+    return f * (2.0 * micro_batches * param_bytes + grad_bytes)
+
+
+def tp_volume_bytes(tokens: float, hidden: int, act_bytes: float, tp: int, layers_per_stage: float) -> float:
+    """Bytes one tensor-parallel device sends per micro-batch: Megatron-LM runs 2 all-reduces of the layer's
+    activations (tokens x hidden) in the forward and 2 in the backward per transformer layer (Shoeybi et al.
+    2019; with sequence parallelism they become all-gather + reduce-scatter pairs of the same volume,
+    Korthikanti et al. 2022): 4 x layers x 2 (tp-1)/tp x tokens x hidden x bytes."""
+    return 4.0 * layers_per_stage * ring_allreduce_volume_bytes(tokens * hidden * act_bytes, tp)
+
+
+def pp_volume_bytes(tokens: float, hidden: int, act_bytes: float) -> float:
+    """Bytes a pipeline stage sends per micro-batch: its output activations forward and their gradient
+    backward (Narayanan et al. 2021): 2 x tokens x hidden x bytes."""
+    return 2.0 * tokens * hidden * act_bytes
+
+
+def ep_volume_bytes(tokens: float, top_k: int, hidden: int, act_bytes: float, ep: int, moe_layers: float) -> float:
+    """Bytes one expert-parallel device sends per micro-batch: each MoE layer dispatches every token's hidden
+    state to its top-k experts and combines the results, in the forward and again in the backward: 4
+    all-to-alls of tokens x k x hidden x bytes per layer (Lepikhin et al. 2020, GShard): 4 x layers x
+    (ep-1)/ep x tokens x k x hidden x bytes."""
+    if ep <= 1:
+        return 0.0
+    return 4.0 * moe_layers * (ep - 1) / ep * tokens * top_k * hidden * act_bytes
+
+
+def cp_volume_bytes(tokens: float, kv_dim: int, act_bytes: float, cp: int, layers_per_stage: float) -> float:
+    """Bytes one context-parallel device sends per micro-batch: ring attention all-gathers each layer's K and V
+    (2 x tokens x kv_dim) once in the forward and twice in the backward (recompute + gradient)
+    (Liu et al. 2023; Megatron-LM context parallelism): 3 x layers x (cp-1)/cp x 2 x tokens x kv_dim x bytes."""
+    if cp <= 1:
+        return 0.0
+    return 3.0 * layers_per_stage * (cp - 1) / cp * 2.0 * tokens * kv_dim * act_bytes
+
+
+@dataclass(frozen=True)
+class CommTerm:
+    """One collective of a training step: ``name``, seconds per optimizer step before any overlap, and bytes
+    each device sends per step."""
+
+    name: str
+    seconds: float
+    volume_bytes: float
+
+
+@dataclass(frozen=True)
+class CommBreakdown:
+    """Every collective of one optimizer step, in order. ``to_dict()`` maps name -> seconds."""
+
+    terms: tuple[CommTerm, ...]
+
+    def seconds(self, name: str) -> float:
+        return sum(t.seconds for t in self.terms if t.name == name)
+
+    @property
+    def total_s(self) -> float:
+        return sum(t.seconds for t in self.terms)
+
+    def to_dict(self) -> dict:
+        return {t.name: t.seconds for t in self.terms}
+
+
+# ---- the collectives of one training step --------------------------------------------------------------------
+
+def dp_sync_terms(zero_stage: int, grad_bytes: float, param_bytes: float, n: int, link: Link,
+                  micro_batches: int = 1) -> tuple[CommTerm, ...]:
+    """The data-parallel collectives of one optimizer step (``dp_sync_volume_bytes`` says what each moves):
+    stage 0/1 one gradient all-reduce; stage 2 a gradient reduce-scatter + a parameter all-gather after the
+    step; stage 3 a gradient reduce-scatter + two parameter all-gathers (forward, backward) per micro-batch."""
+    if zero_stage <= 1:
+        return (CommTerm("dp_grad_allreduce", allreduce_s(grad_bytes, n, link),
+                         dp_sync_volume_bytes(zero_stage, grad_bytes, param_bytes, n)),)
+    f = (n - 1) / n if n > 1 else 0.0
+    rs = CommTerm("dp_grad_reduce_scatter", reduce_scatter_s(grad_bytes, n, link), f * grad_bytes)
+    if zero_stage == 2:
+        return rs, CommTerm("dp_param_allgather", allgather_s(param_bytes, n, link), f * param_bytes)
+    return rs, CommTerm("fsdp_param_allgather", 2.0 * allgather_s(param_bytes, n, link) * micro_batches,
+                        2.0 * micro_batches * f * param_bytes)
+
+
+def tp_term(tokens: float, hidden: int, act_bytes: float, tp: int, link: Link, layers_per_stage: float,
+            micro_batches: int) -> CommTerm:
+    """Megatron tensor parallelism: 4 all-reduces of tokens x hidden activations per layer per micro-batch."""
+    seconds = 4.0 * layers_per_stage * allreduce_s(tokens * hidden * act_bytes, tp, link) * micro_batches
+    return CommTerm("tp_allreduce", seconds,
+                    tp_volume_bytes(tokens, hidden, act_bytes, tp, layers_per_stage) * micro_batches)
+
+
+def cp_term(tokens: float, kv_dim: int, act_bytes: float, tp: int, cp: int, link: Link, layers_per_stage: float,
+            micro_batches: int) -> CommTerm:
+    """Context parallelism (ring attention): 3 all-gathers of each layer's K and V (split by tp) per micro-batch."""
+    kv_bytes = 2 * tokens * kv_dim * act_bytes / tp
+    seconds = 3.0 * layers_per_stage * allgather_s(kv_bytes, cp, link) * micro_batches
+    return CommTerm("cp_kv_allgather", seconds,
+                    cp_volume_bytes(tokens, kv_dim, act_bytes / tp, cp, layers_per_stage) * micro_batches)
+
+
+def pp_term(act_bytes_per_mb: float, pp: int, link: Link, micro_batches: int) -> CommTerm:
+    """Pipeline point-to-point traffic of a 1F1B schedule: 2 (m + p - 2) sends (activations forward, their
+    gradients backward) of one micro-batch's stage output on the critical path."""
+    if pp <= 1:
+        return CommTerm("pp_p2p", 0.0, 0.0)
+    sends = 2.0 * (micro_batches + pp - 2)
+    return CommTerm("pp_p2p", sends * (act_bytes_per_mb / link.bandwidth_bytes_per_s + link.latency_s),
+                    sends * act_bytes_per_mb)
+
+
+def ep_term(tokens: float, top_k: int, hidden: int, act_bytes: float, ep: int, link: Link, moe_layers: float,
+            micro_batches: int, split: int = 1) -> CommTerm:
+    """Expert parallelism: 4 all-to-alls (dispatch and combine, forward and backward) of tokens x k x hidden
+    activations per MoE layer per micro-batch; ``split``: the tensor x context parallel ways the tokens are
+    divided over."""
+    seconds = 4.0 * moe_layers * alltoall_s(tokens * top_k * hidden * act_bytes / split, ep, link) * micro_batches
+    return CommTerm("ep_alltoall", seconds,
+                    ep_volume_bytes(tokens / split, top_k, hidden, act_bytes, ep, moe_layers) * micro_batches)
+
+
+DP_TERMS = frozenset({"dp_grad_allreduce", "dp_grad_reduce_scatter", "dp_param_allgather", "fsdp_param_allgather"})
+
+
+def exposed_comm_s(comm: CommBreakdown, backward_s: float, dp_overlap: float) -> float:
+    """Communication left on the critical path: data-parallel collectives overlap the backward pass (PyTorch
+    DDP gradient buckets, FSDP prefetch; Li et al. 2020) up to a fraction ``dp_overlap`` of themselves and of
+    the backward time, whichever hides less; tensor-, context-, pipeline- and expert-parallel collectives sit
+    between dependent kernels and are not overlapped (Megatron's default):
+
+        exposed = max(dp - overlap x backward, dp x (1 - overlap)) + other collectives"""
+    dp = sum(t.seconds for t in comm.terms if t.name in DP_TERMS)
+    exposed_dp = max(dp - dp_overlap * backward_s, dp * (1.0 - dp_overlap))
+    return exposed_dp + sum(t.seconds for t in comm.terms if t.name not in DP_TERMS)
