@@ -61,7 +61,7 @@ SCHEMA = {
     "layout.grad_checkpointing": "none | full | selective | partial:<what>, null if not stated",
     "global_batch": "samples (sequences) per optimizer step",
     "seq": "tokens per sample",
-    "precision": "bf16 | fp16 | fp8 (per-tensor/current scaling) | fp8-rowwise | mxfp8 | nvfp4 (matmul precision)",
+    "precision": "bf16 | fp16 | 16bit-mixed (fp16 or bf16, source does not say) | fp8 (per-tensor/current scaling) | fp8-rowwise | mxfp8 | nvfp4 (matmul precision)",
     "framework": "training software (llm-foundry, megatron-lm, nemo, megatron-bridge, torchtitan, megatron-deepspeed)",
     "attention_kernel": "attention implementation if stated, else null",
     "other_settings": "list of other stated settings (torch.compile, overlap flags, FSDP mixed-precision mode...)",
@@ -378,18 +378,20 @@ def megatron_bridge(raw: Path):
 # Megatron-LM README tables (published as images): transcribed by hand
 # --------------------------------------------------------------------------------------------
 # images/cases_april2021.png (commit 50a4b5f, 2021-04-08) = Narayanan et al. 2021 Table 1 numbers:
-# (label, hidden, layers, params_B, model_parallel_size, gpus, batch, tflops_per_gpu, pct_peak, aggregate_pflops)
+# (label, heads, hidden, layers, params_B, model_parallel_size, gpus, batch, tflops_per_gpu, pct_peak, aggregate_pflops)
+# heads are not in the README image: they are the paper's Table 1 column as transcribed in third-party paper notes
+# (every other column of that transcription equals the image).
 MEG2021 = [
-    ("1.7B", 2304, 24, 1.7, 1, 32, 512, 137, 44, 4.4),
-    ("3.6B", 3072, 30, 3.6, 2, 64, 512, 138, 44, 8.8),
-    ("7.5B", 4096, 36, 7.5, 4, 128, 512, 142, 46, 18.2),
-    ("18B", 6144, 40, 18.4, 8, 256, 1024, 135, 43, 34.6),
-    ("39B", 8192, 48, 39.1, 16, 512, 1536, 138, 44, 70.8),
-    ("76B", 10240, 60, 76.1, 32, 1024, 1792, 140, 45, 143.8),
-    ("145B", 12288, 80, 145.6, 64, 1536, 2304, 148, 47, 227.1),
-    ("310B", 16384, 96, 310.1, 128, 1920, 2160, 155, 50, 297.4),
-    ("530B", 20480, 105, 529.6, 280, 2520, 2520, 163, 52, 410.2),
-    ("1T", 25600, 128, 1008.0, 512, 3072, 3072, 163, 52, 502.0),
+    ("1.7B", 24, 2304, 24, 1.7, 1, 32, 512, 137, 44, 4.4),
+    ("3.6B", 32, 3072, 30, 3.6, 2, 64, 512, 138, 44, 8.8),
+    ("7.5B", 32, 4096, 36, 7.5, 4, 128, 512, 142, 46, 18.2),
+    ("18B", 48, 6144, 40, 18.4, 8, 256, 1024, 135, 43, 34.6),
+    ("39B", 64, 8192, 48, 39.1, 16, 512, 1536, 138, 44, 70.8),
+    ("76B", 80, 10240, 60, 76.1, 32, 1024, 1792, 140, 45, 143.8),
+    ("145B", 96, 12288, 80, 145.6, 64, 1536, 2304, 148, 47, 227.1),
+    ("310B", 128, 16384, 96, 310.1, 128, 1920, 2160, 155, 50, 297.4),
+    ("530B", 128, 20480, 105, 529.6, 280, 2520, 2520, 163, 52, 410.2),
+    ("1T", 160, 25600, 128, 1008.0, 512, 3072, 3072, 163, 52, 502.0),
 ]
 # images/model_table.png (commit f2e5db4, 2024-07-15), H100 weak scaling:
 # (label, heads, hidden, layers, tp, pp, dp, gpus, batch, tflops_per_gpu, mfu_pct, aggregate_pflops)
@@ -408,28 +410,28 @@ MEG2024 = [
 
 def megatron_readme():
     runs = []
-    for label, h, L, pb, mp, gpus, batch, tfl, pct, agg in MEG2021:
+    for label, heads, h, L, pb, mp, gpus, batch, tfl, pct, agg in MEG2021:
         tp, pp = (mp, 1) if mp <= 8 else (8, mp // 8)
         runs.append(run(
-            id=f"megatron2021-a100-gpt{label.lower()}-g{gpus}-tp{tp}pp{pp}-b{batch}", source_key="megatron-lm-readme",
+            id=f"megatron2021-a100-gpt{label.lower()}-g{gpus}-tp{tp}pp{pp}-b{batch}", source_key="narayanan2021",
             source={"title": "NVIDIA Megatron-LM README, 'Training Speed and Scalability' table (numbers of Narayanan et al. 2021, "
                              "'Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM', Table 1)",
                     "url": "https://github.com/NVIDIA/Megatron-LM/blob/50a4b5fa0280a160cc1b03a1c15faddbc1b1da9a/images/cases_april2021.png",
                     "table": "README image images/cases_april2021.png (= arXiv 2104.04473 Table 1)",
                     "date": "commit 50a4b5f (2021-04-08); paper arXiv 2104.04473 (2021-04-09)"},
             model={"name": f"GPT {label}",
-                   "config": {"model_type": "gpt2", "n_embd": h, "n_layer": L, "n_head": None, "n_inner": 4 * h,
+                   "config": {"model_type": "gpt2", "n_embd": h, "n_layer": L, "n_head": heads, "n_inner": 4 * h,
                               "vocab_size": 51200, "n_positions": 2048, "activation_function": "gelu"},
                    "params_published": int(round(pb * 1e9)),
                    "arch_notes": ("GPT-2/3-style Megatron GPT (learned positions, tied embeddings, biases, GeLU 4h MLP); "
                                   "vocab 51,200 and seq 2048 per the README text. The attention-head count is not in the "
-                                  "README image: n_head is null (costmodel's importer then uses its default, 12); heads "
-                                  "change neither parameters nor the published FLOP count.")},
+                                  "README image; it is the paper's Table 1 column as transcribed in third-party notes "
+                                  "(heads change neither parameters nor the published FLOP count).")},
             hardware={"id": "a100-sxm-80gb", "num_gpus": gpus, "gpus_per_node": 8,
                       "interconnect": "Selene (DGX A100 nodes, 8x 80GB A100 each, per the README)", "hardware_notes": None},
             layout={"dp": gpus // mp, "tp": tp, "pp": pp, "cp": 1, "ep": 1, "vp": None, "sharding": "none",
                     "micro_batch": None, "grad_checkpointing": "full"},
-            global_batch=batch, seq=2048, precision="fp16", framework="megatron-lm",
+            global_batch=batch, seq=2048, precision="16bit-mixed", framework="megatron-lm",
             other_settings=["interleaved pipeline schedule / micro-batch size per model not in the README table"],
             published={"hardware_tflops_per_gpu": tfl, "aggregate_pflops": agg, "hfu": pct / 100,
                        "metric_definition": (
@@ -445,7 +447,7 @@ def megatron_readme():
     for label, heads, h, L, tp, pp, dp, gpus, batch, tfl, mfu, agg in MEG2024:
         ffn = round(8 * h / 3)
         runs.append(run(
-            id=f"megatron2024-h100-gpt{label.lower()}-g{gpus}-tp{tp}pp{pp}-b{batch}", source_key="megatron-lm-readme",
+            id=f"megatron2024-h100-gpt{label.lower()}-g{gpus}-tp{tp}pp{pp}-b{batch}", source_key="megatron-lm-h100-2024",
             source={"title": "NVIDIA Megatron-LM README, 'Training Speed and Scalability' H100 weak-scaling table",
                     "url": "https://github.com/NVIDIA/Megatron-LM/blob/f2e5db402c44ae309aa6448bcb4ae87e8ae0f5f4/images/model_table.png",
                     "table": "README image images/model_table.png",
@@ -478,6 +480,91 @@ def megatron_readme():
             notes=("Precision and micro-batch are not stated; bf16 is inferred from MFU = TFLOP/s / 989.5 (the dense BF16 "
                    "peak). '--overlap-param-gather' implies Megatron's distributed optimizer (ZeRO-1). Measured end-to-end."),
         ))
+    return runs
+
+
+# Narayanan et al. 2021 Table 2 (PTD-P rows; ZeRO-3 rows skipped: their model-parallel column is ambiguous)
+# (params_B, heads, hidden, layers, model_parallel_size, batch, gpus, micro_batch, tflops_per_gpu)
+NARAYANAN_T2 = [
+    (174.6, 96, 12288, 96, 96, 1536, 384, 1, 153), (174.6, 96, 12288, 96, 96, 1536, 768, 1, 149),
+    (174.6, 96, 12288, 96, 96, 1536, 1536, 1, 141),
+    (529.6, 128, 20480, 105, 280, 2240, 560, 1, 171), (529.6, 128, 20480, 105, 280, 2240, 1120, 1, 167),
+    (529.6, 128, 20480, 105, 280, 2240, 2240, 1, 159),
+]
+# Korthikanti et al. 2022: Table 3 (configs) + Table 5 (iteration time, full recompute vs present work; MFU/HFU of
+# present work). MFU/HFU also in the Megatron-LM README (commit 2e90a34, 2022-05-19).
+# (label, heads, hidden, layers, tp, pp, gpus, global_batch, micro_batch, t_full_s, t_present_s, mfu_pct, hfu_pct, vp)
+KORTHIKANTI = [
+    ("22B", 64, 6144, 48, 8, 1, 8, 4, 4, 1.42, 1.10, 41.5, 43.7, None),
+    ("175B", 96, 12288, 96, 8, 8, 64, 64, 1, 18.13, 13.75, 51.4, 52.8, 3),
+    ("530B", 128, 20480, 105, 8, 35, 280, 280, 1, 49.05, 37.83, 56.0, 57.0, 3),
+    ("1T", 160, 25600, 128, 8, 64, 512, 512, 1, 94.42, 71.49, 56.3, 57.0, None),
+]
+SECONDARY = ("Values read from a Markdown transcription of the paper's table in third-party paper notes on GitHub (the PDF "
+             "itself was not readable here); the transcription's Table 1 agrees digit for digit with the Megatron-LM README image.")
+
+
+def megatron_papers():
+    runs = []
+    for pb, heads, h, L, mp, batch, gpus, mb, tfl in NARAYANAN_T2:
+        tp, pp = 8, mp // 8
+        runs.append(run(
+            id=f"narayanan2021-t2-a100-gpt{int(round(pb))}b-g{gpus}-tp{tp}pp{pp}-b{batch}", source_key="narayanan2021",
+            source={"title": "Narayanan et al. 2021, Efficient Large-Scale Language Model Training on GPU Clusters Using Megatron-LM (SC21)",
+                    "url": "https://arxiv.org/abs/2104.04473", "table": "Table 2 (PTD-P rows; comparison with ZeRO-3)",
+                    "date": "2021-04 (arXiv v1), SC21"},
+            model={"name": f"GPT {pb}B",
+                   "config": {"model_type": "gpt2", "n_embd": h, "n_layer": L, "n_head": heads, "n_inner": 4 * h,
+                              "vocab_size": 51200, "n_positions": 2048, "activation_function": "gelu"},
+                   "params_published": int(round(pb * 1e9)),
+                   "arch_notes": "Megatron GPT (learned positions, tied embeddings, biases, GeLU 4h MLP), V = 51,200, s = 2048."},
+            hardware={"id": "a100-sxm-80gb", "num_gpus": gpus, "gpus_per_node": 8,
+                      "interconnect": "Selene: 8x 200 Gb/s HDR InfiniBand per node (paper Sec. 5)", "hardware_notes": None},
+            layout={"dp": gpus // mp, "tp": tp, "pp": pp, "cp": 1, "ep": 1, "vp": None, "sharding": "none",
+                    "micro_batch": mb, "grad_checkpointing": "full"},
+            global_batch=batch, seq=2048, precision="16bit-mixed", framework="megatron-lm",
+            other_settings=["PTD-P (tensor + pipeline + data parallelism)"],
+            published={"hardware_tflops_per_gpu": tfl,
+                       "metric_definition": ("Same FLOP count as Table 1: 96*B*s*l*h^2*(1 + s/(6h) + V/(16*l*h)) per "
+                                             "iteration, i.e. including the recompute forward (hardware FLOPs).")},
+            derived={"method": "megatron2021_tflops"},
+            notes=("Table 2 gives only the model-parallel size (96 / 280); TP = 8, PP = MP/8 follows the paper's rule "
+                   "(tensor parallelism up to the 8 GPUs of a node, as the Megatron-LM README states for its table). "
+                   "Interleaving not stated for this table. " + SECONDARY),
+        ))
+    for label, heads, h, L, tp, pp, gpus, gbs, mb, t_full, t_sel, mfu, hfu, vp in KORTHIKANTI:
+        for mode, t in (("full", t_full), ("selective", t_sel)):
+            pub = {"step_time_s": t,
+                   "metric_definition": ("Table 5 'iteration time' (seconds per global batch, data parallel size 1). MFU = "
+                                         "72*B*s*l*h^2*(1 + s/(6h) + V/(12*l*h)) / (step time * GPUs * 312e12) (model FLOPs, no "
+                                         "recompute); HFU adds the recomputed FLOPs (selective recompute: attention "
+                                         "score/softmax part only).")}
+            if mode == "selective":
+                pub.update(mfu=mfu / 100, hfu=hfu / 100)
+            runs.append(run(
+                id=f"korthikanti2022-a100-gpt{label.lower()}-g{gpus}-tp{tp}pp{pp}-{mode}-recompute",
+                source_key="korthikanti2022",
+                source={"title": "Korthikanti et al. 2022, Reducing Activation Recomputation in Large Transformer Models (MLSys 2023)",
+                        "url": "https://arxiv.org/abs/2205.05198",
+                        "table": "Table 3 (configurations) and Table 5 (end-to-end iteration time"
+                                 + (", MFU, HFU" if mode == "selective" else "") + "); MFU/HFU also in the Megatron-LM README",
+                        "date": "2022-05-10 (arXiv); Megatron-LM README table at commit 2e90a34 (2022-05-19)"},
+                model={"name": f"GPT {label}",
+                       "config": {"model_type": "gpt2", "n_embd": h, "n_layer": L, "n_head": heads, "n_inner": 4 * h,
+                                  "vocab_size": 51200, "n_positions": 2048, "activation_function": "gelu"},
+                       "params_published": None,
+                       "arch_notes": "GPT-3-style Megatron GPT (learned positions, tied embeddings, GeLU 4h MLP), V = 51,200, s = 2048."},
+                hardware={"id": "a100-sxm-80gb", "num_gpus": gpus, "gpus_per_node": 8, "interconnect": None,
+                          "hardware_notes": None},
+                layout={"dp": gpus // (tp * pp), "tp": tp, "pp": pp, "cp": 1, "ep": 1, "vp": vp, "sharding": "none",
+                        "micro_batch": mb, "grad_checkpointing": mode},
+                global_batch=gbs, seq=2048, precision="16bit-mixed", framework="megatron-lm",
+                other_settings=(["sequence parallelism", "selective activation recomputation"] if mode == "selective"
+                                else ["full activation recomputation (baseline)"])
+                + ([f"interleaved pipeline, {vp} stages per rank"] if vp else []),
+                published=pub, derived={"method": "samples_per_step_time"},
+                notes=("Data-parallel size 1 (the README: 'measured using a data parallel size of one'). " + SECONDARY),
+            ))
     return runs
 
 
@@ -636,7 +723,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", type=Path, required=True, help="folder with the source files named in RAW_FILES")
     args = ap.parse_args()
-    runs = (llm_foundry(args.raw) + nemo(args.raw) + megatron_bridge(args.raw) + megatron_readme()
+    runs = (llm_foundry(args.raw) + nemo(args.raw) + megatron_bridge(args.raw) + megatron_readme() + megatron_papers()
             + torchtitan(args.raw) + bloom())
     data = {"schema": SCHEMA, "runs": runs}
     OUT.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

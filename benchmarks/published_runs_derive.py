@@ -14,6 +14,10 @@ tokens_per_s_over_gpus
     T/s/GPU column is the same number truncated to an integer).
 samples_per_s_times_seq
     samples/s x sequence length / GPUs (BLOOM log line).
+samples_per_step_time
+    global batch x sequence length / step time / GPUs (Korthikanti et al. 2022 Table 5).
+megatron2021_tflops
+    As megatron2021_aggregate, from the per-GPU TFLOP/s (Narayanan et al. Table 2 prints no aggregate).
 megatron2021_aggregate
     Narayanan et al. 2021 count F = 96 B s l h^2 (1 + s/6h + V/16lh) FLOPs per iteration
     (forward + backward + one recompute forward; logits counted fwd+bwd only), so per token
@@ -69,6 +73,15 @@ def derive(run: dict) -> tuple[float, str]:
     if method == "samples_per_s_times_seq":
         v = pub["samples_per_s"] * seq / gpus
         return v, f"samples/s {pub['samples_per_s']} x seq {seq} / {gpus} GPUs"
+    if method == "samples_per_step_time":
+        v = run["global_batch"] * seq / pub["step_time_s"] / gpus
+        return v, f"global batch {run['global_batch']} x seq {seq} / step {pub['step_time_s']} s / {gpus} GPUs"
+    if method == "megatron2021_tflops":
+        L, h, V = shape(run)
+        f = megatron2021_flops_per_token(L, h, V, seq)
+        v = pub["hardware_tflops_per_gpu"] * 1e12 / f
+        return v, (f"{pub['hardware_tflops_per_gpu']} TFLOP/s x 1e12 / "
+                   f"[96*l*h^2*(1 + s/(6h) + V/(16*l*h)) with l={L}, h={h}, s={seq}, V={V} = {f:.6e} FLOP/token]")
     if method == "megatron2021_aggregate":
         L, h, V = shape(run)
         f = megatron2021_flops_per_token(L, h, V, seq)
