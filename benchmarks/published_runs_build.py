@@ -178,7 +178,7 @@ def llm_foundry(raw: Path):
                                   "LayerNorm with bias, GELU) make it a GPT-2-style model with learned positions of length "
                                   "max_seq_len: NumParams in the table matches this gpt2 config exactly (it grows with SeqLen "
                                   "by d_model x seq). Not the ALiBi/no-bias configuration of the released MPT checkpoints.")},
-            hardware={"id": hw, "num_gpus": gpus, "gpus_per_node": 8 if gpus >= 8 else None, "interconnect": ic,
+            hardware={"id": hw, "num_gpus": gpus, "gpus_per_node": None, "interconnect": ic,
                       "hardware_notes": None},
             layout={"dp": gpus, "tp": 1, "pp": 1, "cp": 1, "ep": 1, "vp": None,
                     "sharding": {"FULL_SHARD": "fsdp_full_shard", "SHARD_GRAD_OP": "zero2"}[shard],
