@@ -30,6 +30,8 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 HARDWARE_DIR = ASSETS_DIR / "hardware"
 ENV_DIRS = "COSTMODEL_HARDWARE_DIR"
 
+# kind picks the default efficiency and whether a CUDA-context overhead is counted (only "cpu" differs): Apple
+# M-series GPUs (PyTorch MPS, eager) and Intel Gaudi (HPU, eager) are "gpu" records
 KINDS = ("gpu", "tpu", "cpu")
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
 # A dtype the device lacks runs at the next wider level it has: fp4 -> fp8 -> bf16/fp16; fp8/int8 -> bf16/fp16 (the
