@@ -3,7 +3,15 @@ user files given by path or placed in folders named by ``COSTMODEL_HARDWARE_DIR`
 file whose id matches a catalog id replaces that entry). Files are read on first use, never at import.
 
 Units are in the key names and are base units: bytes, FLOP/s, bytes/s, watts. ``peak_flops_per_s`` holds
-dense (no 2:4 sparsity) peaks per dtype; see ``Hardware.peak_flops`` for what a missing dtype runs at."""
+dense (no 2:4 sparsity) peaks per dtype; see ``Hardware.peak_flops`` for what a missing dtype runs at.
+
+``fp4`` is the 4-bit float tensor-core rate (NVIDIA Blackwell NVFP4/MXFP4, AMD CDNA 4 MXFP4: E2M1 values with a
+shared block scale). A device without it runs fp4 at its fp8 rate, else the faster of bf16/fp16, else fp32.
+
+``nvlink_domain_gpus`` (optional, default ``gpus_per_node``) is how many devices share the scale-up fabric whose
+per-direction bandwidth is ``intra_node_bandwidth_bytes_per_s`` (NVLink/NVSwitch, Infinity Fabric). It is the node
+for an HGX/DGX board (8), but a GB200/GB300 NVL72 rack joins 72 GPUs in one NVLink domain while a compute tray
+("node": one host OS) holds 4. It must be at least ``gpus_per_node``."""
 
 from __future__ import annotations
 
@@ -24,11 +32,13 @@ ENV_DIRS = "COSTMODEL_HARDWARE_DIR"
 # The device every command, page and API call uses when none is named (one home for this rule).
 DEFAULT_HARDWARE = "h100-sxm-80gb"
 
+# kind picks the default efficiency and whether a CUDA-context overhead is counted (only "cpu" differs): Apple
+# M-series GPUs (PyTorch MPS, eager) and Intel Gaudi (HPU, eager) are "gpu" records
 KINDS = ("gpu", "tpu", "cpu")
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-# A dtype the device lacks runs at the next wider level it has: fp8/int8 -> bf16/fp16 (the faster of the two
-# the device lists) -> fp32; tf32 -> fp32. bf16 and fp16 fall straight to fp32: a device without bf16 (V100,
-# T4) does not run it on its fp16 units, and one without fp16 (TPU) computes it in fp32.
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
+# A dtype the device lacks runs at the next wider level it has: fp4 -> fp8 -> bf16/fp16; fp8/int8 -> bf16/fp16 (the
+# faster of the two the device lists) -> fp32; tf32 -> fp32. bf16 and fp16 fall straight to fp32: a device without bf16
+# (V100, T4) does not run it on its fp16 units, and one without fp16 (TPU) computes it in fp32.
 FALLBACK: dict[str, tuple[tuple[str, ...], ...]] = {
     "fp32": (),
     "tf32": (("fp32",),),
@@ -36,10 +46,12 @@ FALLBACK: dict[str, tuple[tuple[str, ...], ...]] = {
     "fp16": (("fp32",),),
     "fp8": (("bf16", "fp16"), ("fp32",)),
     "int8": (("bf16", "fp16"), ("fp32",)),
+    "fp4": (("fp8",), ("bf16", "fp16"), ("fp32",)),
 }
 # torch / numpy spellings accepted by Hardware.peak_flops
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "tensorfloat32": "tf32", "bfloat16": "bf16",
-                 "float16": "fp16", "half": "fp16", "float8": "fp8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}
+                 "float16": "fp16", "half": "fp16", "float8": "fp8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8",
+                 "float4": "fp4", "float4_e2m1fn_x2": "fp4", "nvfp4": "fp4", "mxfp4": "fp4"}
 
 _STRINGS = ("id", "name", "vendor", "kind", "source")
 _POSITIVE = ("memory_bytes", "memory_bandwidth_bytes_per_s", "tdp_w", "intra_node_bandwidth_bytes_per_s",
@@ -48,7 +60,7 @@ _UNITS = {"memory_bytes": "bytes", "memory_bandwidth_bytes_per_s": "bytes/s", "t
           "intra_node_bandwidth_bytes_per_s": "bytes/s", "inter_node_bandwidth_bytes_per_s": "bytes/s"}
 REQUIRED = (*_STRINGS, "memory_bytes", "memory_bandwidth_bytes_per_s", "peak_flops_per_s", "tdp_w", "idle_w",
             "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "gpus_per_node")
-OPTIONAL = ("release_year", "notes", "sparse_2_4_speedup")
+OPTIONAL = ("release_year", "notes", "sparse_2_4_speedup", "nvlink_domain_gpus")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -74,15 +86,20 @@ class Hardware:
     notes: str = ""
     # how much faster matmuls run with 2:4 structured-sparse weights (sparse tensor cores): 1.0 = no support
     sparse_2_4_speedup: float = 1.0
+    # devices sharing the intra_node (NVLink) fabric; 0 = not given, taken as gpus_per_node
+    nvlink_domain_gpus: int = 0
 
     def __post_init__(self):
         # read-only view: records come from a shared cache, so a caller must not be able to edit one in place
         object.__setattr__(self, "peak_flops_per_s", MappingProxyType(dict(self.peak_flops_per_s)))
+        if not self.nvlink_domain_gpus:
+            object.__setattr__(self, "nvlink_domain_gpus", self.gpus_per_node)
 
     def peak_flops(self, dtype: str) -> float:
-        """Dense peak FLOP/s for ``dtype`` (fp32, tf32, bf16, fp16, fp8, int8, or a torch spelling such as
+        """Dense peak FLOP/s for ``dtype`` (fp32, tf32, bf16, fp16, fp8, int8, fp4, or a torch spelling such as
         ``bfloat16``). A dtype the device lacks falls back to the next wider one it has: tf32 -> fp32;
-        fp8/int8 -> the faster of bf16/fp16, else fp32; bf16/fp16 -> fp32."""
+        fp4 -> fp8, else the faster of bf16/fp16, else fp32; fp8/int8 -> the faster of bf16/fp16, else fp32;
+        bf16/fp16 -> fp32."""
         key = str(dtype).strip().lower().replace("torch.", "")
         key = DTYPE_ALIASES.get(key, key)
         if key not in FALLBACK:
@@ -151,6 +168,10 @@ def hardware_from_dict(data: dict, origin: str = "hardware") -> Hardware:
         raise InputError("hardware.release_year", f"must be a year such as 2022{where}, got {year!r}")
     if not isinstance(data.get("notes", ""), str):
         raise InputError("hardware.notes", f"must be a string{where}")
+    nd = data.get("nvlink_domain_gpus", n)
+    if isinstance(nd, bool) or not isinstance(nd, int) or nd < n:
+        raise InputError("hardware.nvlink_domain_gpus", f"must be a whole number >= gpus_per_node ({n}): the devices "
+                                                        f"sharing the NVLink/scale-up fabric{where}, got {nd!r}")
     sp = data.get("sparse_2_4_speedup", 1.0)
     if _bad_number(sp) or not 1.0 <= sp <= 4.0:
         raise InputError("hardware.sparse_2_4_speedup", f"must be a number from 1 (no sparse tensor cores) to 4{where}, "
