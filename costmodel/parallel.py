@@ -108,8 +108,8 @@ def n_layers(spec) -> int:
 
 def group_link(hw, inner: int, size: int) -> Link:
     """The link of a communication group of ``size`` devices whose members are ``inner`` devices apart: it
-    stays on the node's NVLink/ICI if inner x size <= devices per node, else it crosses the network."""
-    if inner * size <= max(hw.gpus_per_node, 1):
+    stays on NVLink/ICI if inner x size <= the NVLink domain (8 on an HGX node, 72 on a GB200 NVL72 rack), else it crosses the network."""
+    if inner * size <= max(hw.nvlink_domain_gpus, 1):
         return Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
     return Link(hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S)
 

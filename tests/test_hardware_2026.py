@@ -7,7 +7,7 @@ import math
 import pytest
 
 import costmodel
-from costmodel import costs
+from costmodel import costs, prices
 from costmodel.catalog import (DTYPES, FALLBACK, HARDWARE_DIR, Hardware, hardware_from_dict, list_hardware,
                                load_hardware)
 from costmodel.errors import InputError
@@ -129,7 +129,7 @@ def test_new_records_say_what_is_approximate():
 @pytest.mark.parametrize("hw_id", NEW_IDS)
 def test_every_new_device_runs_an_estimate(hw_id):
     est = costmodel.estimate("gpt2", hardware=hw_id, task="train", batch=1, seq=256)
-    assert est.time_s["step"] > 0 and math.isfinite(est.time_s["step"])
+    assert est.time_s.step_s > 0 and math.isfinite(est.time_s.step_s)
     assert est.memory_bytes.fits
 
 
@@ -213,7 +213,7 @@ def test_every_catalog_file_states_its_nvlink_domain():
 
 
 def _new_records():
-    return [r for r in costs.list_prices() if r.hardware in NEW_IDS]
+    return [r for r in prices.list_prices() if r.hardware in NEW_IDS]
 
 
 def test_every_new_price_record_loads_and_cites_a_source():
@@ -222,12 +222,12 @@ def test_every_new_price_record_loads_and_cites_a_source():
     for r in recs:
         assert r.source.strip() and r.date[:4] in ("2024", "2025", "2026") and r.notes.strip(), r
         assert r.usd_per_gpu_hour > 0
-        again = costs.price_per_gpu_hour(r.hardware, r.provider, r.tier)
+        again = prices.price_per_gpu_hour(r.hardware, r.provider, r.tier)
         assert again == r
 
 
 def test_new_prices_by_hand():
-    gp = costs.price_per_gpu_hour
+    gp = prices.price_per_gpu_hour
     # Google's Trillium GA announcement (2024-12): from $2.70, $1.89 (1 year), $1.22 (3 years) per chip-hour
     assert [gp("tpu-v6e", "gcp", t).usd_per_gpu_hour for t in ("on-demand", "reserved-1y", "reserved-3y")] == [
         2.70, 1.89, 1.22]
@@ -246,9 +246,9 @@ def test_new_prices_by_hand():
 @pytest.mark.parametrize("hw_id", ["b300-sxm-270gb", "h20-96gb", "h800-sxm-80gb", "mi355x-288gb", "gaudi3-128gb",
                                    "tpu7x"])
 def test_devices_without_a_published_price_have_none(hw_id):
-    assert costs.list_prices(hardware=hw_id) == []
+    assert prices.list_prices(hardware=hw_id) == []
     with pytest.raises(InputError):
-        costs.price_per_gpu_hour(hw_id)
+        prices.price_per_gpu_hour(hw_id)
 
 
 def test_purchase_tier_adds_energy_for_apple():
