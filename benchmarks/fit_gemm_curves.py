@@ -293,7 +293,7 @@ def main():
           f"{rb['median_abs_rel_err']:.0%} / {rb['p90_abs_rel_err']:.0%} | "
           f"{rc['median_abs_rel_err']:.0%} / {rc['p90_abs_rel_err']:.0%} |")
         records.append({
-            "hardware_id": hw_id, "system": d.system, "dtype": dtype, **{k: round(v, 6) for k, v in pd.items()},
+            "hardware_id": hw_id, "system": d.system, "dtype": dtype, **{k: float(f"{v:.6g}") for k, v in pd.items()},
             "peak_flops_per_s": d.peak, "peak_source": d.peak_source, "memory_bandwidth_bytes_per_s": d.bw,
             "source": {"package": "aiconfigurator-core", "package_version": mt.package_version(),
                        "table": f"systems/data/{d.system}/gemm/{d.backend}/{version}/gemm_perf.parquet",
@@ -354,7 +354,7 @@ def main():
                "worst_device_median_abs_rel_err": round(max(v["median_abs_rel_err"] for v in per_dev.values()), 4)}
         p(f"| **{dtype}** | **all (final)** | {pdx['e_max']:.3f} | {pdx['t0_s'] * 1e6:.2f} | {pdx['d_half']:.0f} | "
           f"{pdx['gamma']:.2f} | {pdx['m_tile']:.0f} | pooled {unc['median_abs_rel_err']:.0%} / {unc['p90_abs_rel_err']:.0%} | | |")
-        generic.append({"dtype": dtype, **{k: round(v, 6) for k, v in pdx.items()},
+        generic.append({"dtype": dtype, **{k: float(f"{v:.6g}") for k, v in pdx.items()},
                         "fitted_on": [h for h, _ in pool],
                         "source": {"package": "aiconfigurator-core", "package_version": mt.package_version(),
                                    "tables": [f"systems/data/{d.system}/gemm/{d.backend}/{d.path.parent.name}/"
