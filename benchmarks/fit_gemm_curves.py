@@ -396,7 +396,7 @@ def main():
         s = err_stats(np.concatenate(lrs))
         p(f"| {sysname} | nccl (all ops, dtypes, GPUs) | message_size | {s['points']} | {s['median_abs_rel_err']:.1%} | "
           f"{s['p90_abs_rel_err']:.1%} | {s['p99_abs_rel_err']:.1%} | {s['max_abs_rel_err']:.0%} |")
-    p("\nPooled over every device (gemm: bf16 and fp8 of all ten devices):\n")
+    p("\nPooled (gemm: bf16 and fp8 of every device with tables; attention and NCCL: H100, H200, B200):\n")
     p("| table | axis | points | median | p90 | p99 | max |")
     p("|---|---|---|---|---|---|---|")
     for (op, ax), lrs in pooled.items():
