@@ -4,7 +4,6 @@ The loader is pure Python and works without the measured extra; the tests that c
 with the measured tables read the parquet rows with pyarrow and skip without the extra."""
 
 import json
-import math
 import sys
 
 import pytest

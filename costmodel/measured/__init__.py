@@ -91,7 +91,8 @@ def system_for(hardware_id: str) -> Optional[str]:
 
 def tables_for(hardware_id: str, backend: str = "trtllm") -> Optional["MeasuredTables"]:
     """The measured tables of a device for one serving backend (trtllm, vllm, sglang), or None
-    where aiconfigurator ships no table for it. Cached: one object per (system, backend)."""
+    where aiconfigurator ships no table for it. Cached: one object per (system, backend), shared by
+    every id that maps to the system."""
     require()
     from .tables import BACKENDS
 
@@ -100,18 +101,18 @@ def tables_for(hardware_id: str, backend: str = "trtllm") -> Optional["MeasuredT
     system = system_for(hardware_id)
     if system is None:
         return None
-    return _tables(system, backend, str(hardware_id))
+    return _tables(system, backend)
 
 
 @functools.lru_cache(maxsize=None)
-def _tables(system: str, backend: str, hardware_id: str):
+def _tables(system: str, backend: str):
     from .tables import MeasuredTables, systems_dir
 
     data = systems_dir() / "data" / system
     if not data.is_dir() or not any(
             (data / fam / backend).is_dir() for fam in ("gemm", "attention", "moe", "mla")):
         return None
-    return MeasuredTables(system, backend, hardware_id)
+    return MeasuredTables(system, backend)
 
 
 def coverage() -> list[dict]:

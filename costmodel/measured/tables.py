@@ -195,9 +195,9 @@ def _provenance(system: str, backend_label: str, version: str, what: str, path: 
 
 def _build(path: Path, *, op: str, system: str, backend_label: str, what: str, key_cols: tuple[str, ...],
            axis_cols: tuple[str, ...], up_power: tuple, down_power: Optional[tuple] = None, fill_axis=0,
-           defaults: Optional[dict] = None, kernel_in_key: bool = False) -> OpTable:
-    """Group rows by ``key_cols`` (+ kernel source); per key keep the kernel source with the most rows
-    unless ``kernel_in_key``; build one LogGrid per key over ``axis_cols``."""
+           defaults: Optional[dict] = None) -> OpTable:
+    """Group rows by ``key_cols`` (+ kernel source); per key keep the kernel source with the most rows;
+    build one LogGrid per key over ``axis_cols``."""
     defaults = dict(defaults or {})
     defaults.setdefault("kernel_source", "default")
     defaults.setdefault("device", "")
@@ -211,7 +211,7 @@ def _build(path: Path, *, op: str, system: str, backend_label: str, what: str, k
     # per discrete key, the kernel source with the most rows answers (one kernel a grid)
     chosen: dict = {}
     for key, rows in groups.items():
-        base = key if kernel_in_key else key[:-1]
+        base = key[:-1]
         if base not in chosen or len(rows) > len(groups[chosen[base]]):
             chosen[base] = key
     lat_s = np.asarray(cols["latency"], dtype=float) * MS_TO_S
@@ -274,12 +274,11 @@ class MeasuredTables:
     All times are seconds of device time of one kernel (or one fused op), no host overhead.
     """
 
-    def __init__(self, system: str, backend: str = "trtllm", hardware_id: str = ""):
+    def __init__(self, system: str, backend: str = "trtllm"):
         if backend not in BACKENDS:
             raise InputError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.system = system
         self.backend = backend
-        self.hardware_id = hardware_id or system
         self._lock = threading.Lock()
         self._ops: dict = {}
 
