@@ -39,6 +39,8 @@ HARDWARE_SYSTEMS = {
     "b200-sxm-192gb": "b200_sxm",
     "a100-sxm-80gb": "a100_sxm",
     "l40s-48gb": "l40s",
+    "b300-sxm-270gb": "b300_sxm",  # catalog id (270 GiB usable of 288 GB)
+    "gb200-nvl72-186gb": "gb200",  # catalog id
     "b300-sxm-288gb": "b300_sxm",
     "b300": "b300_sxm",
     "gb200": "gb200",
