@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode

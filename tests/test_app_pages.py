@@ -7,12 +7,10 @@ with the inputs the test put into the widgets, then formatted with the same disp
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import costmodel  # noqa: E402

@@ -33,7 +33,7 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COSTMODEL_DB": str(tmp / "scenarios.db"),
+    env = {**os.environ, "COSTMODEL_DB": str(tmp / "scenarios.db"),
            "COSTMODEL_PROFILER_DIR": str(tmp / "profiler")}
     # two saved scenarios for the Scenarios page
     sys.path.insert(0, str(ROOT))

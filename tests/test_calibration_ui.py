@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from known_efficiency import TRUTH, known_efficiency_records
+import support
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -36,13 +35,7 @@ def db(tmp_path, monkeypatch):
 
 
 def run_cli(*args, env_db=None):
-    import os
-
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if env_db:
-        env["COSTMODEL_DB"] = str(env_db)
-    return subprocess.run([sys.executable, "-m", "costmodel", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=300)
+    return support.run_cli(*args, env={"COSTMODEL_DB": str(env_db)} if env_db else None)
 
 
 def test_cli_calibrate_fits_stores_and_profile_uses_it(db, tmp_path):

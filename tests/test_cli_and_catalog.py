@@ -1,8 +1,6 @@
 """The CLI/JSON contract and the hardware catalog, as a user meets them."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,13 +8,12 @@ import pytest
 from costmodel.catalog import list_hardware, load_hardware
 from costmodel.cli import main
 from costmodel.errors import InputError
+from support import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "costmodel", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+
 
 
 def test_estimate_json_has_the_contract_keys():

@@ -74,7 +74,7 @@ def started(tmp_path_factory, store):
     handles = {name: start_profile(req, store=store, base_dir_path=tmp_path_factory.mktemp(name))
                for name, req in REQUESTS.items()}
     out_dir = tmp_path_factory.mktemp("records")
-    env = {**os.environ, runner_mod.DIR_ENV: str(tmp_path_factory.mktemp("cnn")), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, runner_mod.DIR_ENV: str(tmp_path_factory.mktemp("cnn"))}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cli = subprocess.Popen([sys.executable, "-m", "costmodel", *CNN_ARGS, "--out", str(out_dir)], cwd=root, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

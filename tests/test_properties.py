@@ -25,9 +25,7 @@ safe_json 400.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import json
 import math
 import re
@@ -38,13 +36,13 @@ from hypothesis import strategies as st
 
 import costmodel
 from costmodel.catalog import load_hardware
-from costmodel.cli import main
 from costmodel.errors import InputError
 from costmodel.estimator import estimate
 from costmodel.models import list_presets, load_model
 from costmodel.safe_json import parse_config_text
 from costmodel.scenario import validate_scenario
 from costmodel.workload import ATTENTION_IMPLS, OPTIMIZERS, PRECISIONS, SPARSITY_PATTERNS, TASKS, Workload
+from support import cli
 
 PRESETS = sorted(p.id for p in list_presets())
 HARDWARE = ["h100-sxm-80gb", "a100-sxm-40gb", "t4-16gb", "cpu-generic", "tpu-v5e", "mi300x-192gb"]
@@ -215,11 +213,7 @@ def _arg(valid):
     return st.one_of(valid, valid, valid, JUNK)
 
 
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
+_cli = cli
 
 
 def _check_error_line(rc: int, out: str, err: str) -> None:
@@ -373,17 +367,9 @@ def _transformers():
 PARALLEL_PRESETS = _transformers()
 
 
-def _needs_parallel():
-    try:
-        import costmodel.parallel  # noqa: F401
-    except ImportError:
-        pytest.skip("costmodel/parallel.py is not there yet")
-
-
 @settings(max_examples=200, **FAST)
 @given(data=st.data())
 def test_parallel_memory_never_grows_with_gpu_count(data):
-    _needs_parallel()
     base, mem, spec = _parallel_case(data)
     before = mem()
     growth = [{"dp": base["dp"] * 2}]
@@ -402,7 +388,6 @@ def test_parallel_memory_never_grows_with_gpu_count(data):
 @settings(max_examples=200, **FAST)
 @given(data=st.data())
 def test_parallel_memory_never_grows_with_zero_stage(data):
-    _needs_parallel()
     base, mem, _ = _parallel_case(data)
     before = mem()
     for z in range(base["zero"] + 1, 4):
@@ -414,7 +399,6 @@ def test_parallel_memory_never_grows_with_zero_stage(data):
 # ---- reproductions of bugs the tests above found (fixed; kept as regression tests) ----
 
 def test_zero3_with_one_gpu_adds_memory():
-    _needs_parallel()
     from costmodel.parallel import Layout, train_step
 
     spec, hw = spec_of("gpt2"), load_hardware("h100-sxm-80gb")
@@ -426,15 +410,20 @@ def test_zero3_with_one_gpu_adds_memory():
 
 @pytest.mark.parametrize("preset", ["mlp-mnist", "simple-cnn-28"])
 def test_parallel_non_transformer_families(preset):
-    _needs_parallel()
     from costmodel.parallel import Layout, train_step
 
     spec, hw = spec_of(preset), load_hardware("h100-sxm-80gb")
     est = estimate(spec, Workload(batch=8, seq=16, image_size=28), hw)
-    try:
-        train_step(spec, est, hw, Layout(dp=2), 1)
-    except InputError:
-        pass  # a clean rejection would also be fine
+    # data parallelism needs no heads or layer stack: 2 replicas hold the full model each and all-reduce the
+    # gradients (2 (n-1)/n = 1 x the gradient bytes per device over NVLink)
+    step = train_step(spec, est, hw, Layout(dp=2), 1, dp_overlap=0.0)
+    assert step.memory_bytes.weights == est.memory_bytes.weights
+    assert step.comm_s.seconds("dp_grad_allreduce") == pytest.approx(
+        est.memory_bytes.gradients / hw.intra_node_bandwidth_bytes_per_s + 2 * 5e-6)
+    # tensor parallelism is refused with the field named (no attention heads to split)
+    with pytest.raises(InputError) as err:
+        train_step(spec, est, hw, Layout(tp=2), 1)
+    assert err.value.field == "layout.tp"
 
 
 @pytest.mark.parametrize("fields", [{"dropout": []}, {"precision": {}}, {"lora_targets": None}, {"bitfit": "yes"}])

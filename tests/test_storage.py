@@ -20,6 +20,7 @@ import pytest
 from costmodel.errors import InputError
 from costmodel.scenario import validate_scenario
 from costmodel.storage import SCHEMA_VERSION, Store
+from support import cli
 
 GPT2 = {"name": "gpt2 small", "model": "gpt2", "workload": {"batch": 8, "seq": 1024, "precision": "fp32"}}
 
@@ -374,16 +375,7 @@ def test_export_import_round_trip(store):
 
 # ---- the CLI on the same database -----------------------------------------------------------------
 
-def _cli(argv):
-    import contextlib
-    import io
-
-    from costmodel.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
+_cli = cli  # costmodel.cli.main in this process: (status, stdout, stderr)
 
 
 def test_cli_scenarios(tmp_path):

@@ -6,18 +6,18 @@ import pytest
 import torch
 import transformers
 
-from costmodel.layers import Ctx
 from costmodel.models import get_preset, list_presets, load_model
 from costmodel.specs.hf import spec_from_hf_config
 from reference import counted_flops, param_count, saved_activation_bytes
+from support import make_ctx
 
 TRANSFORMER_PRESETS = [p.id for p in list_presets() if p.config.get("model_type") in
                        ("gpt2", "bert", "llama", "mistral", "mixtral")]
 
 
 def ctx(b=1, s=8, training=True, eager=False, sb=4, cb=4, autocast=False):
-    return Ctx(batch=b, seq=s, kv_len=s, image_size=0, training=training, stream_bytes=sb, compute_bytes=cb,
-               kv_bytes=2, autocast=autocast, eager_attention=eager, dropout=False)
+    return make_ctx(b, s, training=training, stream_bytes=sb, compute_bytes=cb, autocast=autocast,
+                    eager_attention=eager)
 
 
 def ledger_params(spec):

@@ -8,19 +8,19 @@ import torch
 import transformers
 
 from costmodel.errors import InputError
-from costmodel.layers import Ctx
 from costmodel.models import get_preset
 from costmodel.specs.hf import spec_from_hf_config
 from costmodel.specs.vision import CNNSpec, ResNetSpec, ViTSpec, build_torch_cnn, cnn_from_dict
 from reference import counted_flops, param_count, saved_activation_bytes
+from support import make_ctx
 
 HF_PRESETS = ["resnet-18", "resnet-50", "vit-b-16"]
 CNN_PRESETS = ["simple-cnn-28", "cifar-cnn"]
 
 
 def ctx(b=2, s=224, training=True, eager=False, sb=4, cb=4, autocast=False, dropout=False):
-    return Ctx(batch=b, seq=1, kv_len=1, image_size=s, training=training, stream_bytes=sb, compute_bytes=cb,
-               kv_bytes=2, autocast=autocast, eager_attention=eager, dropout=dropout)
+    return make_ctx(b, 1, image_size=s, training=training, stream_bytes=sb, compute_bytes=cb, autocast=autocast,
+                    eager_attention=eager, dropout=dropout)
 
 
 def total(rows, what):
