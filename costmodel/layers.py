@@ -76,7 +76,7 @@ class Layer:
     sequential_steps: int = 0  # dependent time steps a recurrent layer runs one after another
     traffic_bytes: float = 0.0  # forward inputs + outputs moved through memory; 0 = working_bytes
     saves_after_kernel: bool = False  # part of activation_bytes is saved after its kernel (a dropout mask on its output)
-    host_ops: float = 0.0  # Python-level torch calls per instance in eager mode; 0 = costmodel.perf.HOST_OPS[kind]
+    host_ops: float = 0.0  # Python-level torch calls per instance in eager mode; 0 = HOST_OPS[kind] (below)
 
 
 def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_input_bytes: float,
@@ -132,6 +132,27 @@ def elementwise(name: str, kind: str, *, saved_bytes: float, working_bytes: floa
     return Layer(name=name, kind=kind, count=count, block=block, module=name.rsplit(".", 1)[-1],
                  activation_bytes=saved_bytes, working_bytes=working_bytes, host_ops=host_ops,
                  traffic_bytes=traffic_bytes)
+
+
+# ---- eager-execution facts of the rows (read by the time model, costmodel/perf.py) ----------
+# Memory passes of an eager non-matmul row, relative to max(its inputs+outputs, what it saves).
+# They follow how the reference implementations are written (one kernel per Python op):
+# HF NewGELUActivation 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x**3))) runs ~8 elementwise kernels;
+# HF LlamaRMSNorm (to fp32, pow, mean, rsqrt, mul, cast, mul weight) ~5; HF's causal-LM loss
+# (upcast logits, log_softmax, nll) ~3; fused kernels (LayerNorm, BatchNorm, ReLU, SiLU*mul,
+# dropout, pooling) 1.
+EAGER_PASSES = {"gelu_new": 6.0, "rmsnorm": 4.0, "cross_entropy": 3.0}
+
+# Python-level torch calls per row instance in the eager reference implementations (each pays the
+# host overhead ``Efficiency.overhead_s``); kinds not listed make one call (nn.Linear, Conv2d,
+# BatchNorm2d, ReLU, LayerNorm, Embedding, Dropout, nn.GELU, pooling, a cuDNN RNN).
+# HF NewGELUActivation: pow, mul, add, mul, tanh, add, mul, mul = 8; HF LlamaRMSNorm: to(fp32), pow,
+# mean, add, rsqrt, mul, to(dtype), mul weight = 8; HF causal-LM loss: shift
+# (2 slices, 2 contiguous), view, float, cross_entropy = 7; torchvision's avgpool + flatten = 2.
+# Attention rows carry their own count (ATTENTION_HOST_OPS below); a gated MLP's
+# act(gate) * up row adds the multiply.
+HOST_OPS = {"gelu_new": 8.0, "rmsnorm": 8.0, "cross_entropy": 7.0,
+            "adaptive_avgpool2d": 2.0}
 
 
 # Python-level torch calls of one attention block in eager HF code, besides its projections:

@@ -26,7 +26,7 @@ import functools
 from dataclasses import asdict, dataclass, replace
 
 from .errors import InputError
-from .layers import Layer
+from .layers import EAGER_PASSES, HOST_OPS, Layer
 
 
 @dataclass(frozen=True)
@@ -138,26 +138,6 @@ class PassTime:
 # Kinds run by cuDNN: PyTorch lets cuDNN use TF32 for fp32 convolutions and RNNs by default
 # (torch.backends.cudnn.allow_tf32 = True), unlike fp32 matmuls (torch.backends.cuda.matmul.allow_tf32 = False).
 CUDNN_KINDS = frozenset({"conv2d", "lstm", "gru", "rnn"})
-
-
-# Memory passes of an eager non-matmul row, relative to max(its inputs+outputs, what it saves).
-# They follow how the reference implementations are written (one kernel per Python op):
-# HF NewGELUActivation 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x**3))) runs ~8 elementwise kernels;
-# HF LlamaRMSNorm (to fp32, pow, mean, rsqrt, mul, cast, mul weight) ~5; HF's causal-LM loss
-# (upcast logits, log_softmax, nll) ~3; fused kernels (LayerNorm, BatchNorm, ReLU, SiLU*mul,
-# dropout, pooling) 1.
-EAGER_PASSES = {"gelu_new": 6.0, "rmsnorm": 4.0, "cross_entropy": 3.0}
-
-# Python-level torch calls per row instance in the eager reference implementations (each pays the
-# host overhead ``Efficiency.overhead_s``); kinds not listed make one call (nn.Linear, Conv2d,
-# BatchNorm2d, ReLU, LayerNorm, Embedding, Dropout, nn.GELU, pooling, a cuDNN RNN).
-# HF NewGELUActivation: pow, mul, add, mul, tanh, add, mul, mul = 8; HF LlamaRMSNorm: to(fp32), pow,
-# mean, add, rsqrt, mul, to(dtype), mul weight = 8; HF causal-LM loss: shift
-# (2 slices, 2 contiguous), view, float, cross_entropy = 7; torchvision's avgpool + flatten = 2.
-# Attention rows carry their own count (costmodel.layers.ATTENTION_HOST_OPS); a gated MLP's
-# act(gate) * up row adds the multiply.
-HOST_OPS = {"gelu_new": 8.0, "rmsnorm": 8.0, "cross_entropy": 7.0,
-            "adaptive_avgpool2d": 2.0}
 
 
 def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float) -> float:

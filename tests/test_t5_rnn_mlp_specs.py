@@ -409,9 +409,9 @@ def test_custom_json_round_trips():
         spec = load_model(preset_id)
         assert spec_from_costmodel_json(spec.to_dict()) == spec
     try:
-        from costmodel.specs.vision import cnn_from_dict  # noqa: F401  (another family module)
+        from costmodel.specs.cnn import cnn_from_dict  # noqa: F401  (another family module)
     except ImportError:
-        pytest.skip("costmodel.specs.vision not available")
+        pytest.skip("costmodel.specs.cnn not available")
     cnn = spec_from_costmodel_json(get_preset("simple-cnn-28").config)
     assert spec_from_costmodel_json(cnn.to_dict()) == cnn
 
@@ -441,7 +441,7 @@ BAD_JSON = [
 @pytest.mark.parametrize("data,field", BAD_JSON)
 def test_custom_json_errors_name_the_field(data, field):
     if data["family"] == "cnn":
-        pytest.importorskip("costmodel.specs.vision")
+        pytest.importorskip("costmodel.specs.cnn")
     with pytest.raises(InputError) as err:
         load_model(data)
     assert err.value.field == field

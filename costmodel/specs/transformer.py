@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..layers import Ctx, Layer, attention_core, elementwise, embedding, linear, norm
-from ..perf import HOST_OPS
+from ..layers import HOST_OPS, Ctx, Layer, attention_core, elementwise, embedding, linear, norm
 from .base import ModelSpec
 
 # Activation functions: how many T x ffn tensors each implementation saves for backward.
