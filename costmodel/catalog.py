@@ -23,7 +23,7 @@ HARDWARE_DIR = ASSETS_DIR / "hardware"
 ENV_DIRS = "COSTMODEL_HARDWARE_DIR"
 
 KINDS = ("gpu", "tpu", "cpu")
-DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
 # A dtype the device lacks runs at the next wider level it has: fp8/int8 -> bf16/fp16 (the faster of the two
 # the device lists) -> fp32; tf32 -> fp32. bf16 and fp16 fall straight to fp32: a device without bf16 (V100,
 # T4) does not run it on its fp16 units, and one without fp16 (TPU) computes it in fp32.
@@ -34,6 +34,7 @@ FALLBACK: dict[str, tuple[tuple[str, ...], ...]] = {
     "fp16": (("fp32",),),
     "fp8": (("bf16", "fp16"), ("fp32",)),
     "int8": (("bf16", "fp16"), ("fp32",)),
+    "fp4": (("fp8",), ("bf16", "fp16"), ("fp32",)),
 }
 # torch / numpy spellings accepted by Hardware.peak_flops
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "tensorfloat32": "tf32", "bfloat16": "bf16",

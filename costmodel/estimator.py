@@ -10,7 +10,8 @@ from .layers import Ctx, Layer
 from .perf import Efficiency, default_efficiency, optimizer_bytes_per_param, optimizer_time_s, pass_times
 from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
-from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES, Workload
+from .workload import (QUANT_SCALE_BYTES_PER_TENSOR, QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES,
+                       WEIGHT_FORMAT_BYTES, Workload)
 
 DEFAULT_HARDWARE = "h100-sxm-80gb"
 
@@ -46,7 +47,7 @@ def make_ctx(spec: ModelSpec, w: Workload, phase: str) -> Ctx:
         batch=w.batch, seq=seq, kv_len=kv_len, image_size=w.image_size, training=training,
         stream_bytes=p.stream_bytes, compute_bytes=compute_bytes, kv_bytes=kv_bytes,
         autocast=p.autocast and training, eager_attention=w.attention == "eager",
-        dropout=training and (True if w.dropout is None else w.dropout),
+        dropout=training and (True if w.dropout is None else w.dropout), kv_layout=w.kv_cache_layout,
     )
 
 
@@ -76,7 +77,8 @@ class _RowSums:
 
     __slots__ = ("total", "active", "matmul_total", "bias_total", "adapter", "adapter_fwd", "adapter_factored",
                  "fwd", "bwd", "prunable_fwd", "act_rows", "frozen_matmul", "trainable", "layer_rows", "peaks",
-                 "factored", "recompute", "targeted_rows")
+                 "factored", "recompute", "targeted_rows", "native_params", "native_matmul", "native_bytes",
+                 "weight_tensors")
 
 
 def _eager_attention_skipped(forward_flops: float, proj_grads: list[bool]) -> float:
@@ -107,12 +109,15 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
     act_rows: list[tuple[float, float, str, int]] = []  # (activation bytes, grad bytes, block, count)
     frozen_matmul = 0
     trainable = 0
+    native_params = native_matmul = 0
+    native_bytes = 0.0
+    weight_tensors = 0
     cast_elems = 0
     layer_rows = []
     weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
                                              (4.0 if p.autocast else p.weight_bytes))
     frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
-    quantized = p.weight_only_quant or p.name == "fp8"
+    quantized = p.weight_only_quant or p.compute_dtype in ("fp8", "fp4")
     group_input, group_kept = 0.0, False
     # Under frozen fine-tuning autograd forms input gradients only downstream of a trainable
     # parameter: the rows before the first one (in the first instance of their block) skip dX.
@@ -203,8 +208,17 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
                                                           if targeted else 0.0))
         bwd += row_bwd * n
         act_rows.append((act if train else 0.0, grad_bytes_row if train else 0.0, row.block, n))
+        if row.weight_format:  # stored as the checkpoint ships it (inference rows only: training dequantizes)
+            native_params += row.params * n
+            native_matmul += row.matmul_params * n
+            native_bytes += (row.matmul_params * WEIGHT_FORMAT_BYTES[row.weight_format]
+                             + (row.params - row.matmul_params) * weight_b) * n
+        if row.matmul_params:
+            weight_tensors += n * max(1, row.experts)
         if with_layers:
-            if quantized and (method in ("lora", "qlora", "none")) and row.matmul_params:
+            if row.weight_format:
+                wb = row.matmul_params * WEIGHT_FORMAT_BYTES[row.weight_format] + (row.params - row.matmul_params) * weight_b
+            elif quantized and (method in ("lora", "qlora", "none")) and row.matmul_params:
                 wb = row.matmul_params * frozen_b + (row.params - row.matmul_params) * weight_b
             else:
                 wb = row.params * weight_b
@@ -232,6 +246,8 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
                         if row.block and last_saver.get(row.block) != i) + sum(
         2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
         for row in rows if row.block and targets and row.module in targets and row.lora_in)
+    out.native_params, out.native_matmul, out.native_bytes = native_params, native_matmul, native_bytes
+    out.weight_tensors = weight_tensors
     out.targeted_rows = sum(row.count for row in rows if targets and row.module in targets and row.lora_in)
     return out
 
@@ -274,21 +290,26 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
                                              (4.0 if p.autocast else p.weight_bytes))
     frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
-    quantized = p.weight_only_quant or p.name == "fp8"
+    quantized = p.weight_only_quant or p.compute_dtype in ("fp8", "fp4")
     trainable += int(adapter)
     total_with_adapter = total + int(adapter)
     fwd += adapter_fwd
 
     # ---- weights -----------------------------------------------------------------------
     frozen_quantized = quantized and method in ("lora", "qlora", "none")  # frozen linears stored quantized
+    # rows the checkpoint stores in its own format (gpt-oss's MXFP4 experts) are priced apart
+    n_total, n_matmul = total - sums.native_params, matmul_total - sums.native_matmul
+    n_frozen = frozen_matmul - sums.native_matmul if frozen_quantized else frozen_matmul
     if frozen_quantized:
-        weights = frozen_matmul * frozen_b + (total - frozen_matmul) * weight_b
+        weights = n_frozen * frozen_b + (n_total - n_frozen) * weight_b
+        weights += sums.weight_tensors * QUANT_SCALE_BYTES_PER_TENSOR.get(p.name, 0.0)
     else:
-        weights = total * weight_b
+        weights = n_total * weight_b
+    weights += sums.native_bytes
     if w.sparsity_pattern == "2:4" and not train:
         # 2:4: half of every linear/conv weight kept, compressed, plus 2 bits of position metadata per kept value
         b = frozen_b if frozen_quantized else weight_b
-        weights -= matmul_total * (b - (0.5 * b + SPARSE_2_4_META_BYTES))
+        weights -= n_matmul * (b - (0.5 * b + SPARSE_2_4_META_BYTES))
     weights += adapter * p.weight_bytes
     buffer_bytes = getattr(spec, "buffer_bytes", None)
     if buffer_bytes is not None:
@@ -364,7 +385,9 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     tokens = w.batch * (w.seq if spec.modality == "text" else 1)
     total_flops = fwd + bwd + recompute
     eff = efficiency or default_efficiency(hw)
-    time_s, perf = _times(spec, w, hw, eff, rows, ctx, weights, total, matmul_total, train, generative_infer,
+    # per-weight read bytes of the rows in the workload's precision (natively stored rows carry their own)
+    time_s, perf = _times(spec, w, hw, eff, rows, ctx, weights - sums.native_bytes, total - sums.native_params,
+                          matmul_total, train, generative_infer,
                           method, trainable, adapter_fwd, fwd, bwd, recompute, tokens,
                           sums.targeted_rows)
     flops = FlopCounts(

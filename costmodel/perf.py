@@ -26,7 +26,8 @@ import functools
 from dataclasses import asdict, dataclass, replace
 
 from .errors import InputError
-from .layers import EAGER_PASSES, HOST_OPS, Layer
+from .layers import EAGER_PASSES, HOST_OPS, Layer, expected_experts
+from .workload import WEIGHT_FORMAT_BYTES
 
 
 @dataclass(frozen=True)
@@ -140,16 +141,27 @@ class PassTime:
 CUDNN_KINDS = frozenset({"conv2d", "lstm", "gru", "rnn"})
 
 
+def _row_weights_read(row: Layer) -> float:
+    """Weights a row reads in one pass: all of them, except MoE routed experts, whose pass reads the
+    expected number of distinct experts its tokens pick, E * (1 - (1 - k/E)^tokens) of E
+    (costmodel.layers.expected_experts): k at one token, nearly all E at a decode batch of 64."""
+    if row.experts:
+        return row.params * expected_experts(row.experts, row.experts_top_k, row.routed_tokens) / row.experts
+    return row.params - row.inactive_params
+
+
 def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float) -> float:
     """Bytes a row moves in its forward: the weights it reads, its inputs/outputs (or what it saves,
-    if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads."""
+    if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads.
+    A row whose weights the checkpoint stores in a fixed format (gpt-oss's MXFP4 experts) reads that
+    format's bytes per weight instead of ``weight_read``."""
     acts = max(row.traffic_bytes or row.working_bytes, row.activation_bytes if training else 0.0)
     if not row.forward_flops:
         acts *= elementwise * EAGER_PASSES.get(row.kind, 1.0)
     if row.kind == "embedding":  # a gather reads only the rows it needs
         return acts + row.kv_cache_bytes
-    active = row.params - row.inactive_params
-    return active * weight_read + acts + row.kv_cache_bytes
+    per_weight = WEIGHT_FORMAT_BYTES[row.weight_format] if row.weight_format else weight_read
+    return _row_weights_read(row) * per_weight + acts + row.kv_cache_bytes
 
 
 _PASS_CACHE: dict = {}
@@ -201,8 +213,8 @@ def _pass_times(rows: tuple[Layer, ...], peak_flops: float, bandwidth: float, ef
             f_mem += m * n
         if training:
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
-            btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
-                (row.params - row.inactive_params) * backward_weight_bytes
+            btraffic = 2.0 * (traffic - _row_weights_read(row) * weight_read) + \
+                _row_weights_read(row) * backward_weight_bytes
             if row.sequential_steps:
                 # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
                 wg = row.weight_grad_flops if full_backward else 0.0
