@@ -329,7 +329,7 @@ def moe_experts(name: str, ctx: Ctx, *, hidden: int, ffn: int, experts: int, top
 
 
 def ssd_scan(name: str, ctx: Ctx, *, heads: int, head_dim: int, state: int, groups: int, chunk: int,
-             conv_channels: int, conv_kernel: int, count: int = 1, block: str = "") -> Layer:
+             conv_channels: int, conv_kernel: int, count: int = 1, block: str = "", state_elem_bytes: float = 0.0) -> Layer:
     """Mamba-2's selective state-space scan (SSD; Dao & Gu 2024, arXiv:2405.21060, section 6), chunked as
     transformers' ``mamba2_chunk_scan`` (and the mamba_ssm kernels) run it: the sequence is padded to
     c = ceil(s / Q) chunks of Q = ``chunk`` positions; per sample, with H heads of P dims and state N:
@@ -338,8 +338,10 @@ def ssd_scan(name: str, ctx: Ctx, *, heads: int, head_dim: int, state: int, grou
     A decode step (s = 1) updates the state h = exp(dt A) h + dt B x (elementwise, memory-bound: the state
     is read and written) and reads it out, y = C h: 2*H*P*N FLOPs.
     State per sequence (inference cache, no growth with positions): SSM state H*P*N plus the causal
-    conv's last inputs conv_channels * (kernel - 1) (engines: vLLM / mamba_ssm, in the KV dtype) or
-    fp32 SSM state + conv_channels * kernel (transformers' LinearAttentionLayer, ``kv_layout == "hf"``).
+    conv's last inputs conv_channels * (kernel - 1) (engines: vLLM / mamba_ssm, in the KV dtype, or
+    ``state_elem_bytes`` for the SSM state when the config asks, e.g. Nemotron-H's mamba_ssm_cache_dtype
+    float32) or fp32 SSM state + conv_channels * kernel (transformers' LinearAttentionLayer,
+    ``kv_layout == "hf"``).
     """
     b, s = ctx.batch, ctx.seq
     H, P, N = heads, head_dim, state
@@ -352,7 +354,8 @@ def ssd_scan(name: str, ctx: Ctx, *, heads: int, head_dim: int, state: int, grou
     if ctx.kv_layout == "hf":
         state_bytes = b * (H * P * N * 4.0 + conv_channels * conv_kernel * ctx.kv_bytes)
     else:
-        state_bytes = b * (H * P * N + conv_channels * (conv_kernel - 1)) * ctx.kv_bytes
+        state_bytes = b * (H * P * N * (state_elem_bytes or ctx.kv_bytes) + conv_channels * (conv_kernel - 1)
+                           * ctx.kv_bytes)
     state_traffic = 2.0 * b * H * P * N * 4.0
     return Layer(
         name=name, kind="ssm_scan", count=count, block=block, module=name.rsplit(".", 1)[-1],

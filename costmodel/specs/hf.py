@@ -1,7 +1,10 @@
 """Import a Hugging Face ``config.json`` (parsed as plain JSON data, never executed) into a spec.
 
-Supported ``model_type``: gpt2, bert, llama, mistral, mixtral, qwen2, gemma, gemma2, phi3,
-t5, vit, resnet. Anything else is rejected naming the field.
+Supported ``model_type``: gpt2, bert, llama, mistral, mixtral, qwen2, gemma, gemma2, phi3, t5, vit,
+resnet (this module and the family modules), qwen3, qwen3_moe, qwen2_moe, olmoe, deepseek_v2, deepseek_v3,
+gpt_oss, llama4, llama4_text, gemma3, gemma3_text (specs/hf_modern.py), mamba2, nemotron_h (specs/hf_ssm.py).
+Any other type transformers registers: exact parameters from a meta-device build, the rest from a generic
+decoder approximation (specs/generic.py, torch imported only then). Anything else is rejected naming the field.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from .encdec import t5_from_hf
 from .hf_fields import act as _act
 from .hf_fields import name as _name
 from .hf_fields import req as _req
+from .hf_modern import IMPORTERS as MODERN_IMPORTERS
+from .hf_ssm import IMPORTERS as SSM_IMPORTERS
 from .resnet import resnet_from_hf
 from .transformer import TransformerSpec
 from .vit import vit_from_hf
@@ -154,6 +159,8 @@ IMPORTERS: dict[str, Callable[[dict], ModelSpec]] = {
     "t5": t5_from_hf,
     "vit": vit_from_hf,
     "resnet": resnet_from_hf,
+    **MODERN_IMPORTERS,
+    **SSM_IMPORTERS,
 }
 
 
