@@ -34,7 +34,7 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=512, help="prompt tokens (infer)")
     p.add_argument("--generate", default=128, help="generated tokens (infer)")
     p.add_argument("--precision", default="amp-bf16",
-                   help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4")
+                   help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4")
     p.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd | sgd-momentum | adafactor | adamw-8bit")
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
@@ -46,6 +46,9 @@ def _add_workload_args(p: argparse.ArgumentParser) -> None:
                         "tensor cores; sparsity 0.5)")
     p.add_argument("--attention", default="fused", help="fused (flash / memory-efficient SDPA) | eager")
     p.add_argument("--kv-cache-precision", default=None, help="fp32 | bf16 | fp16 | fp8 | int8 | int4")
+    p.add_argument("--kv-cache-layout", default="engine",
+                   help="engine (what vLLM/SGLang/TensorRT-LLM keep: MLA latent, windows capped) | hf (transformers' "
+                        "DynamicCache)")
     p.add_argument("--no-dropout", action="store_true", help="dropout off even if the config has it")
     p.add_argument("--layers", action="store_true", help="include the per-layer ledger in --json output")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -77,6 +80,7 @@ def workload_from_args(a: argparse.Namespace):
         lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
         sparsity_pattern=a.sparsity_pattern,
         attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,
+        kv_cache_layout=a.kv_cache_layout,
     )
 
 
@@ -98,6 +102,17 @@ def _print_estimate(est) -> None:
               "runtime_overhead", "device_total", "capacity"):
         lines.append(f"memory     {k:<17s}{_fmt_bytes(m[k]):>16s}")
     lines.append(f"fits       {'yes' if m['fits'] else 'NO'} (headroom {_fmt_bytes(m['headroom'])}; peak at {m['peak_phase']})")
+    kv = d["assumptions"].get("kv_cache")
+    if kv:
+        lines.append(f"kv cache   {kv['engine_bytes_per_token']:,.0f} bytes/token engine layout (vLLM/SGLang/TRT-LLM), "
+                     f"{kv['hf_bytes_per_token']:,.0f} bytes/token transformers (hf layout); using {kv['layout']}")
+        if "engine_state_bytes_per_sequence" in kv or "hf_state_bytes_per_sequence" in kv:
+            lines.append(f"           + fixed state per sequence: {kv.get('engine_state_bytes_per_sequence', 0):,.0f} bytes "
+                         f"engine, {kv.get('hf_state_bytes_per_sequence', 0):,.0f} bytes transformers")
+    if p.get("apart"):
+        lines.append("params     apart (not in total): " + ", ".join(f"{k} {v:,}" for k, v in p["apart"].items()))
+    for key, text in (d["assumptions"].get("model") or {}).items():
+        lines.append(f"note       {key}: {text}")
     for k, v in d["time_s"].items():
         lines.append(f"time       {k:<17s}{v:>12.6g} s")
     perf = d["perf"]

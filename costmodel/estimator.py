@@ -4,6 +4,7 @@ memory formulas of docs/formulas.md. No torch, no I/O beyond the cached catalogs
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 from .errors import InputError
 from .layers import Ctx, Layer
@@ -395,10 +396,13 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         forward_macs=fwd / 2.0, forward_effective=fwd - w.sparsity * prunable_fwd,
         decode_per_token=decode_flops, per_token_train=(total_flops / tokens) if train else 0.0,
     )
+    embed = 0 if getattr(spec, "tied_embeddings", False) else sum(
+        r.params * r.count for r in rows if r.kind == "embedding" and r.name == "embed_tokens")
     params = ParamCounts(
         total=total_with_adapter, trainable=trainable if train else 0, active=active + int(adapter),
         frozen=total_with_adapter - (trainable if train else 0), nonzero=total_with_adapter - int(w.sparsity * matmul_total),
-        adapter=int(adapter),
+        adapter=int(adapter), active_without_embedding=active + int(adapter) - embed,
+        apart=dict(getattr(spec, "params_apart", ())),
     )
     memory = MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer, activations=activations,
@@ -420,10 +424,42 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         "time": "per row max(FLOPs / (peak x efficiency.matmul), bytes / (bandwidth x efficiency.bandwidth)); "
                 "a pass takes max(host overhead, device time); one device, no communication",
     }
+    if generative_infer:
+        assumptions["kv_cache"] = kv_cache_summary(spec, w)
+    notes = dict(getattr(spec, "notes", ()))
+    if notes:
+        assumptions["model"] = notes
+    if sums.native_params and not train:
+        assumptions["precision"] += (f"; {sums.native_params:,} params stored as the checkpoint ships them "
+                                     "(Layer.weight_format, e.g. gpt-oss MXFP4 experts)")
+    if params.active != params.total:
+        assumptions["active_params"] = ("params.active: everything a token's forward uses (attention, shared experts, "
+                                        "top-k routed experts, router, norms, embedding table and head; Mixtral 12.9B, "
+                                        "Qwen3-30B-A3B 3.3B); params.active_without_embedding drops the input "
+                                        "embedding table (gpt-oss 3.6B/5.1B, DeepSeek-V3 36.6B)")
     return Estimate(
         model=spec.name, family=spec.family, hardware=hw.id, workload=w.to_dict(), params=params, flops=flops,
         memory_bytes=memory, time_s=time_s, perf=perf, assumptions=assumptions, layers=tuple(layer_rows),
     )
+
+
+def kv_cache_summary(spec: ModelSpec, w: Workload) -> dict:
+    """What one more position costs in the cache, and what a sequence holds regardless of length, for both
+    layouts (``Workload.kv_cache_layout``): engine (vLLM / SGLang / TensorRT-LLM) and hf (transformers' own
+    cache objects). Bytes for one sequence at the workload's KV dtype: per token = cache(2 positions) -
+    cache(1 position) while every window still holds both; fixed = cache(1) - per token (SSM / conv state)."""
+    out: dict = {"layout": w.kv_cache_layout}
+    for layout in ("engine", "hf"):
+        base = make_ctx(spec, w.with_(batch=1, kv_cache_layout=layout), "decode")
+        one, two = (sum(r.kv_cache_bytes * r.count for r in spec.ledger(replace(base, seq=1, kv_len=n)))
+                    for n in (1, 2))
+        out[f"{layout}_bytes_per_token"] = two - one
+        if one - (two - one) > 0.5:
+            out[f"{layout}_state_bytes_per_sequence"] = one - (two - one)
+    out["note"] = ("engine: serving engines' cache (MLA latent, sliding/chunked layers capped at their window, SSM "
+                   "state in the KV dtype); hf: transformers' DynamicCache (window - 1 positions, fp32 SSM state); "
+                   "memory_bytes.kv_cache uses the chosen layout at prompt + generate positions")
+    return out
 
 
 # peft's LoRA forward adds lora_dropout(x) (an Identity call when p = 0), lora_A, lora_B, * scaling and

@@ -169,7 +169,11 @@ def spec_from_hf_config(cfg: dict) -> ModelSpec:
         raise InputError("config", "must be a JSON object (a Hugging Face config.json)")
     mt = cfg.get("model_type")
     if mt not in IMPORTERS:
-        raise InputError("config.model_type", f"{mt!r} is not supported; supported: {', '.join(IMPORTERS)}")
+        if not isinstance(mt, str) or not mt:
+            raise InputError("config.model_type", f"is required; supported: {', '.join(IMPORTERS)}")
+        from .generic import generic_from_hf  # imports torch/transformers, only for such configs
+
+        return generic_from_hf(cfg, tuple(IMPORTERS))
     imp = IMPORTERS[mt]
     try:
         return imp(cfg)

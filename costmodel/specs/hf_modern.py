@@ -171,7 +171,8 @@ def deepseek(cfg: dict) -> DecoderSpec:
               f"(vLLM, SGLang, TensorRT-LLM; transformers 5 keeps the same latent and re-expands it with kv_b_proj "
               f"every step); a cache of decompressed per-head K and V (DeepSeek's own modeling_deepseek.py remote "
               f"code) would hold {H} x ({mla.qk_nope_head_dim + r} + {v}) = {decompressed} values per token per layer, "
-              f"{decompressed / (c + r):.0f}x more")]
+              f"{decompressed / (c + r):.0f}x more: in bf16 {L * decompressed * 2:,} instead of {L * (c + r) * 2:,} "
+              "bytes per token")]
     apart = []
     n_mtp = _int(cfg, "num_nextn_predict_layers", default=0) if mt == "deepseek_v3" else 0
     if n_mtp:
