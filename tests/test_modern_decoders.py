@@ -11,9 +11,6 @@ gemma3(_text), mamba2, nemotron_h) against independent references:
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -25,7 +22,7 @@ from costmodel.specs.hf import spec_from_hf_config
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from reference import counted_flops, param_count  # noqa: E402
+from reference import param_count  # noqa: E402
 
 T = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, vocab_size=128,
          intermediate_size=96)
