@@ -12,7 +12,7 @@ the new pieces (latent projections, scan) are estimates named as such in docs/fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from ..layers import (Ctx, Layer, conv1d_depthwise, elementwise, linear, mla_attention_core, moe_experts, norm,
@@ -187,20 +187,18 @@ def mla_rows(m: MLA, tag: str, ctx: Ctx, hidden: int, norm_kind: str, count: int
     again = cb if ctx.autocast else 0.0
     H, qk = m.heads, m.qk_nope_head_dim + m.qk_rope_head_dim
     p = f"{tag}.attn"
-    rows: list[Layer] = []
+    # the two projections of the block input first (kv_a reads the tensor q_a / q_proj reads), then each path
+    q_first = (linear(f"{p}.q_a_proj", t, hidden, m.q_lora_rank, bias=m.bias, save_input_bytes=ab, out_bytes=cb,
+                      count=count, block=tag) if m.q_lora_rank else
+               linear(f"{p}.q_proj", t, hidden, H * qk, bias=False, save_input_bytes=ab, out_bytes=cb, count=count,
+                      block=tag))
+    rows: list[Layer] = [q_first, linear(f"{p}.kv_a_proj_with_mqa", t, hidden, m.kv_lora_rank + m.qk_rope_head_dim,
+                                         bias=m.bias, save_input_bytes=again, out_bytes=cb, count=count, block=tag,
+                                         shares_input=True)]
     if m.q_lora_rank:
-        rows.append(linear(f"{p}.q_a_proj", t, hidden, m.q_lora_rank, bias=m.bias, save_input_bytes=ab, out_bytes=cb,
-                           count=count, block=tag))
         rows.append(norm_row(f"{p}.q_a_layernorm", ctx, m.q_lora_rank, norm_kind, count, tag))
         rows.append(linear(f"{p}.q_b_proj", t, m.q_lora_rank, H * qk, bias=False, save_input_bytes=cb, out_bytes=cb,
                            count=count, block=tag))
-        kv_in = again
-    else:
-        rows.append(linear(f"{p}.q_proj", t, hidden, H * qk, bias=False, save_input_bytes=ab, out_bytes=cb,
-                           count=count, block=tag))
-        kv_in = again
-    rows.append(linear(f"{p}.kv_a_proj_with_mqa", t, hidden, m.kv_lora_rank + m.qk_rope_head_dim, bias=m.bias,
-                       save_input_bytes=kv_in, out_bytes=cb, count=count, block=tag, shares_input=True))
     rows.append(norm_row(f"{p}.kv_a_layernorm", ctx, m.kv_lora_rank, norm_kind, count, tag))
     expanded = ctx.batch * (ctx.kv_len if ctx.kv_layout == "hf" else ctx.seq)
     rows.append(linear(f"{p}.kv_b_proj", expanded, m.kv_lora_rank, H * (m.qk_nope_head_dim + m.v_head_dim),
@@ -269,19 +267,20 @@ def moe_rows(m: MoE, tag: str, ctx: Ctx, hidden: int, count: int) -> list[Layer]
     t, cb, ab = ctx.tokens, ctx.compute_bytes, ctx.matmul_in_bytes
     p = f"{tag}.moe"
     router = linear(f"{p}.router", t, hidden, m.experts, bias=m.router_bias, save_input_bytes=ab, out_bytes=4.0,
-                    count=count, block=tag, extra_saved=t * m.experts * 4.0)
-    rows = [router]
+                    count=count, block=tag)
+    rows = [replace(router, activation_bytes=router.activation_bytes + t * m.experts * 4.0)]  # fp32 scores
     if m.shared_ffn:
         rows.extend(mlp_rows(MLP(m.shared_ffn, m.gated, m.proj_bias, m.activation), f"{p}.shared_expert", ctx, hidden, count,
                              tag))
         if m.shared_gate:
-            rows.append(linear(f"{p}.shared_expert_gate", t, hidden, 1, bias=False, save_input_bytes=0.0,
-                               out_bytes=cb, count=count, block=tag, extra_saved=t * cb))
+            gate = linear(f"{p}.shared_expert_gate", t, hidden, 1, bias=False, save_input_bytes=0.0, out_bytes=cb,
+                          count=count, block=tag)
+            rows.append(replace(gate, activation_bytes=t * cb))  # sigmoid output
     fmt = "" if ctx.training else m.weight_format
     width = m.latent or hidden
     if m.latent:
         rows.append(linear(f"{p}.fc1_latent_proj", t, hidden, m.latent, bias=m.proj_bias, save_input_bytes=0.0,
-                           out_bytes=cb, count=count, block=tag, shares_input=True))
+                           out_bytes=cb, count=count, block=tag))
     rows.append(moe_experts(f"{p}.experts", ctx, hidden=width, ffn=m.ffn, experts=m.experts, top_k=m.top_k,
                             gated=m.gated, bias=m.expert_bias, n_act=SAVED_TENSORS[m.activation],
                             count=count, block=tag, weight_format=fmt))
