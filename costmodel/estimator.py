@@ -1,9 +1,14 @@
 """Workload + model spec + hardware -> Estimate. Sums the per-layer ledger and applies the
-memory formulas of docs/formulas.md. No torch, no I/O beyond the cached catalogs."""
+memory formulas of docs/formulas.md. No torch, no I/O beyond the cached catalogs.
+
+About 590 lines, over the ~500 the package aims at: the row sums (``_RowSums``, cached per pass), the
+memory formulas, the KV-cache summary and the backward-peak walk form one pipeline over the same cached
+sums; splitting it belongs with the estimator's own restructuring, not with the model families."""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 from .catalog import resolve_hardware
 from .errors import InputError
@@ -12,7 +17,8 @@ from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
 from .timing import RunWork, device_rates, forward_times, generation_times, train_times
-from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES, Workload
+from .workload import (QUANT_SCALE_BYTES_PER_TENSOR, QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES,
+                       WEIGHT_FORMAT_BYTES, Workload)
 
 # Device memory a CUDA process uses outside torch's allocator: CUDA context, cuBLAS/cuDNN
 # workspaces and kernel images. Measured in benchmarks/results/h100_reference_sample.json: NVML "used"
@@ -53,7 +59,7 @@ def make_ctx(spec: ModelSpec, w: Workload, phase: str) -> Ctx:
         batch=w.batch, seq=seq, kv_len=kv_len, image_size=w.image_size, training=training,
         stream_bytes=p.stream_bytes, compute_bytes=compute_bytes, kv_bytes=kv_bytes,
         autocast=p.autocast and training, eager_attention=w.attention == "eager",
-        dropout=training and (True if w.dropout is None else w.dropout),
+        dropout=training and (True if w.dropout is None else w.dropout), kv_layout=w.kv_cache_layout,
     )
 
 
@@ -83,7 +89,8 @@ class _RowSums:
 
     __slots__ = ("total", "active", "matmul_total", "bias_total", "adapter", "adapter_fwd", "adapter_factored",
                  "fwd", "bwd", "prunable_fwd", "act_rows", "frozen_matmul", "trainable", "layer_rows", "peaks",
-                 "factored", "recompute", "targeted_rows")
+                 "factored", "recompute", "targeted_rows", "native_params", "native_matmul", "native_bytes",
+                 "weight_tensors")
 
 
 def _eager_attention_skipped(forward_flops: float, proj_grads: list[bool]) -> float:
@@ -114,12 +121,15 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
     act_rows: list[tuple[float, float, str, int]] = []  # (activation bytes, grad bytes, block, count)
     frozen_matmul = 0
     trainable = 0
+    native_params = native_matmul = 0
+    native_bytes = 0.0
+    weight_tensors = 0
     cast_elems = 0
     layer_rows = []
     weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
                                              (4.0 if p.autocast else p.weight_bytes))
     frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
-    quantized = p.weight_only_quant or p.name == "fp8"
+    quantized = p.weight_only_quant or p.compute_dtype in ("fp8", "fp4")
     group_input, group_kept = 0.0, False
     # Under frozen fine-tuning autograd forms input gradients only downstream of a trainable
     # parameter: the rows before the first one (in the first instance of their block) skip dX.
@@ -210,8 +220,17 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
                                                           if targeted else 0.0))
         bwd += row_bwd * n
         act_rows.append((act if train else 0.0, grad_bytes_row if train else 0.0, row.block, n))
+        if row.weight_format:  # stored as the checkpoint ships it (inference rows only: training dequantizes)
+            native_params += row.params * n
+            native_matmul += row.matmul_params * n
+            native_bytes += (row.matmul_params * WEIGHT_FORMAT_BYTES[row.weight_format]
+                             + (row.params - row.matmul_params) * weight_b) * n
+        if row.matmul_params:
+            weight_tensors += n * max(1, row.experts)
         if with_layers:
-            if quantized and (method in ("lora", "qlora", "none")) and row.matmul_params:
+            if row.weight_format:
+                wb = row.matmul_params * WEIGHT_FORMAT_BYTES[row.weight_format] + (row.params - row.matmul_params) * weight_b
+            elif quantized and (method in ("lora", "qlora", "none")) and row.matmul_params:
                 wb = row.matmul_params * frozen_b + (row.params - row.matmul_params) * weight_b
             else:
                 wb = row.params * weight_b
@@ -239,6 +258,8 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
                         if row.block and last_saver.get(row.block) != i) + sum(
         2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
         for row in rows if row.block and targets and row.module in targets and row.lora_in)
+    out.native_params, out.native_matmul, out.native_bytes = native_params, native_matmul, native_bytes
+    out.weight_tensors = weight_tensors
     out.targeted_rows = sum(row.count for row in rows if targets and row.module in targets and row.lora_in)
     return out
 
@@ -274,21 +295,26 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
                                              (4.0 if p.autocast else p.weight_bytes))
     frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
-    quantized = p.weight_only_quant or p.name == "fp8"
+    quantized = p.weight_only_quant or p.compute_dtype in ("fp8", "fp4")
     trainable += int(adapter)
     total_with_adapter = total + int(adapter)
     fwd += adapter_fwd
 
     # ---- weights -----------------------------------------------------------------------
     frozen_quantized = quantized and method in ("lora", "qlora", "none")  # frozen linears stored quantized
+    # rows the checkpoint stores in its own format (gpt-oss's MXFP4 experts) are priced apart
+    n_total, n_matmul = total - sums.native_params, matmul_total - sums.native_matmul
+    n_frozen = frozen_matmul - sums.native_matmul if frozen_quantized else frozen_matmul
     if frozen_quantized:
-        weights = frozen_matmul * frozen_b + (total - frozen_matmul) * weight_b
+        weights = n_frozen * frozen_b + (n_total - n_frozen) * weight_b
+        weights += sums.weight_tensors * QUANT_SCALE_BYTES_PER_TENSOR.get(p.name, 0.0)
     else:
-        weights = total * weight_b
+        weights = n_total * weight_b
+    weights += sums.native_bytes
     if w.sparsity_pattern == "2:4" and not train:
         # 2:4: half of every linear/conv weight kept, compressed, plus 2 bits of position metadata per kept value
         b = frozen_b if frozen_quantized else weight_b
-        weights -= matmul_total * (b - (0.5 * b + SPARSE_2_4_META_BYTES))
+        weights -= n_matmul * (b - (0.5 * b + SPARSE_2_4_META_BYTES))
     weights += adapter * p.weight_bytes
     buffer_bytes = getattr(spec, "buffer_bytes", None)
     if buffer_bytes is not None:
@@ -364,9 +390,11 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     tokens = w.batch * (w.seq if spec.modality == "text" else 1)
     total_flops = fwd + bwd + recompute
     eff = efficiency or default_efficiency(hw)
-    work = RunWork(rows=rows, weight_read_bytes=weights / total if total else p.weight_bytes, forward_flops=fwd,
-                   backward_flops=bwd, recompute_flops=recompute, adapter_forward_flops=adapter_fwd,
-                   adapter_rows=sums.targeted_rows, params=total, matmul_params=matmul_total, trainable=trainable,
+    # per-weight read bytes of the rows in the workload's precision (natively stored rows carry their own)
+    own_params = total - sums.native_params
+    work = RunWork(rows=rows, weight_read_bytes=(weights - sums.native_bytes) / own_params if own_params else p.weight_bytes,
+                   forward_flops=fwd, backward_flops=bwd, recompute_flops=recompute, adapter_forward_flops=adapter_fwd,
+                   adapter_rows=sums.targeted_rows, params=own_params, matmul_params=matmul_total, trainable=trainable,
                    tokens=tokens, full_backward=method == "full")
     rates = device_rates(hw, w)
     if train:
@@ -380,10 +408,13 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         forward_macs=fwd / 2.0, forward_effective=fwd - w.sparsity * prunable_fwd,
         decode_per_token=decode_flops, per_token_train=(total_flops / tokens) if train else 0.0,
     )
+    embed = 0 if getattr(spec, "tied_embeddings", False) else sum(
+        r.params * r.count for r in rows if r.kind == "embedding" and r.name == "embed_tokens")
     params = ParamCounts(
         total=total_with_adapter, trainable=trainable if train else 0, active=active + int(adapter),
         frozen=total_with_adapter - (trainable if train else 0), nonzero=total_with_adapter - int(w.sparsity * matmul_total),
-        adapter=int(adapter),
+        adapter=int(adapter), active_without_embedding=active + int(adapter) - embed,
+        apart=dict(getattr(spec, "params_apart", ())),
     )
     memory = MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer, activations=activations,
@@ -405,11 +436,43 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
         "time": "per row max(FLOPs / (peak x efficiency.matmul), bytes / (bandwidth x efficiency.bandwidth)); "
                 "a pass takes max(host overhead, device time); one device, no communication",
     }
+    if generative_infer:
+        assumptions["kv_cache"] = kv_cache_summary(spec, w)
+    notes = dict(getattr(spec, "notes", ()))
+    if notes:
+        assumptions["model"] = notes
+    if sums.native_params and not train:
+        assumptions["precision"] += (f"; {sums.native_params:,} params stored as the checkpoint ships them "
+                                     "(Layer.weight_format, e.g. gpt-oss MXFP4 experts)")
+    if params.active != params.total:
+        assumptions["active_params"] = ("params.active: everything a token's forward uses (attention, shared experts, "
+                                        "top-k routed experts, router, norms, embedding table and head; Mixtral 12.9B, "
+                                        "Qwen3-30B-A3B 3.3B); params.active_without_embedding drops the input "
+                                        "embedding table (gpt-oss 3.6B/5.1B, DeepSeek-V3 36.6B)")
     return Estimate(
         model=spec.name, family=spec.family, hardware=hw.id, workload=w, params=params, flops=flops,
         memory_bytes=memory, time_s=time_s, perf=perf, assumptions=assumptions, layers=tuple(layer_rows),
         modality=spec.modality,
     )
+
+
+def kv_cache_summary(spec: ModelSpec, w: Workload) -> dict:
+    """What one more position costs in the cache, and what a sequence holds regardless of length, for both
+    layouts (``Workload.kv_cache_layout``): engine (vLLM / SGLang / TensorRT-LLM) and hf (transformers' own
+    cache objects). Bytes for one sequence at the workload's KV dtype: per token = cache(2 positions) -
+    cache(1 position) while every window still holds both; fixed = cache(1) - per token (SSM / conv state)."""
+    out: dict = {"layout": w.kv_cache_layout}
+    for layout in ("engine", "hf"):
+        base = make_ctx(spec, w.with_(batch=1, kv_cache_layout=layout), "decode")
+        one, two = (sum(r.kv_cache_bytes * r.count for r in spec.ledger(replace(base, seq=1, kv_len=n)))
+                    for n in (1, 2))
+        out[f"{layout}_bytes_per_token"] = two - one
+        if one - (two - one) > 0.5:
+            out[f"{layout}_state_bytes_per_sequence"] = one - (two - one)
+    out["note"] = ("engine: serving engines' cache (MLA latent, sliding/chunked layers capped at their window, SSM "
+                   "state in the KV dtype); hf: transformers' DynamicCache (window - 1 positions, fp32 SSM state); "
+                   "memory_bytes.kv_cache uses the chosen layout at prompt + generate positions")
+    return out
 
 
 def _backward_peak(act_rows, loss_buffer: float, ckpt_per_block: float) -> tuple[float, float, str]:

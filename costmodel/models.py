@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,17 +79,93 @@ def _load_preset_spec(preset_id: str) -> ModelSpec:
     return spec_from_dict(pre.config, name=pre.id)
 
 
+HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def hf_cache_dir() -> Path:
+    """The local Hugging Face hub cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub
+    (huggingface_hub's own resolution order)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def hf_cached_config(repo_id: str) -> Path:
+    """config.json of ``org/name`` from the local Hugging Face cache, offline: the snapshot refs/main points
+    to, else the most recent snapshot that has one. Nothing is downloaded."""
+    repo = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    snaps = repo / "snapshots"
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        candidate = snaps / ref.read_text(encoding="utf-8").strip() / "config.json"
+        if candidate.is_file():
+            return candidate
+    found = sorted(snaps.glob("*/config.json"), key=lambda f: f.stat().st_mtime, reverse=True) if snaps.is_dir() else []
+    if not found:
+        raise InputError("model", f"{repo_id!r} is not a preset, a file, or a model in the local Hugging Face cache "
+                         f"({repo}); costmodel works offline: download it first (huggingface-cli download {repo_id} "
+                         "config.json) or give the path to its config.json")
+    return found[0]
+
+
+def display_name(spec: ModelSpec, cfg: dict, fallback: str = "") -> ModelSpec:
+    """Name a spec read from a file after what the config says: the last part of ``_name_or_path`` (e.g.
+    "Qwen3-8B"), else the model type and size ("qwen3 8.2B"), never the folder it sits in (a snapshot hash)."""
+    from dataclasses import replace
+
+    named = _clean_name(cfg.get("_name_or_path"))
+    if named:
+        return replace(spec, name=named)
+    if fallback:
+        return replace(spec, name=fallback)
+    from .estimator import ledger, make_ctx  # local: the estimator imports this module's users
+    from .workload import Workload
+
+    rows = ledger(spec, make_ctx(spec, Workload(task="infer", batch=1, prompt=1, generate=1), "prefill"))
+    total = sum(r.params * r.count for r in rows)
+    kind = cfg.get("model_type") or ((cfg.get("architectures") or [""])[0]) or cfg.get("family") or spec.family
+    size = f"{total / 1e9:.1f}B" if total >= 1e9 else f"{total / 1e6:.0f}M"
+    return replace(spec, name=f"{kind} {size}")
+
+
+def _clean_name(value) -> str:
+    """The model's name in an HF ``_name_or_path``: "Qwen/Qwen3-8B" -> "Qwen3-8B"; a local cache path
+    ".../models--Qwen--Qwen3-8B/snapshots/<hash>" -> "Qwen3-8B"; a bare snapshot hash -> ""."""
+    if not isinstance(value, str):
+        return ""
+    parts = [s for s in value.replace("\\", "/").split("/") if s and s != "snapshots"
+             and not re.fullmatch(r"[0-9a-f]{40}", s)]
+    if not parts:
+        return ""
+    last = parts[-1]
+    return last.rsplit("--", 1)[-1] if last.startswith("models--") else last
+
+
+def _from_file(path: Path, fallback: str = "") -> ModelSpec:
+    cfg = read_json_file(path)
+    return display_name(spec_from_dict(cfg), cfg, fallback)
+
+
 def load_model(model: str | dict | ModelSpec) -> ModelSpec:
-    """Preset id, path to a JSON file, a dict, or a spec (returned as is)."""
+    """Preset id, path to a JSON file (or a folder holding config.json), a Hugging Face id ``org/name`` found in
+    the local Hugging Face cache, a dict, or a spec (returned as is)."""
     if isinstance(model, ModelSpec):
         return model
     if isinstance(model, dict):
         return spec_from_dict(model)
     if not isinstance(model, str) or not model.strip():
-        raise InputError("model", "give a preset id (see `python -m costmodel presets`) or a path to a config.json")
+        raise InputError("model", "give a preset id (see `python -m costmodel presets`), a path to a config.json "
+                         "or a Hugging Face id in the local cache")
     if model in _preset_files():
         return _load_preset_spec(model)
-    if model.endswith(".json") or "/" in model or Path(model).exists():
-        return spec_from_dict(read_json_file(model), name=Path(model).parent.name or Path(model).stem)
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return _from_file(path / "config.json")
+    if path.exists() or model.endswith(".json"):
+        return _from_file(path)
+    if HF_ID.fullmatch(model):
+        return _from_file(hf_cached_config(model), fallback=model.rsplit("/", 1)[-1])
     raise InputError("model", f"unknown preset {model!r}; presets: {', '.join(_preset_files())}; "
-                     "or give a path to a config.json")
+                     "or give a path to a config.json or a Hugging Face id (org/name) in the local cache")

@@ -26,7 +26,8 @@ import functools
 from dataclasses import asdict, dataclass, replace
 
 from .errors import InputError
-from .layers import Layer
+from .layers import EAGER_PASSES, HOST_OPS, Layer, expected_experts
+from .workload import WEIGHT_FORMAT_BYTES
 
 
 @dataclass(frozen=True)
@@ -142,36 +143,27 @@ class PassTime:
 CUDNN_KINDS = frozenset({"conv2d", "lstm", "gru", "rnn"})
 
 
-# Memory passes of an eager non-matmul row, relative to max(its inputs+outputs, what it saves).
-# They follow how the reference implementations are written (one kernel per Python op):
-# HF NewGELUActivation 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x**3))) runs ~8 elementwise kernels;
-# HF LlamaRMSNorm (to fp32, pow, mean, rsqrt, mul, cast, mul weight) ~5; HF's causal-LM loss
-# (upcast logits, log_softmax, nll) ~3; fused kernels (LayerNorm, BatchNorm, ReLU, SiLU*mul,
-# dropout, pooling) 1.
-EAGER_PASSES = {"gelu_new": 6.0, "rmsnorm": 4.0, "cross_entropy": 3.0}
-
-# Python-level torch calls per row instance in the eager reference implementations (each pays the
-# host overhead ``Efficiency.overhead_s``); kinds not listed make one call (nn.Linear, Conv2d,
-# BatchNorm2d, ReLU, LayerNorm, Embedding, Dropout, nn.GELU, pooling, a cuDNN RNN).
-# HF NewGELUActivation: pow, mul, add, mul, tanh, add, mul, mul = 8; HF LlamaRMSNorm: to(fp32), pow,
-# mean, add, rsqrt, mul, to(dtype), mul weight = 8; HF causal-LM loss: shift
-# (2 slices, 2 contiguous), view, float, cross_entropy = 7; torchvision's avgpool + flatten = 2.
-# Attention rows carry their own count (costmodel.layers.ATTENTION_HOST_OPS); a gated MLP's
-# act(gate) * up row adds the multiply.
-HOST_OPS = {"gelu_new": 8.0, "rmsnorm": 8.0, "cross_entropy": 7.0,
-            "adaptive_avgpool2d": 2.0}
+def _row_weights_read(row: Layer) -> float:
+    """Weights a row reads in one pass: all of them, except MoE routed experts, whose pass reads the
+    expected number of distinct experts its tokens pick, E * (1 - (1 - k/E)^tokens) of E
+    (costmodel.layers.expected_experts): k at one token, nearly all E at a decode batch of 64."""
+    if row.experts:
+        return row.params * expected_experts(row.experts, row.experts_top_k, row.routed_tokens) / row.experts
+    return row.params - row.inactive_params
 
 
 def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float) -> float:
     """Bytes a row moves in its forward: the weights it reads, its inputs/outputs (or what it saves,
-    if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads."""
+    if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads.
+    A row whose weights the checkpoint stores in a fixed format (gpt-oss's MXFP4 experts) reads that
+    format's bytes per weight instead of ``weight_read``."""
     acts = max(row.traffic_bytes or row.working_bytes, row.activation_bytes if training else 0.0)
     if not row.forward_flops:
         acts *= elementwise * EAGER_PASSES.get(row.kind, 1.0)
     if row.kind == "embedding":  # a gather reads only the rows it needs
         return acts + row.kv_cache_bytes
-    active = row.params - row.inactive_params
-    return active * weight_read + acts + row.kv_cache_bytes
+    per_weight = WEIGHT_FORMAT_BYTES[row.weight_format] if row.weight_format else weight_read
+    return _row_weights_read(row) * per_weight + acts + row.kv_cache_bytes
 
 
 @dataclass(frozen=True)
@@ -277,8 +269,8 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
             if bflops:
                 b_by_peak[peak] = b_by_peak.get(peak, 0.0) + bflops * n
-            btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
-                (row.params - row.inactive_params) * spec.backward_weight_bytes
+            btraffic = 2.0 * (traffic - _row_weights_read(row) * weight_read) + \
+                _row_weights_read(row) * spec.backward_weight_bytes
             if row.sequential_steps:
                 # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
                 wg = row.weight_grad_flops if full_backward else 0.0

@@ -28,6 +28,11 @@ class ParamCounts:
     frozen: int
     nonzero: int  # after pruning sparsity
     adapter: int  # LoRA adapter parameters (included in total and trainable)
+    # active minus the input embedding table (a lookup reads one row per token): the convention of
+    # OpenAI's gpt-oss (3.6B / 5.1B) and DeepSeek-V3's README (36.6B); tied embeddings stay (the head uses them)
+    active_without_embedding: int = 0
+    # exact counts of parts the estimate does not run (MTP module, vision tower, projector), not in total
+    apart: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

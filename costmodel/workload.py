@@ -60,12 +60,29 @@ PRECISIONS: dict[str, Precision] = {
         Precision("int4", 2, 0.5, 2, 2, 2, 2, "bf16", weight_only_quant=True,
                   description="linear weights stored 4-bit (NF4/GPTQ-style, + fp16 scale per 64 weights), "
                               "compute in bf16"),
+        # OCP Microscaling (MX) spec v1.0 (2023) and NVIDIA's NVFP4 (Blackwell, 2025): 4-bit E2M1 values with a
+        # shared scale per block; matmuls run as fp4 where the device has fp4 tensor cores (catalog dtype "fp4",
+        # falling back to fp8, then bf16, elsewhere) and write bf16 outputs
+        Precision("nvfp4", 2, 0.5, 2, 2, 2, 2, "fp4",
+                  description="NVFP4: frozen linear weights 4-bit E2M1 + one fp8 (E4M3) scale per 16 values + one fp32 "
+                              "scale per tensor; fp4 matmuls with bf16 outputs; trainable weights/grads/states bf16"),
+        Precision("mxfp4", 2, 0.5, 2, 2, 2, 2, "fp4",
+                  description="MXFP4 (OCP MX): frozen linear weights 4-bit E2M1 + one 8-bit power-of-two (E8M0) scale "
+                              "per 32 values; fp4 matmuls with bf16 outputs; trainable weights/grads/states bf16"),
     ]
 }
 
 # Bytes of quantization metadata per quantized weight: one fp16 scale per 64-weight block
-# (bitsandbytes NF4 default blocksize 64; GPTQ/AWQ group size 128 would halve this).
-QUANT_SCALE_BYTES_PER_WEIGHT = {"int4": 2 / 64, "int8": 4 / 4096, "fp8": 0.0}
+# (bitsandbytes NF4 default blocksize 64; GPTQ/AWQ group size 128 would halve this); NVFP4 one fp8
+# scale per 16 values (1/16 byte per weight); MXFP4 one E8M0 scale per 32 (1/32 byte per weight).
+QUANT_SCALE_BYTES_PER_WEIGHT = {"int4": 2 / 64, "int8": 4 / 4096, "fp8": 0.0, "nvfp4": 1 / 16, "mxfp4": 1 / 32}
+# Bytes of quantization metadata per weight matrix (per expert for MoE expert weights): NVFP4's
+# second-level fp32 scale per tensor.
+QUANT_SCALE_BYTES_PER_TENSOR = {"nvfp4": 4.0}
+# Weights a checkpoint stores in a fixed format whatever the workload precision (``Layer.weight_format``;
+# inference only: training dequantizes them): bytes per weight incl. block scales.
+# gpt-oss ships its MoE expert weights as MXFP4 (4-bit values + one E8M0 scale per 32).
+WEIGHT_FORMAT_BYTES = {"mxfp4": 0.5 + 1 / 32}
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,7 @@ SPARSITY_PATTERNS = ("unstructured", "2:4")
 # 2:4 metadata: 2 bits per kept weight (its position in the group of 4) = 0.125 bytes per original weight
 SPARSE_2_4_META_BYTES = 0.125
 ATTENTION_IMPLS = ("fused", "eager")
+KV_CACHE_LAYOUTS = ("engine", "hf")
 
 _LIMITS = {
     "batch": (1, 1 << 24),
@@ -147,6 +165,11 @@ class Workload:
     # "unstructured": pruned weights stay in dense tensors (dense kernels: no memory or time saved);
     # "2:4": NVIDIA/AMD structured sparsity, 2 of every 4 weights kept, compressed, on sparse tensor cores
     sparsity_pattern: str = "unstructured"
+    # what a KV cache holds (docs/families/moe_mla_ssm.md): "engine" = what serving engines keep (vLLM, SGLang,
+    # TensorRT-LLM: MLA's compressed latent, sliding/chunked layers capped at their window, SSM states in the
+    # KV dtype); "hf" = what transformers' own cache objects keep (DynamicCache: window - 1 positions per
+    # sliding layer, fp32 SSM states, MLA latent re-expanded into K/V at every step)
+    kv_cache_layout: str = "engine"
 
     def __post_init__(self):
         for name in ("task", "precision", "optimizer", "attention"):
@@ -183,6 +206,9 @@ class Workload:
         if not 0.0 <= sparsity <= 0.99:
             raise InputError("sparsity", f"must be from 0 to 0.99 (fraction of weights pruned), got {sparsity}")
         object.__setattr__(self, "sparsity", sparsity)
+        if not isinstance(self.kv_cache_layout, str) or self.kv_cache_layout not in KV_CACHE_LAYOUTS:
+            raise InputError("kv_cache_layout", f"must be one of {', '.join(KV_CACHE_LAYOUTS)}, "
+                                                f"got {self.kv_cache_layout!r}")
         if not isinstance(self.sparsity_pattern, str) or self.sparsity_pattern not in SPARSITY_PATTERNS:
             raise InputError("sparsity_pattern", f"must be one of {', '.join(SPARSITY_PATTERNS)}, "
                                                  f"got {self.sparsity_pattern!r}")

@@ -169,15 +169,19 @@ def test_models_import_and_params(records):
         assert r["model"] == models[r["model"]["key"]], r["id"]  # one description per model key
     for key, m in models.items():
         src = _model_source(m)
-        if not m["supported_today"]:
-            with pytest.raises(InputError):
-                load_model(src)
+        if not m["supported_today"]:  # recorded before costmodel read this model type; it may load now
             assert isinstance(src, dict) and src.get("model_type"), key
-            continue
-        spec = load_model(src)
+            try:
+                spec = load_model(src)
+            except InputError:
+                continue
+        else:
+            spec = load_model(src)
         if m["params_published"]:
-            total = costmodel.estimate(spec, task="infer", batch=1, prompt=128, generate=1).params.total
-            assert abs(total / m["params_published"] - 1) <= 0.02, (key, total, m["params_published"])
+            p = costmodel.estimate(spec, task="infer", batch=1, prompt=128, generate=1).params
+            # vision towers and MTP modules are reported apart (params.apart); a published count may include them
+            totals = (p.total, p.total + sum((p.apart or {}).values()))
+            assert any(abs(t / m["params_published"] - 1) <= 0.02 for t in totals), (key, totals, m["params_published"])
 
 
 def _derive(r: dict):

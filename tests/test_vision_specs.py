@@ -10,7 +10,10 @@ import transformers
 from costmodel.errors import InputError
 from costmodel.models import get_preset
 from costmodel.specs.hf import spec_from_hf_config
-from costmodel.specs.vision import CNNSpec, ResNetSpec, ViTSpec, build_torch_cnn, cnn_from_dict
+from costmodel.profiler.torch_models import build_torch_cnn
+from costmodel.specs.cnn import CNNSpec, cnn_from_dict
+from costmodel.specs.resnet import ResNetSpec
+from costmodel.specs.vit import ViTSpec
 from reference import counted_flops, param_count, saved_activation_bytes
 from support import make_ctx
 

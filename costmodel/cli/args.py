@@ -31,7 +31,7 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=512, help="prompt tokens (infer)")
     p.add_argument("--generate", default=128, help="generated tokens (infer)")
     p.add_argument("--precision", default="amp-bf16",
-                   help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4")
+                   help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4")
     p.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd | sgd-momentum | adafactor | adamw-8bit")
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
@@ -43,6 +43,9 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
                         "tensor cores; sparsity 0.5)")
     p.add_argument("--attention", default="fused", help="fused (flash / memory-efficient SDPA) | eager")
     p.add_argument("--kv-cache-precision", default=None, help="fp32 | bf16 | fp16 | fp8 | int8 | int4")
+    p.add_argument("--kv-cache-layout", default="engine",
+                   help="engine (what vLLM/SGLang/TensorRT-LLM keep: MLA latent, windows capped) | hf (transformers' "
+                        "DynamicCache)")
     p.add_argument("--no-dropout", action="store_true", help="dropout off even if the config has it")
     p.add_argument("--layers", action="store_true", help="include the per-layer ledger in --json output")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -55,6 +58,7 @@ def workload_from_args(a: argparse.Namespace):
         lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
         sparsity_pattern=a.sparsity_pattern,
         attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,
+        kv_cache_layout=a.kv_cache_layout,
     )
 
 

@@ -31,6 +31,17 @@ def print_estimate(est) -> None:
               "runtime_overhead", "device_total", "capacity"):
         lines.append(f"memory     {k:<17s}{_fmt_bytes(m[k]):>16s}")
     lines.append(f"fits       {'yes' if m['fits'] else 'NO'} (headroom {_fmt_bytes(m['headroom'])}; peak at {m['peak_phase']})")
+    kv = d["assumptions"].get("kv_cache")
+    if kv:
+        lines.append(f"kv cache   {kv['engine_bytes_per_token']:,.0f} bytes/token engine layout (vLLM/SGLang/TRT-LLM), "
+                     f"{kv['hf_bytes_per_token']:,.0f} bytes/token transformers (hf layout); using {kv['layout']}")
+        if "engine_state_bytes_per_sequence" in kv or "hf_state_bytes_per_sequence" in kv:
+            lines.append(f"           + fixed state per sequence: {kv.get('engine_state_bytes_per_sequence', 0):,.0f} bytes "
+                         f"engine, {kv.get('hf_state_bytes_per_sequence', 0):,.0f} bytes transformers")
+    if p.get("apart"):
+        lines.append("params     apart (not in total): " + ", ".join(f"{k} {v:,}" for k, v in p["apart"].items()))
+    for key, text in (d["assumptions"].get("model") or {}).items():
+        lines.append(f"note       {key}: {printable(text)}")
     for k, v in d["time_s"].items():
         lines.append(f"time       {k:<17s}{v:>12.6g} s")
     perf = est.perf

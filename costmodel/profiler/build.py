@@ -1,8 +1,8 @@
 """Build a model with random weights from its config and make the inputs of one step (child side;
 imports torch). No downloads: Hugging Face models come from ``transformers.AutoConfig.for_model``
 and the class named in the config's ``architectures``; CNN, MLP and RNN specs from costmodel's own
-torch builders (``costmodel.specs.vision.build_torch_cnn``, ``.mlp.build_torch_mlp``,
-``.rnn.build_torch_rnn``).
+torch builders (``costmodel.profiler.torch_models.build_torch_cnn``, ``costmodel.specs.mlp.build_torch_mlp``,
+``costmodel.specs.rnn.build_torch_rnn``).
 
 ``Built`` carries the module and three callables the worker times:
 - ``train_loss(batch)``: forward + loss (the workload's autocast applied);
@@ -365,7 +365,7 @@ def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
     b = w.batch
     with torch.device(dev):
         if fam == "cnn":
-            from ..specs.vision import build_torch_cnn
+            from .torch_models import build_torch_cnn
 
             model = build_torch_cnn(spec)
         elif fam == "mlp":

@@ -1,5 +1,5 @@
 """costmodel spec JSON: models that have no Hugging Face config.json, described by a small dict
-with a ``family``: "lstm" / "gru" (RNN language models), "mlp", "cnn" (costmodel.specs.vision).
+with a ``family``: "lstm" / "gru" (RNN language models), "mlp", "cnn" (costmodel.specs.cnn).
 
 Every problem is an ``InputError`` naming the field path (``model.hidden``, ``model.layers[2].kernel``)
 and what is allowed; ``spec.to_dict()`` reads back to the same spec.
@@ -128,7 +128,7 @@ def spec_from_costmodel_json(data: dict) -> ModelSpec:
     if family == "mlp":
         return mlp_from_dict(data)
     try:
-        from .vision import cnn_from_dict
+        from .cnn import cnn_from_dict
     except ImportError:
         raise InputError("model.family", "'cnn' specs are not available in this version") from None
     return cnn_from_dict(data)

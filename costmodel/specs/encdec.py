@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from ..errors import InputError
 from ..layers import Ctx, Layer, attention_core, elementwise, embedding, linear, norm
 from .base import ModelSpec
+from . import hf_fields as F
 
 # feed_forward_proj -> (gated, activation). T5Config: "gated-gelu" runs gelu_new (HF NewGELU).
 FFN_KINDS = {
@@ -354,22 +355,20 @@ class T5Spec(ModelSpec):
 def t5_from_hf(cfg: dict) -> T5Spec:
     """A T5 / T5 v1.1 / Flan-T5 / mT5-style config.json. ``tie_word_embeddings`` (default true, as in
     t5-small/base) false gives a separate lm_head, as the v1.1 and Flan checkpoints have."""
-    from .hf import _name, _req
-
     proj = cfg.get("feed_forward_proj", "relu")
     if proj not in FFN_KINDS:
         raise InputError("config.feed_forward_proj", f"{proj!r} is not supported; use one of {', '.join(FFN_KINDS)}")
     tie = cfg.get("tie_word_embeddings", True)
     if not isinstance(tie, bool):
         raise InputError("config.tie_word_embeddings", f"must be true or false, got {tie!r}")
-    layers = _req(cfg, "num_layers", "num_hidden_layers", default=6)
+    layers = F.req(cfg, "num_layers", "num_hidden_layers", default=6)
     return T5Spec(
-        name=_name(cfg, "t5"), vocab_size=_req(cfg, "vocab_size", default=32128),
-        d_model=_req(cfg, "d_model", "hidden_size", default=512), d_kv=_req(cfg, "d_kv", "head_dim", default=64),
-        d_ff=_req(cfg, "d_ff", default=2048), num_heads=_req(cfg, "num_heads", "num_attention_heads", default=8),
-        num_layers=layers, num_decoder_layers=_req(cfg, "num_decoder_layers", default=layers),
-        relative_attention_num_buckets=_req(cfg, "relative_attention_num_buckets", default=32),
+        name=F.name(cfg, "t5"), vocab_size=F.req(cfg, "vocab_size", default=32128),
+        d_model=F.req(cfg, "d_model", "hidden_size", default=512), d_kv=F.req(cfg, "d_kv", "head_dim", default=64),
+        d_ff=F.req(cfg, "d_ff", default=2048), num_heads=F.req(cfg, "num_heads", "num_attention_heads", default=8),
+        num_layers=layers, num_decoder_layers=F.req(cfg, "num_decoder_layers", default=layers),
+        relative_attention_num_buckets=F.req(cfg, "relative_attention_num_buckets", default=32),
         feed_forward_proj=proj, tie_word_embeddings=tie,
-        dropout_rate=_req(cfg, "dropout_rate", default=0.1, kind=float),
-        target_len_ratio=_req(cfg, "target_len_ratio", default=1.0, kind=float),
+        dropout_rate=F.req(cfg, "dropout_rate", default=0.1, kind=float),
+        target_len_ratio=F.req(cfg, "target_len_ratio", default=1.0, kind=float),
     )

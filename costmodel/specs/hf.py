@@ -1,52 +1,31 @@
 """Import a Hugging Face ``config.json`` (parsed as plain JSON data, never executed) into a spec.
 
-Supported ``model_type``: gpt2, bert, llama, mistral, mixtral, qwen2, gemma, gemma2, phi3,
-t5, vit, resnet. Anything else is rejected naming the field.
+Supported ``model_type``: gpt2, bert, llama, mistral, mixtral, qwen2, gemma, gemma2, phi3, t5, vit,
+resnet (this module and the family modules), qwen3, qwen3_moe, qwen2_moe, olmoe, deepseek_v2, deepseek_v3,
+gpt_oss, llama4, llama4_text, gemma3, gemma3_text (specs/hf_modern.py), mamba2, nemotron_h (specs/hf_ssm.py).
+Any other type transformers registers: exact parameters from a meta-device build, the rest from a generic
+decoder approximation (specs/generic.py, torch imported only then). Anything else is rejected naming the field.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import InputError
 from .base import ModelSpec
+from .encdec import t5_from_hf
+from .hf_fields import act as _act
+from .hf_fields import name as _name
+from .hf_fields import req as _req
+from .hf_modern import IMPORTERS as MODERN_IMPORTERS
+from .hf_ssm import IMPORTERS as SSM_IMPORTERS
+from .resnet import resnet_from_hf
 from .transformer import TransformerSpec
+from .vit import vit_from_hf
 
 MAX_CONFIG_BYTES = 1_000_000
-
-
-def _req(cfg: dict, *keys: str, default: Any = None, kind: type = int) -> Any:
-    """First present key among ``keys`` (HF renamed several fields across versions)."""
-    for k in keys:
-        if k in cfg and cfg[k] is not None:
-            v = cfg[k]
-            if kind is int:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
-                    raise InputError(f"config.{k}", f"must be a non-negative whole number, got {v!r}")
-                return int(v)
-            if kind is float:
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise InputError(f"config.{k}", f"must be a number, got {v!r}")
-                return float(v)
-            return v
-    if default is None:
-        raise InputError(f"config.{keys[0]}", "is required for this model_type")
-    return default
-
-
-def _act(name: str, field: str) -> str:
-    table = {"gelu_new": "gelu_new", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_new",
-             "silu": "silu", "swish": "silu", "relu": "relu", "quick_gelu": "quick_gelu"}
-    if name not in table:
-        raise InputError(field, f"activation {name!r} is not supported; use one of {', '.join(table)}")
-    return table[name]
-
-
-def _name(cfg: dict, default: str) -> str:
-    return str(cfg.get("_name_or_path") or cfg.get("name") or default)
 
 
 def _gpt2(cfg: dict) -> TransformerSpec:
@@ -166,9 +145,8 @@ def _bert(cfg: dict) -> TransformerSpec:
     )
 
 
-# model_type -> importer. Entries given as "module:function" live in other family modules
-# and are imported only when used.
-IMPORTERS: dict[str, Callable[[dict], ModelSpec] | str] = {
+# model_type -> importer
+IMPORTERS: dict[str, Callable[[dict], ModelSpec]] = {
     "gpt2": _gpt2,
     "bert": _bert,
     "llama": _llama,
@@ -178,9 +156,11 @@ IMPORTERS: dict[str, Callable[[dict], ModelSpec] | str] = {
     "gemma": _gemma,
     "gemma2": _gemma2,
     "phi3": _phi3,
-    "t5": "costmodel.specs.encdec:t5_from_hf",
-    "vit": "costmodel.specs.vision:vit_from_hf",
-    "resnet": "costmodel.specs.vision:resnet_from_hf",
+    "t5": t5_from_hf,
+    "vit": vit_from_hf,
+    "resnet": resnet_from_hf,
+    **MODERN_IMPORTERS,
+    **SSM_IMPORTERS,
 }
 
 
@@ -189,15 +169,12 @@ def spec_from_hf_config(cfg: dict) -> ModelSpec:
         raise InputError("config", "must be a JSON object (a Hugging Face config.json)")
     mt = cfg.get("model_type")
     if mt not in IMPORTERS:
-        raise InputError("config.model_type", f"{mt!r} is not supported; supported: {', '.join(IMPORTERS)}")
+        if not isinstance(mt, str) or not mt:
+            raise InputError("config.model_type", f"is required; supported: {', '.join(IMPORTERS)}")
+        from .generic import generic_from_hf  # imports torch/transformers, only for such configs
+
+        return generic_from_hf(cfg, tuple(IMPORTERS))
     imp = IMPORTERS[mt]
-    if isinstance(imp, str):
-        mod, fn = imp.split(":")
-        try:
-            imp = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError):
-            raise InputError("config.model_type", f"{mt!r} is planned but not available in this version; "
-                             f"supported now: {', '.join(k for k, v in IMPORTERS.items() if not isinstance(v, str))}") from None
     try:
         return imp(cfg)
     except InputError:

@@ -8,11 +8,10 @@ eager-PyTorch implementations keep for backward (checked in tests with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InputError
-from ..layers import Ctx, Layer, attention_core, elementwise, embedding, linear, norm
-from ..perf import HOST_OPS
+from ..layers import HOST_OPS, Ctx, Layer, attention_core, elementwise, embedding, linear, moe_experts, norm
 from .base import ModelSpec
 
 # Activation functions: how many T x ffn tensors each implementation saves for backward.
@@ -234,25 +233,15 @@ class TransformerSpec(ModelSpec):
         rows: list[Layer] = []
         if self.num_experts:
             E, k = self.num_experts, self.top_k
-            tk = t * k  # token-expert assignments
             rows.append(Layer(
                 name=f"{tag}.moe.router", kind="linear", count=count, block=b, module="gate",
                 params=E * h, matmul_params=E * h, factored_state_elems=E + h, weight_cast_elems=E * h,
                 weight_input_bytes=t * h * ab,
                 forward_flops=2.0 * t * h * E, input_grad_flops=2.0 * t * h * E, weight_grad_flops=2.0 * t * h * E,
                 activation_bytes=t * h * ab + t * E * 4.0, working_bytes=t * (h * ab + E * 4.0)))
-            per_expert = 3 * h * f if self.gated_mlp else 2 * h * f
-            mm = 2.0 * tk * per_expert  # each assignment runs one expert MLP
-            # gathered input + (gate|up storage, act out, product) + expert output saved by the weighting mul
-            saved = tk * (h * ab + (4 if self.gated_mlp else 1 + n_act) * f * cb + h * cb)
-            rows.append(Layer(
-                name=f"{tag}.moe.experts", kind="moe_experts", count=count, block=b, module="experts",
-                params=E * per_expert, matmul_params=E * per_expert,
-                factored_state_elems=E * (3 if self.gated_mlp else 2) * (h + f),
-                forward_flops=mm, input_grad_flops=mm, weight_grad_flops=mm,
-                activation_bytes=saved + hmask, working_bytes=tk * (h + 3 * f) * cb,
-                weight_input_bytes=tk * (h * ab + f * cb), weight_cast_elems=E * per_expert,
-                lora_in=0, lora_out=0, inactive_params=(E - k) * per_expert))
+            experts = moe_experts(f"{tag}.moe.experts", ctx, hidden=h, ffn=f, experts=E, top_k=k,
+                                  gated=self.gated_mlp, n_act=n_act, count=count, block=b)
+            rows.append(replace(experts, activation_bytes=experts.activation_bytes + hmask))
             return rows
         if self.gated_mlp:
             if self.fused_gate_up:
