@@ -193,7 +193,7 @@ def hardware_picker(ps: PageState, where=None):
 
 def lora_modules(model) -> list[str]:
     """Module names LoRA can target in this model (from its ledger)."""
-    from costmodel.estimator import ledger, make_ctx
+    from costmodel.ledger import ledger, make_ctx
 
     spec = costmodel.load_model(model)
     rows = ledger(spec, make_ctx(spec, costmodel.Workload(seq=8, batch=1), "train"))

@@ -54,11 +54,10 @@ try:
     tokens = samples = None
     epochs = 1.0
     if spec.modality == "text":
-        chin = ps.checkbox(c1, "Chinchilla-optimal tokens (20 per parameter)", "chinchilla")
+        chin = ps.checkbox(c1, "Chinchilla-optimal tokens (20 per active parameter)", "chinchilla")
         if chin:
-            est1 = costmodel.estimate(model, hardware=hw_id, task="train", batch=1, seq=ps.get("seq"))
-            tokens = plans.chinchilla_tokens(est1.params.total)
-            c1.caption(f"{fmt.fmt_si(tokens, 'tokens')} for {fmt.fmt_count(est1.params.total)} parameters "
+            n_active, tokens = plans.compute_optimal_tokens(model)
+            c1.caption(f"{fmt.fmt_si(tokens, 'tokens')} for {fmt.fmt_count(n_active)} active parameters "
                        "(Hoffmann et al. 2022)")
         else:
             tokens = ps.number(c1, "Training tokens (billions)", "tokens_b", min_value=0.0, max_value=1e6) * 1e9

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from costmodel.catalog import load_hardware  # noqa: E402
-from costmodel.estimator import estimate, make_ctx  # noqa: E402
+from costmodel.estimator import estimate  # noqa: E402
+from costmodel.ledger import make_ctx  # noqa: E402
 from costmodel.models import list_presets, load_model  # noqa: E402
 from costmodel.workload import Workload  # noqa: E402
 

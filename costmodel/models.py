@@ -120,7 +120,7 @@ def display_name(spec: ModelSpec, cfg: dict, fallback: str = "") -> ModelSpec:
         return replace(spec, name=named)
     if fallback:
         return replace(spec, name=fallback)
-    from .estimator import ledger, make_ctx  # local: the estimator imports this module's users
+    from .ledger import ledger, make_ctx  # local: the ledger imports the specs this module builds
     from .workload import Workload
 
     rows = ledger(spec, make_ctx(spec, Workload(task="infer", batch=1, prompt=1, generate=1), "prefill"))

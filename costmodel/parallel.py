@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from .collectives import (INTER_NODE_LATENCY_S, INTRA_NODE_LATENCY_S, CommBreakdown, Link, cp_term, dp_sync_terms,
                           ep_term, exposed_comm_s, pp_term, tp_term)
 from .errors import InputError
-from .estimator import ledger, make_ctx, runtime_overhead_bytes
+from .estimator import runtime_overhead_bytes
+from .ledger import ledger, make_ctx
 from .workload import Workload
 
 # Host link for optimizer offload: PCIe 4.0 x16 moves about 25 GB/s each way in practice

@@ -3,7 +3,7 @@
 import pytest
 
 import costmodel
-from costmodel.estimator import ledger, make_ctx
+from costmodel.ledger import ledger, make_ctx
 from costmodel.layers import expected_experts
 from costmodel.models import load_model
 from costmodel.perf import _row_weights_read

@@ -15,7 +15,7 @@ import pytest
 import costmodel
 from costmodel.cli import main
 from costmodel.errors import InputError
-from costmodel.estimator import ledger, make_ctx
+from costmodel.ledger import ledger, make_ctx
 from costmodel.models import get_preset, load_model
 from costmodel.workload import Workload
 

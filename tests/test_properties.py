@@ -445,3 +445,31 @@ def test_workload_junk_values(fields):
         assert _field_ok(err), str(err)
         return
     check_estimate(est, w)
+
+
+def test_mfu_at_most_one_and_hfu_at_least_mfu_everywhere():
+    # MFU divides by the peak the FLOPs run at (docs/formulas.md, "Time"); every row runs at no more than
+    # its peak x efficiency, so MFU <= 1 for every preset x device x precision (ResNet-50 fp32 on an A100
+    # once showed 123%: TF32 convolutions against the fp32 peak). HFU adds recomputation: never below MFU.
+    from costmodel.catalog import list_hardware
+    from costmodel.models import list_presets
+    from costmodel.workload import PRECISIONS
+
+    checked = 0
+    for p in list_presets():
+        spec = spec_of(p.id)
+        for hw in list_hardware():
+            for prec in PRECISIONS:
+                for task, ckpt in (("train", False), ("train", True), ("infer", False)):
+                    kw = dict(task=task, batch=2, seq=64, prompt=64, generate=8, image_size=64, precision=prec,
+                              grad_checkpointing=ckpt and spec.modality == "text" and spec.family != "rnn",
+                              lora_rank=8 if (task == "train" and PRECISIONS[prec].weight_only_quant) else 0,
+                              lora_targets="all-linear")
+                    try:
+                        est = estimate(spec, Workload(**kw), hw)
+                    except InputError:
+                        continue
+                    assert 0.0 < est.perf.mfu <= 1.0, (p.id, hw.id, prec, task, est.perf.mfu)
+                    assert est.perf.hfu >= est.perf.mfu * (1 - 1e-12), (p.id, hw.id, prec, task)
+                    checked += 1
+    assert checked > 5000

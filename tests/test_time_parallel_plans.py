@@ -90,7 +90,7 @@ def test_vision_traffic_counts_what_kernels_move():
     # ResNet-50 stem under AMP bf16, one 224x224 image (docs/formulas.md, "Time"): the conv reads the
     # fp32 image (3x224x224 = 150,528 elements), autocast writes and the conv reads a bf16 copy, and
     # it writes a bf16 64x112x112 = 802,816-element output; training BatchNorm reads its input twice
-    from costmodel.estimator import ledger, make_ctx
+    from costmodel.ledger import ledger, make_ctx
     from costmodel.models import load_model
     from costmodel.workload import Workload
 

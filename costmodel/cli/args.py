@@ -33,7 +33,8 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="amp-bf16",
                    help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4")
     p.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd | sgd-momentum | adafactor | adamw-8bit")
-    p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="activation checkpointing: keep each block's input, recompute its forward in backward")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
     p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
     p.add_argument("--bitfit", action="store_true", help="train biases only")

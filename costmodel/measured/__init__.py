@@ -108,7 +108,8 @@ def tables_for(hardware_id: str, backend: str = "trtllm") -> Optional["MeasuredT
 
 @functools.lru_cache(maxsize=None)
 def _tables(system: str, backend: str):
-    from .tables import MeasuredTables, systems_dir
+    from .files import systems_dir
+    from .tables import MeasuredTables
 
     data = systems_dir() / "data" / system
     if not data.is_dir() or not any(
@@ -120,7 +121,7 @@ def _tables(system: str, backend: str):
 def coverage() -> list[dict]:
     """One row per (system, op family, backend, version) folder holding parquet tables."""
     require()
-    from .tables import current_version, systems_dir
+    from .files import current_version, systems_dir
 
     rows = []
     root = systems_dir() / "data"

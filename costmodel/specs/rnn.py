@@ -16,7 +16,7 @@ Saved activations depend on the kernel (``kernel``), derived in docs/families/t5
   (7*layers - 1)*hidden (each layer's gate activations and states; the top layer's output is y).
   Both fit the cudnnGetRNNTrainingReserveSize values printed in pytorch/pytorch#2895
   (LSTM 736,000,000 and GRU 864,000,000 bytes for 4 layers x 320 hidden) and the LSTM reproduces
-  the H100 step in shared/reference/h100_sample.json to 0.1%.
+  the H100 step in benchmarks/results/h100_reference_sample.json to 0.1%.
 - ``onednn`` (CPU LSTM in fp32/bf16, torch's ``mkldnn_rnn_layer``): per layer its output, hy, cy
   and oneDNN's workspace (rnn_utils set_workspace_sizes: gates, ht, 3 state and 2 cell-state
   buffers, each rounded up to a 4096-byte page).
