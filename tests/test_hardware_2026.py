@@ -15,7 +15,7 @@ from costmodel.errors import InputError
 GiB = 2**30
 T, P = 1e12, 1e15
 
-NEW_IDS = ("gb200-nvl72-186gb", "b300-sxm-270gb", "h20-96gb", "h800-sxm-80gb", "mi325x-256gb", "mi355x-288gb",
+NEW_IDS = ("gb200-nvl72-186gb", "gb300-nvl72-279gb", "b300-sxm-270gb", "h20-96gb", "h800-sxm-80gb", "mi325x-256gb", "mi355x-288gb",
            "gaudi3-128gb", "tpu-v6e", "tpu7x", "rtx-5090-32gb", "apple-m4-max-36gb", "apple-m3-ultra-96gb")
 
 
@@ -37,6 +37,9 @@ DATASHEET = [
     # NVIDIA Blackwell Architecture Technical Brief v2.1, Table 3, HGX B300 per GPU: FP4 14 dense, FP8 4.5 dense
     # (9 sparse), BF16 4.5 sparse, 270 GB HBM3e at 7.7 TB/s, 1,100 W
     ("b300-sxm-270gb", 270 * GiB, 7.7e12, 4.5 * P / 2, 4.5 * P, 14 * P, 1100, "Blackwell brief v2.1 Table 3"),
+    # GB300 NVL72 (GTC 2025): 1.08 EF dense FP4 and 360 PF FP8 per 72 GPUs; Verda's per-GPU dense table: BF16 2.5 PF,
+    # 279 GB HBM3E at 8 TB/s, 1.4 kW
+    ("gb300-nvl72-279gb", 279 * GiB, 8e12, 2.5 * P, 360 * P / 72, 1080 * P / 72, 1400, "GB300 NVL72 rack figures"),
     # NVIDIA H20 partner spec sheet (no public datasheet): 96 GB HBM3, 4.0 TB/s, FP16/BF16 148, FP8 296, 400 W
     ("h20-96gb", 96 * GiB, 4.0e12, 148 * T, 296 * T, None, 400, "H20 spec sheet as reported"),
     # NVIDIA H800 datasheet, SXM: H100 SXM compute (BF16 1,979 sparse), 80 GB HBM3 at 3.35 TB/s, 700 W
@@ -93,9 +96,11 @@ def test_interconnects_and_node_shapes():
     assert load_hardware("tpu-v6e").intra_node_bandwidth_bytes_per_s == 800e9 / 2  # ICI 800 GB/s bidirectional
     assert load_hardware("tpu7x").intra_node_bandwidth_bytes_per_s == 1200e9 / 2  # ICI 1,200 GB/s bidirectional
     assert load_hardware("tpu7x").gpus_per_node == 4  # 4 chips per TPU7x VM
+    gb300 = load_hardware("gb300-nvl72-279gb")  # the same rack shape, ConnectX-8 800 Gb/s per GPU
+    assert (gb300.gpus_per_node, gb300.nvlink_domain_gpus, gb300.inter_node_bandwidth_bytes_per_s) == (4, 72, 100e9)
     for hw_id in NEW_IDS:
         hw = load_hardware(hw_id)
-        if hw_id != "gb200-nvl72-186gb":
+        if hw_id not in ("gb200-nvl72-186gb", "gb300-nvl72-279gb"):
             assert hw.nvlink_domain_gpus == hw.gpus_per_node, hw_id
 
 

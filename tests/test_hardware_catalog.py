@@ -22,7 +22,7 @@ EXPECTED_IDS = {
     "rtx-4090-24gb", "rtx-3090-24gb", "mi300x-192gb", "tpu-v4", "tpu-v5e", "tpu-v5p", "cpu-generic", "cpu-laptop",
     # 2026 additions (tests/test_hardware_2026.py checks their datasheet numbers)
     "gb200-nvl72-186gb", "b300-sxm-270gb", "h20-96gb", "h800-sxm-80gb", "mi325x-256gb", "mi355x-288gb", "gaudi3-128gb",
-    "tpu-v6e", "tpu7x", "rtx-5090-32gb", "apple-m4-max-36gb", "apple-m3-ultra-96gb",
+    "tpu-v6e", "tpu7x", "rtx-5090-32gb", "apple-m4-max-36gb", "apple-m3-ultra-96gb", "gb300-nvl72-279gb",
 }
 # GPUs without bf16 tensor cores: their files list bf16 at the fp32 rate
 NO_BF16_TENSOR_CORES = {"v100-sxm-32gb", "v100-sxm-16gb", "t4-16gb"}

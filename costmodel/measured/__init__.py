@@ -41,6 +41,7 @@ HARDWARE_SYSTEMS = {
     "l40s-48gb": "l40s",
     "b300-sxm-270gb": "b300_sxm",  # catalog id (270 GiB usable of 288 GB)
     "gb200-nvl72-186gb": "gb200",  # catalog id
+    "gb300-nvl72-279gb": "gb300",  # catalog id
     "b300-sxm-288gb": "b300_sxm",
     "b300": "b300_sxm",
     "gb200": "gb200",
