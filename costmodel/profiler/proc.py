@@ -268,3 +268,39 @@ def exit_status(returncode: int | None, killed_by_us: str | None = None, oom_bef
             extra += ")"
         return "killed", f"the child process was killed by signal {sig} ({name}) without a result{extra}"
     return "error", f"the child process exited with code {returncode} without a result"
+
+
+# ---- interrupts in the calling process ----------------------------------------------------------------------------
+
+class Interrupted(BaseException):
+    """SIGINT / SIGTERM / SIGHUP arrived while a child ran (``on_signals``); ``signum`` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal_name(signum))
+        self.signum = signum
+
+
+class on_signals:
+    """``with on_signals():`` -- in the main thread, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` (so the caller
+    can cancel its child, release the device, and say what happened) instead of a traceback or a silent exit."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is not threading.main_thread():
+            return self
+
+        def handler(signum, frame):
+            raise Interrupted(signum)
+
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._old[sig] = signal.signal(sig, handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False

@@ -310,9 +310,12 @@ class RunHandle:
         elif raw:
             status, message = raw.get("status", "error"), raw.get("message", "")
         else:
-            code = self.process.returncode if self.process is not None else None
-            after = proc.cgroup_oom_kills() if self._oom_before is not None else None
-            status, message = proc.exit_status(code, None, self._oom_before, after)
+            if self.process is None:  # attached from elsewhere: the exit code is not ours to read
+                status, message = "killed", ("the child process ended without a result (killed from outside, or its "
+                                             "parent process ended)")
+            else:
+                after = proc.cgroup_oom_kills() if self._oom_before is not None else None
+                status, message = proc.exit_status(self.process.returncode, None, self._oom_before, after)
         measured = raw.get("measured", {}) if status == "ok" else {}
         predicted = base.get("predicted", {})
         notes = list(base.get("notes", [])) + list(raw.get("notes", []))
