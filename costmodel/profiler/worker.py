@@ -393,14 +393,7 @@ def measure(job: dict, progress: Progress) -> dict:
                 notes.append(f"no energy window: {left:.0f} s left before the time limit")
                 return
             progress("energy", 0.81, f"energy over >= {ENERGY_WINDOW_S:g} s of back-to-back steps")
-            sync()
-            sampler.mark_window()
-            t0, n = time.perf_counter(), 0
-            while n < 1 or time.perf_counter() - t0 < ENERGY_WINDOW_S:
-                step()
-                sync()
-                n += 1
-            sampler.end_window(n)
+            energy_window(step, sync, sampler, ENERGY_WINDOW_S)
 
         run_pass("energy", energy, m, notes, torch)
         sampler.stop()
@@ -495,6 +488,21 @@ def measure(job: dict, progress: Progress) -> dict:
     timing["setup_s"] = (time.time() - t_enter) - timing["measured_s"] - timing["passes_s"]
     m["rss_end_bytes"] = rss_bytes()
     return {"measured": m, "environment": env, "notes": notes, "gpu": gpu}
+
+
+def energy_window(step, sync, sampler, min_s: float) -> int:
+    """Back-to-back steps for at least ``min_s`` seconds between the sampler's window marks (the energy counter
+    updates every 20-100 ms and board power is a ~1 s average: a window of a few short steps says little).
+    Returns the number of steps."""
+    sync()
+    sampler.mark_window()
+    t0, n = time.perf_counter(), 0
+    while n < 1 or time.perf_counter() - t0 < min_s:
+        step()
+        sync()
+        n += 1
+    sampler.end_window(n)
+    return n
 
 
 def _guard_real_weights(job, m, notes, torch, cuda, rss0, host_available, rss_bytes) -> None:
