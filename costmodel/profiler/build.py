@@ -155,7 +155,7 @@ def build(config: dict, workload: Workload, device: str) -> Built:
         built = _build_hf(torch, cfg, w, dev, autocast, notes, dtype)
     elif cfg.get("family") in ("cnn", "mlp", "lstm", "gru"):
         with default_dtype(torch, dtype):
-            built = _build_own(torch, cfg, w, dev, autocast, notes)
+            built = _build_own(torch, cfg, w, dev, autocast, notes, dtype)
     else:
         raise Unsupported("the profiler builds Hugging Face configs (model_type) and costmodel specs "
                           "(family cnn, mlp, lstm, gru)")
@@ -395,7 +395,7 @@ def _build_hf(torch, cfg: dict, w: Workload, dev, autocast, notes, dtype) -> Bui
                  infer=infer, autocast=autocast, flops_forward=flops_forward, tokens_per_sample=tokens)
 
 
-def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
+def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes, dtype) -> Built:
     import torch.nn.functional as F
 
     from ..models import spec_from_dict
@@ -421,13 +421,14 @@ def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
         c, hgt, wid = spec.in_channels, spec.in_height, spec.in_width
         classes = spec.classes
 
-        def make_batch():
-            return {"x": torch.randn(b, c, hgt, wid, device=dev), "y": torch.randint(0, classes, (b,), device=dev)}
+        def make_batch():  # inputs in the parameter dtype (a bf16 model takes bf16 images)
+            return {"x": torch.randn(b, c, hgt, wid, device=dev, dtype=dtype),
+                    "y": torch.randint(0, classes, (b,), device=dev)}
 
         tokens, gen = 1, False
     elif fam == "mlp":
         def make_batch():
-            return {"x": torch.randn(b, spec.input_dim, device=dev),
+            return {"x": torch.randn(b, spec.input_dim, device=dev, dtype=dtype),
                     "y": torch.randint(0, spec.output_dim, (b,), device=dev)}
 
         tokens, gen = 1, False

@@ -456,7 +456,7 @@ def start_profile(request: ProfileRequest | dict, *, efficiency=None, store=None
            "deadline_unix": deadline, "lock_key": key, "lock_dir": ldir, "gpu": entry,
            "predicted_device_total_bytes": predicted["device_total_bytes"],
            "predicted_parts": {k: predicted.get(k) for k in ("weights_bytes", "gradients_bytes", "optimizer_bytes")},
-           "available_bytes": avail, "memory_limit_bytes": limit, "memory_limit_factor": MEMORY_LIMIT_FACTOR,
+           "available_bytes": avail, "child_process_bytes": 0 if cuda else CHILD_PROCESS_BYTES, "memory_limit_bytes": limit, "memory_limit_factor": MEMORY_LIMIT_FACTOR,
            "memory_limit_slack_bytes": MEMORY_LIMIT_SLACK_BYTES, "flops_cache_dir": str(base / "flops_cache"),
            "meta": meta}
     write_json_atomic(run_dir / JOB_FILE, job)

@@ -528,12 +528,13 @@ def _guard_real_weights(job, m, notes, torch, cuda, rss0, host_available, rss_by
         held = torch.cuda.memory_allocated()
         avail, where = free + held, "free GPU memory + what this run already holds"
     else:
-        avail = host_available() or 0
-        avail += max(rss_bytes() - rss0, 0)
+        avail = (host_available() or 0) + max(rss_bytes() - rss0, 0)
         where = "available host memory + what this run already holds"
         parent = job.get("available_bytes")
-        if parent:
-            avail, where = min(avail, parent), where + " (at most the parent's figure)"
+        overhead = job.get("child_process_bytes") or 0  # the parent's figure predates this interpreter
+        if parent and parent - overhead < avail:
+            avail, where = parent - overhead, ("available host memory when the run started, less "
+                                               f"{overhead / 2**30:.2f} GiB for this process's Python + torch")
     if avail and need > MEMORY_MARGIN * avail:
         raise Unsupported(f"memory guard after build: {msg}, which exceeds {MEMORY_MARGIN:.0%} of {where}: "
                           f"{avail / 2**30:.2f} GiB")
