@@ -107,12 +107,18 @@ def acquire(key: str, directory=None, run_id: str = "", what: str = "") -> tuple
     return fd, None
 
 
-def _read(fd: int) -> dict:
-    text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return {"pid": None, "run_id": None, "raw": text}
+def _read(fd: int, patience_s: float = 1.0) -> dict:
+    """The holder written in the lock file. The holder writes it just after taking the lock, so an empty or half
+    file means "a moment ago": read again for up to ``patience_s`` (a loaded machine can pause a process there)."""
+    end = time.time() + patience_s
+    while True:
+        text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            if time.time() > end:
+                return {"pid": None, "run_id": None, "raw": text}
+            time.sleep(0.01)
 
 
 def holder(key: str, directory=None) -> dict | None:
