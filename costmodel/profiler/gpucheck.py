@@ -286,9 +286,11 @@ def check_llama(ctx: Context) -> dict:
         req = _req("llama-2-7b", {"task": "infer", "batch": 1, "prompt": 32, "generate": 4, "precision": "bf16"},
                    DRY_LLAMA, device=ctx.device, steps=2, warmup=1, fvcore=False, flops_cache=False)
     else:
+        from .gpus import describe
+
         need = 16 * 2**30
-        free = max((d.get("memory_free_bytes") or 0) for d in (ctx.inventory.get("gpus") or [{}])) if \
-            ctx.inventory.get("available") else None
+        dev = describe("cuda:0", ctx.inventory) if ctx.inventory.get("available") else {}
+        free = dev.get("memory_free_bytes")
         if free is not None and free < need:
             return {"status": "skip", "summary": f"Llama-2-7B bf16 needs ~16 GiB free; the GPU has "
                     f"{free / 2**30:.1f} GiB", "details": {}}

@@ -72,6 +72,7 @@ class NvmlSampler:
             pynvml.nvmlShutdown()
             return
         self.available = True
+        self._sample()  # the first sample now, not when the thread gets to it
         self._thread = threading.Thread(target=self._run, name="nvml-sampler", daemon=True)
         self._thread.start()
 

@@ -258,9 +258,12 @@ def measure(job: dict, progress: Progress) -> dict:
             raise Unsupported(f"predicted device total {need / 2**30:.2f} GiB exceeds free GPU memory "
                               f"{free / 2**30:.2f} GiB (torch.cuda.mem_get_info)")
         sampler = NvmlSampler(gpu.get("uuid") if gpu.get("known") else None, mig=bool(gpu.get("mig")))
-        sampler.start()  # before the model exists: its first samples are the baseline
+        sampler.start()  # before the model exists
+        parent_gpu = job.get("gpu") or {}
+        if sampler.available and parent_gpu.get("uuid") == gpu.get("uuid") and parent_gpu.get("memory_used_bytes") is not None:
+            m["nvml_used_baseline_bytes"] = parent_gpu["memory_used_bytes"]  # read by the parent, before this process
         if sampler.available and sampler.samples:
-            m["nvml_used_baseline_bytes"] = sampler.samples[0][3]
+            m["nvml_used_after_context_bytes"] = sampler.samples[0][3]  # + this process's CUDA context
         torch.cuda.reset_peak_memory_stats()
         base_alloc = torch.cuda.memory_allocated()
     torch.manual_seed(0)
