@@ -396,3 +396,61 @@ def test_cudnn_lstm_kernel_is_counted():
     hand = 2 * T * B * (4 * Hd * (E + Hd) + 4 * Hd * (Hd + Hd))  # 2 * tokens * (w_ih + w_hh) per layer
     assert fc.get_total_flops() == hand
     assert cudnn_rnn_backward_flops((T, B, E), [tuple(w.shape) for w in ws]) == 2 * hand
+
+
+# ---- the child's check by UUID, and the parent's second prediction -----------------------------------------------
+
+class _FakeTorch:
+    """What cuda_device() asks torch: device count, set_device, get_device_properties(i).uuid."""
+
+    def __init__(self, uuids):
+        import types
+
+        self.set_to = None
+        props = [types.SimpleNamespace(uuid=u) for u in uuids]
+        self.cuda = types.SimpleNamespace(device_count=lambda: len(props), get_device_properties=lambda i: props[i],
+                                          set_device=lambda i: setattr(self, "set_to", i))
+
+
+def test_child_finds_its_gpu_by_the_uuid_torch_reports(nvml):
+    from costmodel.profiler.build import Unsupported
+    from costmodel.profiler.gpus import describe
+    from costmodel.profiler.worker import cuda_device
+
+    parent = describe("cuda:0", env={"CUDA_DEVICE_ORDER": "PCI_BUS_ID"})  # the parent thought NVML 0 (the L40)
+    job = {"request": {"device": "cuda:0"}, "gpu": parent}
+    notes: list[str] = []
+    fake = _FakeTorch([U["c"][4:]])  # torch: cuda:0 is the A100-40GB (FASTEST_FIRST ordered them differently)
+    e = cuda_device(fake, job, notes)
+    assert fake.set_to == 0 and e["uuid"] == U["c"] and e["name"] == "NVIDIA A100-SXM4-40GB" and e["driver"]
+    assert any("torch says it is NVIDIA A100-SXM4-40GB" in n for n in notes)
+    notes.clear()
+    e = cuda_device(_FakeTorch(["deadbeef-0000-0000-0000-000000000000"]), job, notes)  # hidden from NVML (cgroups)
+    assert not e["known"] and "NVML does not list the device torch uses" in e["reason"]
+    assert notes and notes[0].startswith("unknown GPU")
+    with pytest.raises(Unsupported, match="cuda:3 does not exist: torch sees 1"):
+        cuda_device(_FakeTorch([U["a"][4:]]), {"request": {"device": "cuda:3"}}, [])
+
+
+def test_parent_predicts_again_for_the_gpu_the_child_used(nvml, tmp_path):
+    import json as _json
+
+    from costmodel.profiler import ProfileRequest
+    from costmodel.profiler.gpus import describe, match_torch_uuid, nvml_inventory
+    from costmodel.profiler.runner import RunHandle, predict
+
+    req = ProfileRequest("gpt2", {"task": "train", "batch": 1, "seq": 64, "precision": "bf16"}, device="cuda:0")
+    parent = describe("cuda:0", env={"CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+    name, cfg, pred, _, notes = predict(req, entry=parent)
+    assert pred["hardware"] == "h100-sxm-80gb" and any("no catalog profile for NVIDIA L40" in n for n in notes)
+    child = match_torch_uuid(U["c"][4:], nvml_inventory())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "result.json").write_text(_json.dumps({"status": "ok", "message": "measured", "gpu": child,
+                                                      "measured": {"params_total": 124439808, "step_s": 0.1},
+                                                      "environment": {"device_label": child["name"]}}))
+    meta = {"model": name, "label": "NVIDIA L40", "task": "train", "predicted": pred, "gpu": parent,
+            "request": {**req.to_dict(), "config": cfg}, "notes": notes, "profile_dir": str(tmp_path)}
+    res = RunHandle(run_dir, base=meta).result()
+    assert res.device == "NVIDIA A100-SXM4-40GB" and res.predicted["hardware"] == "a100-sxm-40gb"
+    assert any(n.startswith("predicted again for NVIDIA A100-SXM4-40GB") for n in res.notes)
