@@ -29,6 +29,7 @@ from .files import JOB_FILE, LOG_FILE, PROGRESS_FILE, RESULT_FILE, write_json_at
 WATCHDOG_GRACE_S = 3.0
 MEMORY_MARGIN = 0.90  # as runner.MEMORY_MARGIN: a run may use this share of the free memory
 FLOPS_CACHE_VERSION = 2  # bump when the counted quantities or formulas change
+THREAD_ADDRESS_BYTES = 96 * 2**20  # per torch thread in the CPU hard limit: a malloc arena (64 MiB) + a stack
 
 
 class Progress:
@@ -223,16 +224,18 @@ def measure(job: dict, progress: Progress) -> dict:
     from .nvml import ENERGY_WINDOW_S, NvmlSampler
 
     req = job["request"]
+    if req.get("threads"):
+        torch.set_num_threads(int(req["threads"]))
     if job.get("memory_limit_bytes"):  # after importing torch, whose libraries take address space (CPU runs only)
         from . import proc
 
+        # every thread that allocates may get its own glibc arena (64 MiB of address space) and has a stack
+        job["memory_limit_bytes"] += (torch.get_num_threads() + torch.get_num_interop_threads()) * THREAD_ADDRESS_BYTES
         job["_limit_set"] = proc.set_memory_limit(int(job["memory_limit_bytes"]))
     w = Workload.from_dict(job["workload"])
     notes: list[str] = []
     m: dict = {}
     timing = m["timing"] = {"child_start_unix": job.get("_child_start_unix"), "torch_import_s": t_torch - t_enter}
-    if req.get("threads"):
-        torch.set_num_threads(int(req["threads"]))
     cuda = req["device"].startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise Unsupported("CUDA is not available to torch in this process (CPU build or no GPU)")
