@@ -37,9 +37,8 @@ def lock_dir(path: str | os.PathLike | None = None) -> Path:
     """The lock directory, created (mode 1777 for the shared default) and checked."""
     p = Path(path or os.environ.get(LOCK_DIR_ENV) or DEFAULT_LOCK_DIR)
     try:
-        os.mkdir(p, 0o700 if path or os.environ.get(LOCK_DIR_ENV) else 0o1777)
-        if not (path or os.environ.get(LOCK_DIR_ENV)):
-            os.chmod(p, 0o1777)  # mkdir's mode is masked by the umask
+        os.mkdir(p, 0o1777)
+        os.chmod(p, 0o1777)  # mkdir's mode is masked by the umask
     except FileExistsError:
         pass
     except OSError as exc:
