@@ -34,16 +34,21 @@ PHASES = ("parent_before_spawn_s", "spawn_to_child_start_s", "torch_import_s", "
 def one_run(repo: Path, model: str, prof: Path, locks: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COSTMODEL_PROFILER_DIR": str(prof), "COSTMODEL_LOCK_DIR": str(locks),
            "PYTHONPATH": str(repo)}
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "costmodel", "profile", "--model", model, "--device", "cpu", "--steps",
                           "3", "--json"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI and its child (reaped): CPU seconds, load-proof
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     try:
         res = json.loads(out.stdout)
     except json.JSONDecodeError:
-        return {"wall_s": wall, "status": f"no JSON (exit {out.returncode}): {out.stderr[-300:]}"}
+        return {"wall_s": wall, "cpu_s": cpu, "status": f"no JSON (exit {out.returncode}): {out.stderr[-300:]}"}
     t = (res.get("measured") or {}).get("timing") or {}
-    row = {"wall_s": wall, "status": res.get("status"), "cached_flops": "counter_source" in (res.get("measured") or {})}
+    row = {"wall_s": wall, "cpu_s": cpu, "status": res.get("status"), "cached_flops": "counter_source" in (res.get("measured") or {})}
     row.update({k: t.get(k) for k in PHASES})
     if t:
         known = sum(v for k, v in row.items() if k in PHASES and v)
@@ -52,7 +57,7 @@ def one_run(repo: Path, model: str, prof: Path, locks: Path) -> dict:
 
 
 def table(rows: list[dict], title: str) -> list[str]:
-    cols = ["wall_s", *PHASES, "rest_s"]
+    cols = ["wall_s", "cpu_s", *PHASES, "rest_s"]
     lines = [f"### {title}", "", "| run | flops | " + " | ".join(c.removesuffix("_s") for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for i, r in enumerate(rows, 1):
@@ -86,14 +91,16 @@ def main() -> int:
             key = name.split()[0]
             rows[name].append(one_run(repo, a.model, tmp / f"prof-{key}", tmp / f"locks-{key}"))
             r = rows[name][-1]
-            print(f"{name:22s} run {i + 1}: {r['wall_s']:.3f} s wall ({r['status']})", file=sys.stderr)
+            print(f"{name:22s} run {i + 1}: {r['wall_s']:.3f} s wall, {r['cpu_s']:.3f} s CPU ({r['status']})",
+                  file=sys.stderr)
     load1 = os.getloadavg()
     lines = [f"## `profile --model {a.model} --device cpu --steps 3`: wall time and where it goes", "",
              f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}; load average {load0[0]:.2f} before, {load1[0]:.2f} after (a shared "
              "machine: other jobs ran meanwhile). Seconds. Run 1 counts FLOPs; later runs reuse the counts (the "
-             "FLOP-count cache). `rest` = wall minus the listed phases: the parent's own start and polling, the "
-             "child's exit and the parent's printing.", ""]
+             "FLOP-count cache). `cpu` = user + system CPU seconds of the command and its child (little affected by "
+             "other jobs; the work is mostly single-threaded, so on an idle machine wall ~ cpu). `rest` = wall minus "
+             "the listed phases: the parent's own start and polling, the child's exit and the parent's printing.", ""]
     for name, rs in rows.items():
         lines += table(rs, name)
     text = "\n".join(lines)
