@@ -14,3 +14,5 @@ import tempfile  # noqa: E402
 _TMP = tempfile.mkdtemp(prefix="costmodel-tests-")
 os.environ.setdefault("COSTMODEL_DB", os.path.join(_TMP, "costmodel.db"))
 os.environ.setdefault("COSTMODEL_PROFILER_DIR", os.path.join(_TMP, "profiler"))
+# ... and never the machine-wide device locks (/tmp/costmodel-locks), which other users' runs hold
+os.environ.setdefault("COSTMODEL_LOCK_DIR", os.path.join(_TMP, "locks"))

@@ -69,8 +69,11 @@ def test_probe_rejects_bad_device_and_enforces_its_limit():
 
     with pytest.raises(InputError, match="device"):
         run_probe("tpu")
+    for bad in (0.05, float("nan"), float("inf"), 1e308, -5, "soon", 90000):
+        with pytest.raises(InputError, match="timeout"):
+            run_probe("cpu", timeout_s=bad)
     with pytest.raises(RuntimeError, match="limit"):
-        run_probe("cpu", timeout_s=0.05)  # importing torch alone takes longer: the child is killed
+        run_probe("cpu", timeout_s=1)  # torch import + five timed measurements take longer: the child is killed
 
 
 def test_cli_probe_saves_and_calibrate_starts_from_it(tmp_path):

@@ -35,6 +35,11 @@ def base(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lockdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("locks")
+
+
+@pytest.fixture(scope="module")
 def store(tmp_path_factory):
     from costmodel.storage import Store
 
@@ -71,10 +76,12 @@ def started(tmp_path_factory, store):
     import subprocess
     import sys
 
-    handles = {name: start_profile(req, store=store, base_dir_path=tmp_path_factory.mktemp(name))
+    handles = {name: start_profile(req, store=store, base_dir_path=tmp_path_factory.mktemp(name),
+                                   lock_dir=tmp_path_factory.mktemp(name + "-locks"))
                for name, req in REQUESTS.items()}
     out_dir = tmp_path_factory.mktemp("records")
-    env = {**os.environ, runner_mod.DIR_ENV: str(tmp_path_factory.mktemp("cnn"))}
+    env = {**os.environ, runner_mod.DIR_ENV: str(tmp_path_factory.mktemp("cnn")),
+           "COSTMODEL_LOCK_DIR": str(tmp_path_factory.mktemp("cnn-locks"))}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cli = subprocess.Popen([sys.executable, "-m", "costmodel", *CNN_ARGS, "--out", str(out_dir)], cwd=root, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -279,16 +286,16 @@ def test_rnn_blind_spot_detected_and_reported():
 
 # ---- safety -----------------------------------------------------------------------------------------------------------
 
-def test_timeout_kills_the_child(base):
+def test_timeout_kills_the_child(base, lockdir):
     t0 = time.time()
     res = run_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"},
-                                     timeout_s=2, fault="hang"), base_dir_path=base)
+                                     timeout_s=2, fault="hang"), base_dir_path=base, lock_dir=lockdir)
     assert res.status == "timeout" and "time limit of 2 s" in res.message
     assert time.time() - t0 < 15
     pid = int(open(os.path.join(res.run_dir, "pid")).read())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    assert lock_holder("cpu", base) is None  # the lock died with the child
+    assert lock_holder("cpu", lockdir) is None  # the lock died with the child
 
 
 def test_refused_when_predicted_memory_does_not_fit(base, monkeypatch):
@@ -298,7 +305,7 @@ def test_refused_when_predicted_memory_does_not_fit(base, monkeypatch):
     assert res.status == "refused" and "exceeds" in res.message and "GiB" in res.message
     assert res.predicted["peak_bytes"] > 20 * 2**30
     # a tiny model refused too when the machine says only 1 MiB is free
-    monkeypatch.setattr(runner_mod, "available_memory_bytes", lambda device: (2**20, "test: 1 MiB free"))
+    monkeypatch.setattr(runner_mod, "available_memory_bytes", lambda device, entry=None: (2**20, "test: 1 MiB free"))
     res = run_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"}),
                       base_dir_path=base)
     assert res.status == "refused" and "test: 1 MiB free: 0.00 GiB" in res.message
@@ -311,27 +318,28 @@ def test_refused_unsupported_precision(base):
 
 @pytest.mark.parametrize("fault,status,text", [("abort", "error", "SIGABRT"), ("raise", "error", "injected failure"),
                                                ("oom", "oom", "can't allocate memory")])
-def test_crashing_child_gives_a_result(base, fault, status, text):
+def test_crashing_child_gives_a_result(base, lockdir, fault, status, text):
     res = run_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"},
-                                     timeout_s=60, fault=fault), base_dir_path=base)
+                                     timeout_s=60, fault=fault), base_dir_path=base, lock_dir=lockdir)
     assert res.status == status and text in res.message, (res.message, res.stderr_tail)
     assert res.measured == {} and res.comparison == []
 
 
-def _wait_for_lock(base, timeout=20):
+def _wait_for_lock(lockdir, timeout=20):
     deadline = time.time() + timeout
-    while lock_holder("cpu", base) is None and time.time() < deadline:
+    while lock_holder("cpu", lockdir) is None and time.time() < deadline:
         time.sleep(0.05)
-    return lock_holder("cpu", base)
+    return lock_holder("cpu", lockdir)
 
 
-def test_one_run_per_device_and_cancel_from_another_handle(base):
+def test_one_run_per_device_and_cancel_from_another_handle(base, lockdir):
     h = start_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"},
-                                     timeout_s=60, fault="hang"), base_dir_path=base)
-    holder = _wait_for_lock(base)
+                                     timeout_s=60, fault="hang"), base_dir_path=base, lock_dir=lockdir)
+    holder = _wait_for_lock(lockdir)
     assert holder and holder["run_id"] == h.run_id
+    # another profiler directory does not make another device: the lock is machine-wide
     second = run_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"}),
-                         base_dir_path=base)
+                         base_dir_path=base / "elsewhere", lock_dir=lockdir)
     assert second.status == "refused" and h.run_id in second.message
     assert not h.done() and h.progress()["stage"] == "start"
     # a dashboard rerun lost the handle: rebuild it from the run directory and cancel through it
@@ -340,7 +348,7 @@ def test_one_run_per_device_and_cancel_from_another_handle(base):
     res = again.cancel()
     assert res.status == "cancelled" and res.model == "simple-cnn-28"
     assert h.wait(timeout=10) is not None
-    assert lock_holder("cpu", base) is None
+    assert lock_holder("cpu", lockdir) is None
 
 
 @pytest.fixture(scope="module")
@@ -348,8 +356,8 @@ def orphan(tmp_path_factory):
     """A hanging run with a 2 s limit whose parent never polls it (its own profiler dir: it holds that lock)."""
     own = tmp_path_factory.mktemp("orphan")
     h = start_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"},
-                                     timeout_s=2, fault="hang"), base_dir_path=own)
-    return h, own
+                                     timeout_s=2, fault="hang"), base_dir_path=own, lock_dir=own / "locks")
+    return h, own / "locks"
 
 
 def test_orphan_started(orphan):
@@ -358,13 +366,13 @@ def test_orphan_started(orphan):
     assert _wait_for_lock(own)["run_id"] == h.run_id
 
 
-def test_data_parallel_refused_while_device_busy(base):
+def test_data_parallel_refused_while_device_busy(base, lockdir):
     from costmodel.profiler.distributed import run_data_parallel
 
     h = start_profile(ProfileRequest("simple-cnn-28", {"task": "train", "batch": 1, "precision": "fp32"},
-                                     timeout_s=60, fault="hang"), base_dir_path=base)
-    assert _wait_for_lock(base)
-    dp = run_data_parallel("mlp-mnist", {"task": "train", "precision": "fp32"}, base_dir_path=base)
+                                     timeout_s=60, fault="hang"), base_dir_path=base, lock_dir=lockdir)
+    assert _wait_for_lock(lockdir)
+    dp = run_data_parallel("mlp-mnist", {"task": "train", "precision": "fp32"}, base_dir_path=base, lock_dir=lockdir)
     assert dp["status"] == "refused" and h.run_id in dp["message"]
     assert h.cancel().status == "cancelled"
 
@@ -450,14 +458,14 @@ def test_figures_from_results(gpt2_train, llama_infer):
 
 # ---- data parallel ------------------------------------------------------------------------------------------------------
 
-def test_data_parallel_two_processes_gloo(base):
+def test_data_parallel_two_processes_gloo(base, lockdir):
     from costmodel.collectives import Link, allreduce_s
     from costmodel.profiler.distributed import fit_ring, run_data_parallel
     from costmodel.profiler.figures import allreduce_figure
 
     mlp = {"family": "mlp", "name": "mlp-tiny", "input_dim": 64, "hidden": [64], "output_dim": 10}
     dp = run_data_parallel(mlp, {"task": "train", "batch": 8, "precision": "fp32", "optimizer": "sgd"},
-                           world_size=2, steps=2, repeats=3, timeout_s=120, base_dir_path=base)
+                           world_size=2, steps=2, repeats=3, timeout_s=120, base_dir_path=base, lock_dir=lockdir)
     assert dp["status"] == "ok", dp.get("log_tail")
     m = dp["measured"]
     assert m["backend"] == "gloo" and m["world_size"] == 2

@@ -38,6 +38,7 @@ class Built:
     flops_forward: Callable[[dict], object]  # the forward the estimator's flops.forward describes
     tokens_per_sample: int
     notes: list = field(default_factory=list)
+    param_dtype: object = None
 
 
 def _dtype(torch, precision: str, training: bool):
@@ -148,10 +149,13 @@ def build(config: dict, workload: Workload, device: str) -> Built:
             return contextlib.nullcontext()
         return torch.autocast(dev.type, dtype=amp)
 
+    # Built directly in the parameter dtype on the device: never an fp32 copy first (a bf16 model built in fp32
+    # and cast would briefly hold 3x its bf16 bytes, and the freed fp32 blocks would stay in torch's cache)
     if "model_type" in cfg:
-        built = _build_hf(torch, cfg, w, dev, autocast, notes)
+        built = _build_hf(torch, cfg, w, dev, autocast, notes, dtype)
     elif cfg.get("family") in ("cnn", "mlp", "lstm", "gru"):
-        built = _build_own(torch, cfg, w, dev, autocast, notes)
+        with default_dtype(torch, dtype):
+            built = _build_own(torch, cfg, w, dev, autocast, notes, dtype)
     else:
         raise Unsupported("the profiler builds Hugging Face configs (model_type) and costmodel specs "
                           "(family cnn, mlp, lstm, gru)")
@@ -176,15 +180,51 @@ def build(config: dict, workload: Workload, device: str) -> Built:
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-    model.to(device=dev, dtype=dtype)
+    stray = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters() if p.dtype != dtype})
+    if stray and not w.lora_rank:  # a module that forces its own dtype (e.g. _keep_in_fp32_modules)
+        notes.append(f"some parameters are not {str(dtype).replace('torch.', '')}: {', '.join(stray)} (as the "
+                     "model class creates them)")
     built.notes = notes
+    built.param_dtype = dtype
     return built
 
 
+@contextlib.contextmanager
+def default_dtype(torch, dtype):
+    """Floating tensors created inside are ``dtype`` (torch.set_default_dtype, restored after)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def registered_model_classes(transformers) -> set[str]:
+    """Every model class name in transformers' auto mappings (``*_MAPPING_NAMES`` of ``modeling_auto``)."""
+    from transformers.models.auto import modeling_auto
+
+    names: set[str] = set()
+    for attr in dir(modeling_auto):
+        if attr.endswith("_MAPPING_NAMES"):
+            for v in getattr(modeling_auto, attr).values():
+                names.update([v] if isinstance(v, str) else v)
+    return names
+
+
 def _hf_class(transformers, cfg: dict):
+    """The model class: ``architectures[0]`` when it is a registered model class (transformers' auto mappings;
+    any other attribute of the package is refused, since it would be called with the config), else the
+    model type's default."""
     arch = (cfg.get("architectures") or [None])[0]
-    if arch and hasattr(transformers, arch):
-        return getattr(transformers, arch)
+    if arch is not None:
+        if not isinstance(arch, str) or arch not in registered_model_classes(transformers):
+            raise Unsupported(f"architectures names {arch!r}, which is not a model class registered in transformers' "
+                              "auto mappings; give a model class such as LlamaForCausalLM")
+        cls = getattr(transformers, arch, None)
+        if cls is None:
+            raise Unsupported(f"transformers {transformers.__version__} has no class {arch}")
+        return cls
     mt = cfg["model_type"]
     default = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
                "mixtral": "MixtralForCausalLM", "qwen2": "Qwen2ForCausalLM", "gemma": "GemmaForCausalLM",
@@ -200,7 +240,7 @@ def mt_has_attention(model_type: str) -> bool:
     return model_type != "resnet"  # ResNets have no attention (and transformers refuses an sdpa setting)
 
 
-def _build_hf(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
+def _build_hf(torch, cfg: dict, w: Workload, dev, autocast, notes, dtype) -> Built:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -217,8 +257,8 @@ def _build_hf(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
     if mt_has_attention(cfg["model_type"]):
         hf_cfg._attn_implementation = "eager" if w.attention == "eager" else "sdpa"
     cls = _hf_class(transformers, cfg)
-    with torch.device(dev):
-        model = cls(hf_cfg)
+    with torch.device(dev):  # transformers' own way to build in a dtype (local default dtype, as from_pretrained)
+        model = cls._from_config(hf_cfg, dtype=dtype)
     name = cls.__name__
     mt = cfg["model_type"]
     b = w.batch
@@ -355,7 +395,7 @@ def _build_hf(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
                  infer=infer, autocast=autocast, flops_forward=flops_forward, tokens_per_sample=tokens)
 
 
-def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
+def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes, dtype) -> Built:
     import torch.nn.functional as F
 
     from ..models import spec_from_dict
@@ -381,13 +421,14 @@ def _build_own(torch, cfg: dict, w: Workload, dev, autocast, notes) -> Built:
         c, hgt, wid = spec.in_channels, spec.in_height, spec.in_width
         classes = spec.classes
 
-        def make_batch():
-            return {"x": torch.randn(b, c, hgt, wid, device=dev), "y": torch.randint(0, classes, (b,), device=dev)}
+        def make_batch():  # inputs in the parameter dtype (a bf16 model takes bf16 images)
+            return {"x": torch.randn(b, c, hgt, wid, device=dev, dtype=dtype),
+                    "y": torch.randint(0, classes, (b,), device=dev)}
 
         tokens, gen = 1, False
     elif fam == "mlp":
         def make_batch():
-            return {"x": torch.randn(b, spec.input_dim, device=dev),
+            return {"x": torch.randn(b, spec.input_dim, device=dev, dtype=dtype),
                     "y": torch.randint(0, spec.output_dim, (b,), device=dev)}
 
         tokens, gen = 1, False
@@ -468,6 +509,10 @@ def make_optimizer(model, workload: Workload):
     raise Unsupported(f"optimizer {name} is not driven by the profiler")
 
 
+# the dtype the KV cache (or RNN state) is stored in: the compute dtype (K/V projections' outputs)
+KV_CACHE_DTYPE = {"fp32": "fp32", "amp-bf16": "bf16", "amp-fp16": "fp16", "bf16": "bf16", "fp16": "fp16"}
+
+
 def check_workload(workload: Workload) -> None:
     """Raise ``InputError`` early (in the parent) for what the child could not run."""
     if workload.precision in ("fp8", "int8", "int4"):
@@ -475,6 +520,12 @@ def check_workload(workload: Workload) -> None:
                          "Engine); use fp32, amp-bf16, amp-fp16, bf16 or fp16")
     if workload.training and workload.optimizer == "adamw-8bit":
         raise InputError("optimizer", "adamw-8bit is not profiled (needs bitsandbytes)")
+    if not workload.training and workload.kv_cache_precision is not None:
+        natural = KV_CACHE_DTYPE.get(workload.precision)
+        if workload.kv_cache_precision != natural:
+            raise InputError("kv_cache_precision", f"a {workload.kv_cache_precision} KV cache is not profiled: the run "
+                             f"keeps its cache in the compute dtype ({natural} for {workload.precision}); leave it "
+                             f"unset or give {natural}")
     if workload.sparsity_pattern == "2:4":
         raise InputError("sparsity_pattern", "2:4 sparse kernels are not profiled (needs cuSPARSELt); the profiler "
                          "builds dense models: use sparsity_pattern unstructured")

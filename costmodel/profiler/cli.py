@@ -1,8 +1,11 @@
 """``python -m costmodel profile``: run real steps on this machine and print measured next to predicted.
 ``python -m costmodel calibrate``: fit this device's time-model efficiency to its stored runs.
 
+``python -m costmodel gpu-check``: the acceptance checks for a first GPU user (``costmodel.profiler.gpucheck``).
+
 Registered through ``costmodel.cli.SUBCOMMAND_MODULES``. Exit status of ``profile``: 0 when the run was measured,
-1 when it ended otherwise (refused, timeout, oom, error, cancelled: the message says which), 2 for bad input.
+1 when it ended otherwise (refused, timeout, oom, killed, error, cancelled -- Ctrl-C / SIGTERM cancel the run and
+free the device at once: the message says which), 2 for bad input.
 ``calibrate``: 0 when a calibration was fitted, 2 when there is nothing to fit (the message says why).
 """
 
@@ -29,6 +32,8 @@ def register(sub) -> None:
                    help="replace a config key before building, e.g. --set n_layer=2 (JSON values; repeatable)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP counters")
     p.add_argument("--no-fvcore", action="store_true", help="skip fvcore (TorchScript tracing)")
+    p.add_argument("--recount-flops", action="store_true", help="count FLOPs again instead of reusing the counts of "
+                   "an earlier run with the same config, workload, device and versions")
     p.add_argument("--calibrated", action="store_true",
                    help="predict with this device's latest stored calibration (costmodel.storage)")
     p.add_argument("--save", action="store_true", help="save the run in the costmodel database")
@@ -57,6 +62,15 @@ def register(sub) -> None:
     pr.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
     pr.add_argument("--json", action="store_true", help="print the calibration record as JSON")
     pr.set_defaults(run=run_probe_cmd)
+
+    g = sub.add_parser("gpu-check", help="acceptance checks on this machine's GPUs (device mapping, smoke profile, "
+                       "GPT-2 / Llama-2-7B vs a reference, FLOP paths, probe, energy, locks, 2-GPU data parallel)")
+    g.add_argument("--out", default=None, help="folder for the JSON + Markdown result (default benchmarks/results)")
+    g.add_argument("--dry-run", action="store_true", help="run every check's logic on CPU at tiny sizes (no GPU "
+                   "needed); the GPU-only checks say they were skipped")
+    g.add_argument("--budget", default=480, help="total time budget in seconds (default 480)")
+    g.add_argument("--only", default=None, help="comma-separated check names to run (default: all)")
+    g.set_defaults(run=run_gpu_check)
 
     h = sub.add_parser("measurements", help="stored profiler runs: list (filter by device/model) or show one")
     h.add_argument("action", choices=["list", "show"], help="list | show")
@@ -95,21 +109,22 @@ def request_from_args(args):
     from ..cli.args import workload_from_args
     from .request import ProfileRequest
 
-    try:
-        timeout = float(args.timeout)
-    except (TypeError, ValueError):
-        raise InputError("timeout", f"must be a number of seconds, got {args.timeout!r}") from None
+    from .proc import check_timeout
+
+    timeout = check_timeout(args.timeout, "timeout")
     return ProfileRequest(
         model=args.model, workload=workload_from_args(args).to_dict(), device=args.device,
         steps=_int(args.steps, "steps", 1, 10000), warmup=_int(args.warmup, "warmup", 0, 1000), timeout_s=timeout,
         hardware=args.hardware, config_overrides=_overrides(args.overrides), count_flops=not args.no_flops,
         fvcore=not args.no_fvcore, threads=None if args.threads is None else _int(args.threads, "threads", 1, 4096),
+        flops_cache=not getattr(args, "recount_flops", False),
     )
 
 
 def run(args) -> int:
     from .compare import format_table
-    from .runner import run_profile
+    from .proc import Interrupted, on_signals, signal_name
+    from .runner import start_profile
 
     req = request_from_args(args)
     store = None
@@ -124,8 +139,19 @@ def run(args) -> int:
             print(f"[{p.get('elapsed_s', 0):7.1f} s] {p.get('stage')}{step}: {p.get('message', '')}", file=sys.stderr)
 
     # the store is read for the calibration (--calibrated) and written only with --save
-    res = run_profile(req, on_progress=show, efficiency="calibrated" if args.calibrated else None,
-                      calibration_store=store, store=store if args.save else None, json_dir=args.out)
+    with on_signals():
+        handle = None
+        try:
+            handle = start_profile(req, efficiency="calibrated" if args.calibrated else None, calibration_store=store,
+                                   store=store if args.save else None, json_dir=args.out)
+            res = handle.wait(poll_s=0.05, on_progress=show)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            sig = getattr(exc, "signum", 2)
+            reason = f"cancelled by {signal_name(sig)}" + (" (Ctrl-C)" if sig == 2 else "")
+            if handle is None:
+                print(f"{reason} before the run started", file=sys.stderr)
+                return 1
+            res = handle.cancel(reason)  # kills the child's group; the device lock is free when this returns
     if args.json:
         print(json.dumps(res.to_dict(), indent=1))
     else:
@@ -140,6 +166,12 @@ def run(args) -> int:
         if env.get("torch"):
             print(f"environment: torch {env.get('torch')}, python {env.get('python')}, {env.get('cpu')}"
                   + (f", {env.get('gpu')} driver {env.get('driver')} CUDA {env.get('cuda')}" if env.get("gpu") else ""))
+        t = res.measured.get("timing") or {}
+        if t:
+            print(f"time: {t.get('wall_s', 0):.2f} s wall = set-up {t.get('setup_s', 0):.2f} s (torch import "
+                  f"{t.get('torch_import_s', 0):.2f}, build {t.get('build_s', 0):.2f}, optimizer "
+                  f"{t.get('optimizer_s', 0):.2f}, warm-up {t.get('warmup_s', 0):.2f}) + measured steps "
+                  f"{t.get('measured_s', 0):.3f} s + extra passes {t.get('passes_s', 0):.2f} s + process start/exit")
         if res.status != "ok" and res.stderr_tail:
             print("child log (tail):\n" + res.stderr_tail[-1500:], file=sys.stderr)
     return 0 if res.ok else 1
@@ -225,21 +257,27 @@ def format_probe(cal: dict) -> str:
 
 
 def run_probe_cmd(args) -> int:
-    from .env import default_hardware, device_label
+    from .env import default_hardware
     from .probe import probe_calibration, run_probe
 
-    try:
-        timeout = float(args.timeout)
-    except (TypeError, ValueError):
-        raise InputError("timeout", f"must be a number of seconds, got {args.timeout!r}") from None
+    from .proc import Interrupted, check_timeout, on_signals, signal_name
+    from .request import _DEVICE
+
+    timeout = check_timeout(args.timeout, "timeout")
     threads = None if args.threads is None else _int(args.threads, "threads", 1, 4096)
+    if not _DEVICE.match(args.device or ""):
+        raise InputError("device", f"must be cpu, cuda or cuda:N, got {args.device!r}")
     label = _resolve_device(args.device)
     hardware = args.hardware or default_hardware(args.device, label)
-    try:
-        measured = run_probe(args.device, threads=threads, timeout_s=timeout)
-    except RuntimeError as exc:
-        print(f"probe failed: {exc}", file=sys.stderr)
-        return 1
+    with on_signals():
+        try:
+            measured = run_probe(args.device, threads=threads, timeout_s=timeout)
+        except RuntimeError as exc:
+            print(f"probe failed: {exc}", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, Interrupted) as exc:
+            print(f"probe cancelled by {signal_name(getattr(exc, 'signum', 2))}; the child was stopped", file=sys.stderr)
+            return 1
     cal = probe_calibration(measured, hardware, label)
     if args.save:
         from ..storage import Store
@@ -295,3 +333,9 @@ def run_measurements(args) -> int:
         print(f"{r['id']:>5d}  {r['saved']:<16s}  {str(r['task']):<5s} {str(r['batch']):>5s}  {sec(t):>9s}  "
               f"{pct(e):>8s}  {pct(r['peak_err_pct']):>8s}  {r['model']} / {r['device']}")
     return 0
+
+
+def run_gpu_check(args) -> int:
+    from .gpucheck import main
+
+    return main(args)

@@ -58,7 +58,7 @@ def comparison_rows(predicted: dict, measured: dict, task: str, device: str = "c
     if train:
         rows.append(_row("params (trainable)", "count", P.get("params_trainable"), M.get("params_trainable")))
     blind = M.get("counter_blind_spot")
-    fwd_note = "torch FlopCounterMode (2 per multiply-add) with costmodel's formulas for CPU flash attention, " \
+    fwd_note = "torch FlopCounterMode (2 per multiply-add) with costmodel's formulas for the fused SDPA kernels, " \
                "oneDNN/cuDNN RNNs and grouped_mm"
     if blind:
         rows.append(_row("forward FLOPs", "FLOPs", P.get("flops_forward"), None,
@@ -71,8 +71,11 @@ def comparison_rows(predicted: dict, measured: dict, task: str, device: str = "c
                          "fvcore counts multiply-adds (x 2 here) and also counts norm layers"))
     if train and "counter_backward_flops" in M and not blind:
         pb = (P.get("flops_backward") or 0) + (P.get("flops_recompute") or 0)
+        rec = M.get("counter_attention_recompute_flops") or 0
         rows.append(_row("backward FLOPs", "FLOPs", pb, M["counter_backward_flops"],
-                         "includes the recomputed forward under gradient checkpointing"))
+                         "model FLOPs (attention backward 2x forward); includes the recomputed forward under gradient "
+                         "checkpointing" + (f"; fused attention kernels also recomputed {rec:.4g} FLOPs of scores "
+                                            "(hardware FLOPs, not compared)" if rec else "")))
     if "counter_decode_per_token_flops" in M:
         rows.append(_row("decode FLOPs per token", "FLOPs", P.get("flops_decode_per_token"),
                          M["counter_decode_per_token_flops"], "measured: mean over the decode loop; predicted: at "
@@ -86,9 +89,19 @@ def comparison_rows(predicted: dict, measured: dict, task: str, device: str = "c
     rows.append(_row("peak memory", "bytes", P.get("peak_bytes"), M.get("peak_allocated_bytes"),
                      "torch.cuda.max_memory_allocated" if gpu else "CPU: live tensors at step start + peak of "
                      "torch.profiler allocation events"))
-    if gpu and M.get("nvml_memory_used_max_bytes"):
-        rows.append(_row("device total (NVML used)", "bytes", P.get("device_total_bytes"),
-                         M.get("nvml_memory_used_max_bytes"), "includes other processes on the GPU"))
+    if gpu and M.get("nvml_process_used_max_bytes"):
+        rows.append(_row("device total (NVML, this process)", "bytes", P.get("device_total_bytes"),
+                         M.get("nvml_process_used_max_bytes"), "nvmlDeviceGetComputeRunningProcesses: this process's "
+                         "CUDA context + allocator reservation"))
+    elif gpu and M.get("nvml_memory_used_max_bytes"):
+        base = M.get("nvml_used_baseline_bytes")
+        used = M["nvml_memory_used_max_bytes"] - (base or 0)
+        rows.append(_row("device total (NVML used - baseline)" if base is not None else "device total (NVML used)",
+                         "bytes", P.get("device_total_bytes"), used,
+                         ("device memory used minus what was used before this run started (other processes and the "
+                          "driver's reservation), assuming they did not change" if base is not None else
+                          "includes other processes on the GPU and the driver's reservation")
+                         + f"; per-process usage unavailable: {M.get('nvml_process_used_reason', 'unknown')}"))
     elif not gpu and "peak_rss_delta_bytes" in M:
         rows.append(_row("process peak RSS growth", "bytes", P.get("device_total_bytes"), M.get("peak_rss_delta_bytes"),
                          "context only: RSS includes allocator-retained memory and library scratch"))
@@ -107,9 +120,11 @@ def comparison_rows(predicted: dict, measured: dict, task: str, device: str = "c
     if "samples_per_s" in M:
         rows.append(_row("samples/s", "1/s", P.get("samples_per_s"), M.get("samples_per_s")))
     if M.get("energy_j_per_step") is not None:
+        window = (f" ({M['energy_window_steps']} steps in {M['energy_window_s']:.2f} s)"
+                  if M.get("energy_window_s") is not None else "")
         rows.append(_row("energy per step", "J", P.get("energy_j_per_step"), M.get("energy_j_per_step"),
-                         M.get("energy_method", "") + ("" if P.get("energy_j_per_step") is not None else
-                                                       "; the estimator predicts no energy")))
+                         M.get("energy_method", "") + window + ("" if P.get("energy_j_per_step") is not None else
+                                                                "; the estimator predicts no energy")))
     return rows
 
 

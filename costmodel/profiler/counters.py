@@ -6,12 +6,25 @@ Conventions (stated once, used everywhere):
   ``fvcore_forward_macs`` and compare ``2 * macs`` with FlopCounterMode. fvcore also counts norm layers
   (batch/layer/group norm: a few FLOPs per element), which costmodel and FlopCounterMode do not.
 
+Attention: model FLOPs vs hardware FLOPs.
+- ``counter_*_flops`` are **model FLOPs**: what the model's math needs, the convention of costmodel's estimator
+  (``flops.forward``/``flops.backward``) and of MFU. The attention backward is 4 matmuls of the forward's size
+  (dV, dP, dQ, dK) = 2 x forward, whichever kernel runs.
+- Fused SDPA backward kernels (FlashAttention-2 on CUDA, memory-efficient, cuDNN, and the CPU flash kernel)
+  also recompute the scores S = Q K^T instead of saving P: a 5th matmul, so they execute 2.5 x the forward.
+  torch's own formulas count that (2.5x); costmodel registers its own for every fused SDPA kernel so the counted
+  backward stays 2x, and adds the recomputed scores apart (``counter.costmodel_recompute``): the worker reports
+  them as ``counter_attention_recompute_flops`` and ``counter_backward_hw_flops`` (hardware FLOPs, HFU's
+  numerator, like gradient checkpointing's recompute). Eager attention (bmm + softmax) saves P and recomputes
+  nothing.
+
 Blind spots, and what is done about them:
 - FlopCounterMode has no formula for the CPU flash-attention kernel
   (``aten._scaled_dot_product_flash_attention_for_cpu`` and its backward), for the oneDNN and cuDNN
   RNN kernels (``aten.mkldnn_rnn_layer``, ``aten._cudnn_rnn``) or for ``aten._grouped_mm`` (the
-  default Mixtral experts kernel in transformers 5): it silently counts 0 for them. ``EXTRA_FORMULAS``
-  below adds them (the same arithmetic as costmodel's ledger: attention counts query heads, so GQA
+  default Mixtral experts kernel in transformers 5): it silently counts 0 for them; and torch builds before the
+  SDPA GQA fix assert equal query and key heads in their SDPA formulas. ``extra_formulas``
+  below adds / replaces them (the same arithmetic as costmodel's ledger: attention counts query heads, so GQA
   works; an RNN layer is ``2*tokens*(w_ih + w_hh)`` elements).
 - fvcore traces with TorchScript, has no handle for ``aten::scaled_dot_product_attention``,
   ``aten::lstm``/``aten::gru`` or ``aten::_grouped_mm``; ``FVCORE_HANDLES`` adds them. Ops it still skips are listed in
@@ -36,8 +49,81 @@ def sdpa_flops(q, k, v, *args, out_shape=None, **kwargs) -> int:
 
 
 def sdpa_backward_flops(grad_out, q, k, v, *args, out_shape=None, **kwargs) -> int:
-    """dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q: two forwards' worth (torch's sdpa_backward_flop_count)."""
+    """Model FLOPs of the attention backward: dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q -- four matmuls of
+    the forward's size, 2 x forward. (Fused kernels also recompute S = Q K^T: ``sdpa_recompute_flops``.)"""
     return 2 * sdpa_flops(q, k, v)
+
+
+def sdpa_recompute_flops(q, k, v) -> int:
+    """The scores ``Q K^T`` that a fused (flash / memory-efficient / cuDNN / CPU flash) backward recomputes instead
+    of reading a saved P: 2*b*H*s*kv*d. Hardware FLOPs, not model FLOPs (like checkpointing's recompute)."""
+    b, h, s, d = q
+    return 2 * b * h * s * k[-2] * d
+
+
+# Fused SDPA kernels: (aten name, position of q in the args, backward?). Their layout is (b, H, s, d).
+SDPA_KERNELS = (
+    ("_scaled_dot_product_flash_attention_for_cpu", 0, False),
+    ("_scaled_dot_product_flash_attention_for_cpu_backward", 1, True),
+    ("_scaled_dot_product_flash_attention", 0, False),
+    ("_scaled_dot_product_flash_attention_backward", 1, True),
+    ("_scaled_dot_product_efficient_attention", 0, False),
+    ("_scaled_dot_product_efficient_attention_backward", 1, True),
+    ("_scaled_dot_product_cudnn_attention", 0, False),
+    ("_scaled_dot_product_cudnn_attention_backward", 1, True),
+    ("_scaled_dot_product_fused_attention_overrideable", 0, False),
+    ("_scaled_dot_product_fused_attention_overrideable_backward", 1, True),
+)
+# The kernels SDPA calls for nested / variable-length batches: layout (b, s, H, d), or (total tokens, H, d) with
+# cumulative sequence offsets. (name, backward?, index of the first offsets tensor)
+VARLEN_KERNELS = (
+    ("_flash_attention_forward", False, 3),
+    ("_flash_attention_backward", True, 6),
+    ("_efficient_attention_forward", False, 4),
+    ("_efficient_attention_backward", True, 6),
+)
+
+
+def _sdpa_formula(backward: bool, recompute: dict):
+    def fwd(q, k, v, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flops(q, k, v)
+
+    def bwd(grad_out, q, k, v, *args, out_shape=None, **kwargs) -> int:
+        recompute["flops"] += sdpa_recompute_flops(q, k, v)
+        return sdpa_backward_flops(grad_out, q, k, v)
+
+    return bwd if backward else fwd
+
+
+def _varlen_formula(backward: bool, offsets_at: int, recompute: dict):
+    """Raw formula (receives tensors): per sequence of a variable-length batch, or the dense (b, s, H, d) case."""
+    def shapes(q, k, v, cq, ck):
+        if cq is None or ck is None or q.dim() == 4:
+            b, s, h, d = q.shape
+            return [((b, h, s, d), (b, k.shape[2], k.shape[1], k.shape[3]), (b, v.shape[2], v.shape[1], v.shape[3]))]
+        lq = cq.diff().tolist() if cq.device.type != "meta" else None
+        lk = ck.diff().tolist() if ck.device.type != "meta" else None
+        n = cq.numel() - 1
+        lq = lq or [q.shape[0] // max(n, 1)] * n
+        lk = lk or [k.shape[0] // max(n, 1)] * n
+        h, d = q.shape[1], q.shape[2]
+        return [((1, h, a, d), (1, k.shape[1], c, k.shape[2]), (1, v.shape[1], c, v.shape[2])) for a, c in zip(lq, lk)]
+
+    def formula(*args, out_shape=None, **kwargs) -> int:
+        base = 1 if backward else 0
+        q, k, v = args[base], args[base + 1], args[base + 2]
+        cq, ck = args[offsets_at], args[offsets_at + 1]
+        total = 0
+        for qs, ks, vs in shapes(q, k, v, cq, ck):
+            if backward:
+                recompute["flops"] += sdpa_recompute_flops(qs, ks, vs)
+                total += sdpa_backward_flops(None, qs, ks, vs)
+            else:
+                total += sdpa_flops(qs, ks, vs)
+        return total
+
+    formula._get_raw = True
+    return formula
 
 
 def mkldnn_rnn_layer_flops(inp, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
@@ -72,20 +158,27 @@ def grouped_mm_flops(a, b, *args, out_shape=None, **kwargs) -> int:
     return 2 * math.prod(out_shape) * a[-1]
 
 
-def extra_formulas() -> dict:
-    """{aten op: formula} for the ops above that exist in this torch build."""
+def extra_formulas(recompute: dict | None = None) -> dict:
+    """{aten op: formula} for the ops above that exist in this torch build. Every fused SDPA kernel (CPU flash,
+    CUDA flash / memory-efficient / cuDNN / overrideable, and the variable-length kernels) gets costmodel's formula,
+    replacing torch's: query heads count (GQA works on torch builds whose own formula asserts equal heads), and the
+    backward is counted as model FLOPs (2 x forward); the scores a fused backward recomputes are added to
+    ``recompute["flops"]`` (hardware FLOPs, reported apart)."""
     import torch
 
     aten = torch.ops.aten
+    recompute = {"flops": 0} if recompute is None else recompute
     table = {
-        "_scaled_dot_product_flash_attention_for_cpu": sdpa_flops,
-        "_scaled_dot_product_flash_attention_for_cpu_backward": sdpa_backward_flops,
         "mkldnn_rnn_layer": mkldnn_rnn_layer_flops,
         "mkldnn_rnn_layer_backward": mkldnn_rnn_layer_backward_flops,
         "_cudnn_rnn": cudnn_rnn_flops,
         "_cudnn_rnn_backward": cudnn_rnn_backward_flops,
         "_grouped_mm": grouped_mm_flops,
     }
+    for name, _q_at, backward in SDPA_KERNELS:
+        table[name] = _sdpa_formula(backward, recompute)
+    for name, backward, offsets_at in VARLEN_KERNELS:
+        table[name] = _varlen_formula(backward, offsets_at, recompute)
     out = {}
     for name, fn in table.items():
         op = getattr(aten, name, None)
@@ -95,10 +188,14 @@ def extra_formulas() -> dict:
 
 
 def flop_counter(display: bool = False):
-    """A ``FlopCounterMode`` with costmodel's extra formulas registered."""
+    """A ``FlopCounterMode`` with costmodel's extra formulas registered. ``counter.costmodel_recompute["flops"]``
+    holds, after the pass, the attention scores that fused SDPA backward kernels recomputed."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    return FlopCounterMode(display=display, depth=3, custom_mapping=extra_formulas())
+    recompute = {"flops": 0}
+    fc = FlopCounterMode(display=display, depth=3, custom_mapping=extra_formulas(recompute))
+    fc.costmodel_recompute = recompute
+    return fc
 
 
 def module_totals(counter, max_depth: int = 3) -> dict[str, int]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -131,17 +130,24 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
         dist.all_reduce(lo, op=dist.ReduceOp.MIN)
         dist.all_reduce(hi, op=dist.ReduceOp.MAX)
         max_diff = float((hi - lo).abs().max())
-    grad_elems = sum(p.numel() for p in built.model.parameters() if p.requires_grad)
-    sizes = sorted(set(list(job["sizes"]) + [grad_elems * 4]))
+    trainable = [p for p in built.model.parameters() if p.requires_grad]
+    grad_elems = sum(p.numel() for p in trainable)
+    # DDP all-reduces gradients in their own dtype (the parameters'): bf16 weights -> 2-byte gradients
+    grad_bytes = sum(p.numel() * p.element_size() for p in trainable)
+    grad_dtypes = sorted({str(p.dtype).replace("torch.", "") for p in trainable})
+    gdtype = trainable[0].dtype if len(grad_dtypes) == 1 else torch.float32
+    esize = torch.empty((), dtype=gdtype).element_size()
+    sizes = sorted(set(list(job["sizes"]) + [grad_bytes]))
     ar = {}
     for nbytes in sizes:
-        buf = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=dev)
+        buf = torch.ones(max(1, nbytes // esize), dtype=gdtype, device=dev)
         for _ in range(2):
             dist.all_reduce(buf)
         ar[nbytes] = timed(lambda: dist.all_reduce(buf), job["repeats"])
     if rank == 0:
         out = {"world_size": n, "backend": backend, "device": job["device"], "grad_elems": grad_elems,
-               "grad_bytes": grad_elems * 4, "step_s": _median(step_s), "step_s_all": step_s,
+               "grad_bytes": grad_bytes, "grad_dtypes": grad_dtypes, "allreduce_dtype": str(gdtype).replace("torch.", ""),
+               "step_s": _median(step_s), "step_s_all": step_s,
                "step_no_sync_s": _median(no_sync_s), "step_no_sync_s_all": no_sync_s,
                "allreduce": [{"bytes": b, "median_s": _median(v), "all_s": v} for b, v in sorted(ar.items())],
                "params_max_diff_across_ranks": max_diff, "torch": torch.__version__,
@@ -154,6 +160,9 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
 
 
 def _child(run_dir: str, rank: int) -> None:
+    from . import proc
+
+    proc.watch_parent()  # a rank dies with the process that started the check (which holds the device locks)
     job = json.loads((Path(run_dir) / "dp_job.json").read_text())
     _rank_main(rank, job, run_dir)
 
@@ -161,42 +170,104 @@ def _child(run_dir: str, rank: int) -> None:
 def run_data_parallel(model, workload: dict, world_size: int = 2, device: str = "cpu", steps: int = 3,
                       warmup: int = 1, timeout_s: float = 180.0, config_overrides: dict | None = None,
                       hardware: str | None = None, repeats: int = 5, sizes=SIZES_BYTES, threads: int | None = None,
-                      base_dir_path=None) -> dict:
+                      base_dir_path=None, lock_dir=None) -> dict:
     """Run the data-parallel check and compare with the ring model. Never raises for a failed run:
-    returns {"status": "ok" | "timeout" | "error" | "refused", "message", "measured", "predicted", "comparison"}."""
+    returns {"status": "ok" | "timeout" | "error" | "refused" | "cancelled", "message", "measured", "predicted",
+    "comparison"}.
+
+    Before anything starts: the workload must be a training run the profiler can execute (``check_workload``);
+    ``world_size`` must not exceed the GPUs this process sees (rank r uses cuda:r) or, on CPU, the cores; the
+    predicted memory of one rank must fit each GPU's free memory (on CPU: ``world_size`` ranks in the host's
+    available memory); and every device's machine-wide lock must be free (this process holds them while the
+    ranks run; the ranks die with it)."""
     from ..errors import InputError
     from ..workload import Workload
+    from . import locks
+    from .build import check_workload
+    from .proc import check_timeout
     from .request import resolve_model
-    from .runner import base_dir, lock_holder
+    from .runner import CHILD_PROCESS_BYTES, MEMORY_MARGIN, base_dir
 
     if device not in ("cpu", "cuda"):
-        return {"status": "refused", "message": "device must be cpu or cuda (ranks use cuda:0..n-1)"}
+        return {"status": "refused", "message": "device: must be cpu or cuda (ranks use cuda:0..n-1)"}
     try:
+        timeout_s = check_timeout(timeout_s, "timeout_s")
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or not 2 <= world_size <= 64:
+            raise InputError("world_size", f"must be a whole number from 2 to 64, got {world_size!r}")
         wl = Workload.from_dict(workload if isinstance(workload, dict) else workload.to_dict())
         if not wl.training:
             raise InputError("task", "the data-parallel check runs training steps (task train)")
+        check_workload(wl)
         name, cfg = resolve_model(model, config_overrides)
     except InputError as exc:
         return {"status": "refused", "message": str(exc)}
-    import fcntl
+    entries, need = [], None
+    if device == "cuda":
+        from .gpus import visible_devices
 
-    from .runner import lock_path
+        vis = visible_devices()
+        seen = len(vis["devices"])
+        if world_size > seen:
+            why = vis.get("reason") or f"{seen} visible"
+            return {"status": "refused", "message": f"world_size: {world_size} ranks need {world_size} GPUs, but this "
+                    f"process sees {seen} ({why}; CUDA_VISIBLE_DEVICES={vis['visible']!r})"}
+        entries = vis["devices"][:world_size]
+        mig = [e["name"] for e in entries if e.get("mig")]
+        if mig:
+            return {"status": "refused", "message": f"device: MIG slices ({', '.join(mig)}) cannot talk to each other "
+                    "over NVLink/P2P; the data-parallel check needs whole GPUs"}
+    elif world_size > (os.cpu_count() or 1):
+        return {"status": "refused", "message": f"world_size: {world_size} ranks on {os.cpu_count()} CPU core(s); "
+                "use at most one rank per core"}
+    try:
+        need = _predicted_rank_bytes(cfg, wl, device, hardware, entries)
+    except InputError as exc:
+        return {"status": "refused", "message": str(exc)}
+    if device == "cuda":
+        for e in entries:
+            if need > MEMORY_MARGIN * e["memory_free_bytes"]:
+                return {"status": "refused", "message": f"predicted memory per rank {need / 2**30:.2f} GiB exceeds "
+                        f"{MEMORY_MARGIN:.0%} of the free memory of {e['name']} (cuda:{e['cuda_index']}): "
+                        f"{e['memory_free_bytes'] / 2**30:.2f} GiB"}
+    else:
+        from .env import host_memory_available_bytes
 
+        avail = host_memory_available_bytes()
+        total = world_size * (need + CHILD_PROCESS_BYTES)
+        if avail is not None and total > MEMORY_MARGIN * avail:
+            return {"status": "refused", "message": f"predicted memory of {world_size} ranks {total / 2**30:.2f} GiB "
+                    f"(incl. {CHILD_PROCESS_BYTES / 2**30:.2f} GiB per rank for Python + torch) exceeds "
+                    f"{MEMORY_MARGIN:.0%} of available host memory: {avail / 2**30:.2f} GiB"}
     base = base_dir(base_dir_path)
     run_id = "dp-" + time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    lock_fd = os.open(lock_path(device, base), os.O_RDWR | os.O_CREAT, 0o644)
+    keys = [locks.device_key(f"cuda:{e['cuda_index']}", e) for e in entries] if device == "cuda" else [locks.host_key()]
+    held = []
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock_fd)
-        return {"status": "refused", "message": f"another run is using {device}: {lock_holder(device, base)}"}
-    try:
-        os.ftruncate(lock_fd, 0)
-        os.pwrite(lock_fd, json.dumps({"pid": os.getpid(), "run_id": run_id, "since": time.time()}).encode(), 0)
+        for key in keys:
+            try:
+                fd, holder = locks.acquire(key, lock_dir, run_id, "data-parallel check")
+            except OSError as exc:
+                return {"status": "refused", "message": f"cannot use the device-lock directory: {exc}"}
+            if fd is None:
+                return {"status": "refused", "message": f"another run is using {key}: run {holder.get('run_id')} "
+                        f"(pid {holder.get('pid')}, {holder.get('what') or 'profile'})"}
+            held.append(fd)
         return _run_dp(base / "runs" / run_id, name, cfg, wl, world_size, device, steps, warmup, timeout_s, hardware,
                        repeats, sizes, threads)
     finally:
-        os.close(lock_fd)  # releases the device lock
+        for fd in held:
+            locks.release(fd)  # the device locks
+
+
+def _predicted_rank_bytes(cfg, wl, device, hardware, entries) -> float:
+    """The estimator's device total of one rank (the same model and batch on every rank, plus DDP's gradient
+    buckets, which the estimator's single-device total does not hold: one more copy of the gradients)."""
+    from ..api import estimate
+    from .env import hardware_for
+
+    hw = hardware or hardware_for(device if device == "cpu" else "cuda:0", entries[0] if entries else None)["hardware"]
+    est = estimate(cfg, hardware=hw, workload=wl)
+    return float(est.memory_bytes.device_total + est.memory_bytes.gradients)
 
 
 def _run_dp(run_dir, name, cfg, wl, world_size, device, steps, warmup, timeout_s, hardware, repeats, sizes,
@@ -204,53 +275,55 @@ def _run_dp(run_dir, name, cfg, wl, world_size, device, steps, warmup, timeout_s
     from ..catalog import load_hardware
     from ..collectives import INTRA_NODE_LATENCY_S
     from .compare import clean_json, error_pct
-    from .env import default_hardware, device_label
+    from .env import device_label, hardware_for
 
     run_dir.mkdir(parents=True)
     job = {"config": cfg, "workload": wl.to_dict(), "world_size": world_size, "device": device, "steps": steps,
            "warmup": warmup, "repeats": repeats, "sizes": list(sizes), "threads": threads}
     (run_dir / "dp_job.json").write_text(json.dumps(job))
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    from . import proc as procs_mod
+
     t0 = time.time()
     procs = []
-    with open(run_dir / "child.log", "ab") as log:
-        for rank in range(world_size):  # each rank leads its own process group
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "costmodel.profiler.distributed", str(run_dir), str(rank)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
     status, message = "ok", "measured"
     try:
-        for proc in procs:
-            proc.wait(timeout=max(0.1, t0 + timeout_s - time.time()))
-    except subprocess.TimeoutExpired:
-        status, message = "timeout", f"killed after its time limit of {timeout_s:.0f} s"
+        with open(run_dir / "child.log", "ab") as log:
+            for rank in range(world_size):  # each rank leads its own process group and dies with this process
+                procs.append(procs_mod.spawn(
+                    [sys.executable, "-m", "costmodel.profiler.distributed", str(run_dir), str(rank)],
+                    stdout=log, stderr=subprocess.STDOUT))
+        try:
+            for p in procs:
+                p.wait(timeout=max(0.1, t0 + timeout_s - time.time()))
+        except subprocess.TimeoutExpired:
+            status, message = "timeout", f"killed after its time limit of {timeout_s:.0f} s"
+    except BaseException:  # Ctrl-C / SIGTERM: end every rank before the locks are released
+        for p in procs:
+            procs_mod.stop(p)
+        raise
     if status != "ok" or any(p.returncode for p in procs):
-        for proc in procs:  # a failed rank leaves the others waiting: end them all
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait()
+        for p in procs:  # a failed rank leaves the others waiting: end them all
+            if p.poll() is None:
+                procs_mod.kill_group(p.pid)
+            p.wait()
+    for p in procs:
+        procs_mod.release(p.pid)
     res_path = run_dir / "dp_result.json"
     codes = [p.returncode for p in procs]
     if status == "ok" and (any(codes) or not res_path.exists()):
         status, message = "error", f"a data-parallel rank failed (exit codes {codes})"
     out = {"status": status, "message": message, "model": name, "run_dir": str(run_dir),
-           "elapsed_s": round(time.time() - t0, 3), "device": device_label(device)}
+           "elapsed_s": round(time.time() - t0, 3), "device": device_label("cuda:0" if device == "cuda" else "cpu")}
     if status != "ok":
         out["log_tail"] = (run_dir / "child.log").read_text(errors="replace")[-3000:]
         return out
     m = json.loads(res_path.read_text())
     n = world_size
-    hw_id = hardware or default_hardware(device, out["device"])
+    hw_id = hardware or hardware_for("cuda:0" if device == "cuda" else "cpu")["hardware"]
     hw = load_hardware(hw_id)
     link = hw.intra_node_bandwidth_bytes_per_s
     fit = fit_ring([(a["bytes"], a["median_s"]) for a in m["allreduce"]], n)
-    grad = next(a for a in m["allreduce"] if a["bytes"] == m["grad_bytes"])
+    grad = next(a for a in m["allreduce"] if a["bytes"] == m["grad_bytes"])  # in the gradients' own dtype
     pred_catalog = ring_allreduce_s(m["grad_bytes"], n, link, INTRA_NODE_LATENCY_S)
     predicted = {"hardware": hw_id, "link_bandwidth_bytes_per_s": link, "latency_s": INTRA_NODE_LATENCY_S,
                  "allreduce_s": pred_catalog, "ring_bytes_per_device": 2 * (n - 1) / n * m["grad_bytes"]}

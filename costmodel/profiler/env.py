@@ -33,69 +33,58 @@ def host_memory_available_bytes() -> int | None:
 
 
 def cuda_index(device: str) -> int:
-    return int(device.split(":", 1)[1]) if ":" in device else 0
+    from .gpus import cuda_index as _idx
+
+    return _idx(device)
 
 
-def nvml_device(index: int = 0) -> dict:
-    """{"available": True, "name", "driver", "memory_total_bytes", "memory_free_bytes", "memory_used_bytes"}
-    or {"available": False, "reason": "no NVIDIA GPU" | ...}. Never raises; never creates a CUDA context."""
-    try:
-        import pynvml
-    except ImportError:
-        return {"available": False, "reason": "nvidia-ml-py (pynvml) is not installed"}
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError_LibraryNotFound:
-        return {"available": False, "reason": "no NVIDIA GPU (NVML library not found)"}
-    except pynvml.NVMLError as exc:
-        return {"available": False, "reason": f"no NVIDIA GPU (NVML: {exc})"}
-    try:
-        if index >= pynvml.nvmlDeviceGetCount():
-            return {"available": False, "reason": f"no NVIDIA GPU with index {index}"}
-        h = pynvml.nvmlDeviceGetHandleByIndex(index)
-        name = pynvml.nvmlDeviceGetName(h)
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-        return {"available": True, "name": name.decode() if isinstance(name, bytes) else name,
-                "driver": driver.decode() if isinstance(driver, bytes) else driver,
-                "memory_total_bytes": int(mem.total), "memory_free_bytes": int(mem.free),
-                "memory_used_bytes": int(mem.used)}
-    except pynvml.NVMLError as exc:
-        return {"available": False, "reason": f"NVML error: {exc}"}
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001 - shutdown failures do not matter here
-            pass
+def gpu_entry(device: str) -> dict:
+    """``costmodel.profiler.gpus.describe``: which GPU ``cuda:N`` is (UUID, name, memory, MIG), from NVML and
+    CUDA_VISIBLE_DEVICES, without creating a CUDA context; {"known": False, "reason": "unknown GPU: ..."} else."""
+    from .gpus import describe
+
+    return describe(device)
 
 
-def device_label(device: str) -> str:
-    """The name runs and calibrations are filed under: the GPU's name, or ``cpu: <model name>``."""
+def device_label(device: str, entry: dict | None = None) -> str:
+    """The name runs and calibrations are filed under: the GPU's (or MIG slice's) NVML name, ``cuda:N (unknown
+    GPU)``, or ``cpu: <model name>``."""
     if device.startswith("cuda"):
-        info = nvml_device(cuda_index(device))
-        return info["name"] if info.get("available") else f"cuda:{cuda_index(device)} (unknown GPU)"
+        from .gpus import label
+
+        return label(gpu_entry(device) if entry is None else entry)
     return f"cpu: {cpu_name()}"
 
 
-# GPU name fragments -> hardware catalog id (most specific first)
-_GPU_CATALOG = (
-    (("h100", "pcie"), "h100-pcie-80gb"), (("h100",), "h100-sxm-80gb"), (("h200",), "h200-sxm-141gb"),
-    (("b200",), "b200-sxm-192gb"), (("a100", "pcie"), "a100-pcie-80gb"), (("a100", "40gb"), "a100-sxm-40gb"),
-    (("a100",), "a100-sxm-80gb"), (("l40s",), "l40s-48gb"), (("a10g",), "a10g-24gb"), (("l4",), "l4-24gb"),
-    (("t4",), "t4-16gb"), (("v100", "16gb"), "v100-sxm-16gb"), (("v100",), "v100-sxm-32gb"),
-    (("4090",), "rtx-4090-24gb"), (("3090",), "rtx-3090-24gb"), (("mi300x",), "mi300x-192gb"),
-)
+def hardware_for(device: str, entry: dict | None = None, profile_dir=None) -> dict:
+    """The hardware a prediction for ``device`` uses when the caller names none: {"hardware": catalog id or path
+    of a hardware JSON, "source", "note"}. GPUs: the catalog profile matching the NVML name and memory exactly
+    (``gpus.hardware_choice``), a MIG slice's profile scaled from its GPU's and written as JSON under
+    ``profile_dir`` (so stored runs can be predicted again), else the default with a note saying so."""
+    if not device.startswith("cuda"):
+        return {"hardware": "cpu-generic", "source": "CPU default", "note": ""}
+    from .gpus import hardware_choice, mig_hardware
+
+    entry = gpu_entry(device) if entry is None else entry
+    choice = hardware_choice(entry)
+    if entry.get("mig") and choice["source"].startswith("catalog") and profile_dir is not None:
+        import json
+        from pathlib import Path
+
+        from ..catalog import load_hardware
+
+        hw = mig_hardware(load_hardware(choice["hardware"]), entry)
+        path = Path(profile_dir) / "hardware" / f"{hw.id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(hw.to_dict(), indent=1), encoding="utf-8")
+        choice = {**choice, "hardware": str(path)}
+    return choice
 
 
-def default_hardware(device: str, label: str) -> str:
-    """The catalog entry a prediction for ``device`` uses when the caller names none."""
-    if device.startswith("cuda"):
-        low = label.lower()
-        for keys, hw in _GPU_CATALOG:
-            if all(k in low for k in keys):
-                return hw
-        return "h100-sxm-80gb"
-    return "cpu-generic"
+def default_hardware(device: str, label: str | None = None) -> str:
+    """The catalog entry a prediction for ``device`` uses when the caller names none (``hardware_for``; a MIG
+    slice gets its whole GPU's id here)."""
+    return hardware_for(device)["hardware"]
 
 
 def environment_parent() -> dict:

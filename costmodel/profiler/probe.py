@@ -1,9 +1,12 @@
 """Probe: microbenchmarks of this device that set the time model's efficiency without profiling a model.
 
-Three measurements, each the median of repeated timings (CUDA: synchronised; CPU: ``time.perf_counter``):
+Three measurements, each the median of repeated timings (CUDA: CUDA events on the probed device's stream;
+CPU: ``time.perf_counter``), in a child that holds the device's lock:
 
-- **GEMM rate** per dtype: ``C = A @ B`` with square ``n x n`` operands (up to CPU n = 1024, GPU n = 8192,
-  smaller where one product would take over ~50 ms; fp32 on GPU with TF32 off), ``2 n^3`` FLOPs per product. Efficiency ``matmul`` = bf16 rate / the hardware record's bf16
+- **GEMM rate** per dtype: ``C = A @ B`` with square ``n x n`` operands (CPU: up to n = 1024, smaller where one
+  product would take over ~50 ms by a 256^3 timing; GPU: n = 8192, halved only while the operands would take over
+  a quarter of the free memory or one 8192^3 product, timed itself, over 0.5 s; fp32 on GPU with TF32 off),
+  ``2 n^3`` FLOPs per product. Efficiency ``matmul`` = bf16 rate / the hardware record's bf16
   peak, ``matmul_fp32`` = fp32 rate / fp32 peak.
 - **Copy bandwidth**: ``dst.copy_(src)`` of a buffer far larger than the caches (CPU 256 MiB, GPU 1 GiB),
   ``2 x bytes`` moved per copy (read + write). Efficiency ``bandwidth`` = rate / the record's bandwidth.
@@ -27,7 +30,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
 from ..errors import InputError
 
@@ -37,19 +39,42 @@ TINY_WIDTH, TINY_TRIPLES = 8, 10
 
 
 def _timer(torch, device: str):
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    """``median_s(fn)``: seconds per call, the median over repeats. CUDA: CUDA events recorded on the probed
+    device's stream around a batch of calls (no host clock, no synchronisation of another device); CPU:
+    ``time.perf_counter``."""
+    if device.startswith("cuda"):
+        dev = torch.device(device)
 
-    def median_s(fn, min_time_s: float = 0.25, min_reps: int = 5) -> float:
+        def median_s(fn, min_time_s: float = 0.25, min_reps: int = 5, per_batch: int = 1) -> float:
+            fn()
+            fn()
+            torch.cuda.synchronize(dev)
+            times = []
+            end = time.perf_counter() + min_time_s
+            while len(times) < min_reps or time.perf_counter() < end:
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                for _ in range(per_batch):
+                    fn()
+                b.record()
+                b.synchronize()
+                times.append(a.elapsed_time(b) / 1000.0 / per_batch)
+                if len(times) >= 1000:
+                    break
+            return statistics.median(times)
+
+        return median_s
+
+    def median_s(fn, min_time_s: float = 0.25, min_reps: int = 5, per_batch: int = 1) -> float:
         fn()
         fn()
-        sync()
         times = []
         end = time.perf_counter() + min_time_s
         while len(times) < min_reps or time.perf_counter() < end:
             t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
+            for _ in range(per_batch):
+                fn()
+            times.append((time.perf_counter() - t0) / per_batch)
             if len(times) >= 1000:
                 break
         return statistics.median(times)
@@ -58,8 +83,9 @@ def _timer(torch, device: str):
 
 
 def _gemm_size(torch, device: str, dtype, n_max: int, target_s: float = 0.05) -> int:
-    """The largest power-of-two n <= n_max whose product takes about ``target_s`` or less (a dtype without fast
-    kernels on this device, such as bf16 on a CPU without AVX512_BF16, would otherwise take seconds)."""
+    """CPU: the largest power-of-two n <= n_max whose product takes about ``target_s`` or less, from a 256^3
+    timing (a dtype without fast kernels, such as bf16 on a CPU without AVX512_BF16, would otherwise take
+    seconds)."""
     n = 256
     a = torch.randn(n, n, device=device, dtype=dtype)
     (a @ a).sum().item()
@@ -71,6 +97,31 @@ def _gemm_size(torch, device: str, dtype, n_max: int, target_s: float = 0.05) ->
     return n
 
 
+def gpu_gemm_size(torch, device: str, dtype, n_max: int = 8192, memory_share: float = 0.25,
+                  max_s: float = 0.5) -> int:
+    """GPU: start at ``n_max`` (8192: 1.1 TFLOP per product, far past the launch-latency and wave-quantisation
+    regime of a big GPU) and halve while the three operands would exceed ``memory_share`` of the free memory or
+    one product (timed with CUDA events at that size, never extrapolated from a small one) takes over ``max_s``."""
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    esize = torch.empty((), dtype=dtype).element_size()
+    n = n_max
+    while n > 1024 and 3 * n * n * esize > memory_share * free:
+        n //= 2
+    while n > 1024:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        a @ a  # warm (cuBLAS heuristics, workspace)
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        a @ a
+        e.record()
+        e.synchronize()
+        del a
+        if s.elapsed_time(e) / 1000.0 <= max_s:
+            break
+        n //= 2
+    return n
+
+
 def measure(device: str = "cpu", threads: int | None = None, min_time_s: float = 0.25) -> dict:
     """The microbenchmarks, in this process (imports torch). Units in the key names."""
     import torch
@@ -79,6 +130,8 @@ def measure(device: str = "cpu", threads: int | None = None, min_time_s: float =
         torch.set_num_threads(int(threads))
     kind = "cuda" if device.startswith("cuda") else "cpu"
     if kind == "cuda":
+        device = f"cuda:{torch.device(device).index or 0}"
+        torch.cuda.set_device(device)  # every allocation, kernel and event below is on this device
         torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 rate is plain fp32 (the catalog's fp32 peak)
     median_s = _timer(torch, device)
     out: dict = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -87,7 +140,8 @@ def measure(device: str = "cpu", threads: int | None = None, min_time_s: float =
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
         if kind == "cpu" and name == "fp16":
             continue  # CPUs run fp16 GEMMs through fp32 or not at all; the catalog takes fp16 at the fp32 rate
-        n = _gemm_size(torch, device, dtype, GEMM_N[kind])
+        n = gpu_gemm_size(torch, device, dtype, GEMM_N[kind]) if kind == "cuda" else _gemm_size(torch, device, dtype,
+                                                                                                GEMM_N[kind])
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
         t = median_s(lambda: a @ b, min_time_s)
@@ -109,9 +163,19 @@ def measure(device: str = "cpu", threads: int | None = None, min_time_s: float =
         tiny(x).sum().backward()
 
     calls = 3 * TINY_TRIPLES
-    out["host_s_per_call"] = median_s(step, min_time_s) / (3.0 * calls)  # forward 1x + backward 2x per call
+    host = _timer(torch, "cpu")  # host time per call: the host clock is the point here (the GPU work is tiny)
     if kind == "cuda":
+        def step_synced():
+            step()
+            torch.cuda.synchronize(device)
+
+        out["host_s_per_call"] = host(step_synced, min_time_s) / (3.0 * calls)  # forward 1x + backward 2x per call
         out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        out["gpu_uuid"] = str(getattr(torch.cuda.get_device_properties(torch.device(device)), "uuid", "") or "")
+        out["timing_method"] = "CUDA events around the calls on the probed device; host clock for the host time"
+    else:
+        out["host_s_per_call"] = host(step, min_time_s) / (3.0 * calls)
+        out["timing_method"] = "time.perf_counter"
     return out
 
 
@@ -150,28 +214,62 @@ def probe_efficiency(measured: dict, hardware):
     return eff, rows, base
 
 
-def run_probe(device: str = "cpu", threads: int | None = None, timeout_s: float = 120.0) -> dict:
-    """Run ``measure`` in a child process with a hard time limit; the parent never imports torch.
-    Raises InputError for a bad device; a failed or timed-out child raises RuntimeError with its message."""
+def run_probe(device: str = "cpu", threads: int | None = None, timeout_s: float = 120.0, lock_dir=None) -> dict:
+    """Run ``measure`` in a child process with a hard time limit; the parent never imports torch. The child holds
+    the device's machine-wide lock (``costmodel.profiler.locks``) while it measures and dies with this process.
+    Raises InputError for a bad device or time limit; a busy device, a failed or timed-out child raise
+    RuntimeError with its message."""
+    from . import locks, proc
     from .request import _DEVICE
 
     if not isinstance(device, str) or not _DEVICE.match(device):
         raise InputError("device", f"must be cpu, cuda or cuda:N, got {device!r}")
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "costmodel.profiler.probe", device] + ([str(int(threads))] if threads else [])
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    timeout_s = proc.check_timeout(timeout_s, "timeout")
+    key = locks.device_key(device)
+    ldir = str(locks.lock_dir(lock_dir))
+    holder = locks.holder(key, ldir)
+    if holder:
+        raise RuntimeError(f"another run is using {device} ({key}): run {holder.get('run_id')} (pid {holder.get('pid')}, "
+                           f"{holder.get('what') or 'profile'}); one run at a time per device")
+    args = {"device": device, "threads": int(threads) if threads else None, "lock_key": key, "lock_dir": ldir}
+    child = proc.spawn([sys.executable, "-m", "costmodel.profiler.probe", json.dumps(args)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        out, err = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.communicate()
+        proc.stop(child)
+        child.communicate()
         raise RuntimeError(f"probe of {device} passed its {timeout_s:g} s limit and was killed") from None
-    if proc.returncode != 0:
-        raise RuntimeError(f"probe of {device} failed (exit {proc.returncode}): {err.strip()[-500:]}")
+    except BaseException:  # Ctrl-C / SIGTERM: no orphan, and the lock is free when this returns
+        proc.stop(child)
+        raise
+    finally:
+        proc.release(child.pid)
+    if child.returncode == BUSY_EXIT:
+        raise RuntimeError(err.strip().splitlines()[-1] if err.strip() else f"{device} is busy")
+    if child.returncode != 0:
+        _, message = proc.exit_status(child.returncode)
+        raise RuntimeError(f"probe of {device} failed ({message}): {err.strip()[-500:]}")
     return json.loads(out.strip().splitlines()[-1])
+
+
+BUSY_EXIT = 3
+
+
+def _child_main(args: dict) -> None:
+    from . import locks, proc
+
+    proc.watch_parent()
+    fd, holder = locks.acquire(args["lock_key"], args["lock_dir"], "probe-" + str(os.getpid()), "probe")
+    if fd is None:
+        print(f"another run is using {args['device']}: run {holder.get('run_id')} (pid {holder.get('pid')}, "
+              f"{holder.get('what') or 'profile'})", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(BUSY_EXIT)
+    print(json.dumps(measure(args["device"], args.get("threads"))))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip torch's interpreter teardown
 
 
 def probe_calibration(measured: dict, hardware, device_label: str) -> dict:
@@ -187,7 +285,5 @@ def probe_calibration(measured: dict, hardware, device_label: str) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-if __name__ == "__main__":  # the child: python -m costmodel.profiler.probe DEVICE [THREADS]
-    dev = sys.argv[1] if len(sys.argv) > 1 else "cpu"
-    thr = int(sys.argv[2]) if len(sys.argv) > 2 else None
-    print(json.dumps(measure(dev, thr)))
+if __name__ == "__main__":  # the child: python -m costmodel.profiler.probe '{"device": ..., "lock_key": ...}'
+    _child_main(json.loads(sys.argv[1]))

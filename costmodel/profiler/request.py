@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from ..errors import InputError
 
 # What a run ends as. Every outcome is one of these; the parent never raises for a failed run.
-STATUSES = ("ok", "refused", "timeout", "cancelled", "oom", "error")
+# killed: by a signal from outside the profiler (not the time limit, not a cancel, not the OOM killer)
+STATUSES = ("ok", "refused", "timeout", "cancelled", "oom", "killed", "error")
 # Test hooks: make the child fail in a known way (the safety tests use them).
 FAULTS = ("raise", "abort", "hang", "oom")
 
@@ -42,8 +43,10 @@ class ProfileRequest:
     ``{"n_layer": 2}``). The prediction uses the same overridden config.
     ``steps`` measured steps after ``warmup`` unmeasured ones; ``timeout_s`` is a hard limit on the
     whole child process (model build included), after which it is killed.
-    ``hardware``: catalog id for the prediction (default: the catalog entry matching the GPU, or
-    ``cpu-generic`` on CPU). ``threads``: torch intra-op threads in the child (None: torch's default).
+    ``hardware``: catalog id for the prediction (default: the catalog entry matching the GPU's NVML name and
+    memory exactly, or ``cpu-generic`` on CPU). ``count_flops``/``fvcore``: the counter passes (after the
+    measured steps); ``flops_cache``: reuse the counts of an earlier run with the same config, workload, device
+    and versions (the profiler directory's ``flops_cache``). ``threads``: torch intra-op threads in the child (None: torch's default).
     ``fault``: test hook ("raise", "abort", "hang", "oom"), None in real use.
     """
 
@@ -57,6 +60,7 @@ class ProfileRequest:
     config_overrides: dict = field(default_factory=dict)
     count_flops: bool = True
     fvcore: bool = True
+    flops_cache: bool = True
     memory_timeline: bool = True
     threads: int | None = None
     fault: str | None = None
@@ -77,13 +81,9 @@ class ProfileRequest:
             if v is None or not lo <= v <= hi:
                 raise InputError(name, f"must be a whole number from {lo} to {hi}, got {getattr(self, name)!r}")
             object.__setattr__(self, name, v)
-        try:
-            t = float(self.timeout_s)
-        except (TypeError, ValueError):
-            raise InputError("timeout_s", f"must be a number of seconds, got {self.timeout_s!r}") from None
-        if not 1.0 <= t <= 7 * 86400:
-            raise InputError("timeout_s", f"must be from 1 to 604800 seconds, got {t}")
-        object.__setattr__(self, "timeout_s", t)
+        from .proc import check_timeout
+
+        object.__setattr__(self, "timeout_s", check_timeout(self.timeout_s, "timeout_s"))
         if self.threads is not None:
             v = _whole(self.threads)
             if v is None or v < 1:

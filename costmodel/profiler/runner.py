@@ -13,26 +13,29 @@ Typical use (the dashboard keeps the handle in its session state and polls it):
 
 or ``run_profile(request, on_progress=print)`` blocks until the result.
 
-Each child is a fresh interpreter (``python -m costmodel.profiler.worker RUN_DIR``, started with
-``subprocess`` in a new session, so it is its own process-group leader); cancel and timeout kill the whole
-group. Importing torch and transformers in the child takes a few seconds; the time limit counts them.
+Each child is a fresh interpreter (``python -m costmodel.profiler.worker RUN_DIR``, started by ``proc.spawn``
+in a new session, so it is its own process-group leader, and watching a pipe from this process so that it dies
+with it); cancel and timeout kill the whole group. Importing torch and transformers in the child takes a second
+or more; the time limit counts them.
 
 Run directories live under ``$COSTMODEL_PROFILER_DIR`` (default ``~/.costmodel/profiler``):
-``runs/<run_id>/`` (job.json, progress.jsonl, result.json, final.json, child.log) and ``locks/<device>.lock``.
+``runs/<run_id>/`` (job.json, progress.jsonl, result.json, final.json, child.log), ``flops_cache/`` (FLOP counts per
+model, workload and device) and ``hardware/`` (MIG-scaled profiles). Device locks are machine-wide
+(``costmodel.profiler.locks``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 import uuid
 from pathlib import Path
 
 from ..errors import InputError
+from . import locks, proc
 from .compare import clean_json, comparison_rows, predicted_from_estimate
-from .env import default_hardware, device_label, environment_parent, host_memory_available_bytes, nvml_device
+from .env import device_label, environment_parent, gpu_entry, hardware_for, host_memory_available_bytes
 from .request import ProfileRequest, ProfileResult, resolve_model
 from .files import FINAL_FILE, JOB_FILE, LOG_FILE, PROGRESS_FILE, RESULT_FILE, write_json_atomic
 
@@ -44,6 +47,11 @@ CHILD_PROCESS_BYTES = 512 * 2**20
 # Refuse a run whose prediction exceeds this share of the free memory: the estimate can be a few % low
 # and other processes move.
 MEMORY_MARGIN = 0.90
+# A CPU child's hard address-space limit (RLIMIT_AS) beyond the interpreter and its libraries: this factor x the
+# predicted memory + this slack (thread stacks, malloc arenas and oneDNN scratch are address space too). It backs
+# the prediction: a run that allocates far more than predicted fails with "oom" instead of taking the machine.
+MEMORY_LIMIT_FACTOR = 2.0
+MEMORY_LIMIT_SLACK_BYTES = 2 * 2**30
 
 
 def base_dir(path: str | os.PathLike | None = None) -> Path:
@@ -53,42 +61,21 @@ def base_dir(path: str | os.PathLike | None = None) -> Path:
     return p
 
 
-def lock_path(device: str, base: Path) -> Path:
-    return base / "locks" / f"{device.replace(':', '_')}.lock"
-
-
-def available_memory_bytes(device: str) -> tuple[int | None, str]:
-    """(bytes a new run can use, where the number comes from). GPU: NVML free memory (no CUDA context
-    is created in this process); CPU: MemAvailable of /proc/meminfo."""
+def available_memory_bytes(device: str, entry: dict | None = None) -> tuple[int | None, str]:
+    """(bytes a new run can use, where the number comes from). GPU: NVML free memory of the GPU ``device`` really
+    is (matched through CUDA_VISIBLE_DEVICES; no CUDA context is created in this process); CPU: MemAvailable."""
     if device.startswith("cuda"):
-        from .env import cuda_index
-
-        info = nvml_device(cuda_index(device))
-        if info.get("available"):
-            return info["memory_free_bytes"], "free GPU memory (NVML)"
-        return None, info.get("reason", "no NVIDIA GPU")
+        entry = gpu_entry(device) if entry is None else entry
+        if entry.get("known"):
+            return entry["memory_free_bytes"], f"free GPU memory of {entry['name']} (NVML)"
+        return None, entry.get("reason", "unknown GPU")
     return host_memory_available_bytes(), "available host memory (MemAvailable, /proc/meminfo)"
 
 
-def lock_holder(device: str, base_dir_path: str | os.PathLike | None = None) -> dict | None:
-    """Who holds the device's run lock ({"pid", "run_id", "since"}), or None when it is free."""
-    import fcntl
-
-    path = lock_path(device, base_dir(base_dir_path))
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                return {"pid": None, "run_id": None, "raw": text}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+def lock_holder(device: str, lock_dir: str | os.PathLike | None = None) -> dict | None:
+    """Who holds the device's run lock ({"pid", "run_id", "since", "what", "key"}), or None when it is free.
+    The lock is the physical device's (GPU UUID, or this host for the CPU), machine-wide (``locks.lock_dir``)."""
+    return locks.holder(locks.device_key(device), lock_dir)
 
 
 def _adjust_config(cfg: dict, device: str, overrides: dict, notes: list) -> dict:
@@ -123,40 +110,46 @@ def resolve_efficiency(efficiency, label: str, store=None):
     raise InputError("efficiency", "must be an Efficiency, a dict of its fields, None or 'calibrated'")
 
 
-def predict(request: ProfileRequest, efficiency=None, store=None, label: str | None = None):
-    """(config, predicted dict, estimate, notes) for a request, without running anything."""
+def predict(request: ProfileRequest, efficiency=None, store=None, label: str | None = None, entry: dict | None = None,
+            profile_dir=None):
+    """(name, config, predicted dict, estimate, notes) for a request, without running anything. The hardware is
+    ``request.hardware``, else the profile matching this device (``env.hardware_for``: exact catalog match by
+    NVML name and memory, a MIG slice's scaled profile, or the default with a note saying so)."""
     from ..api import estimate
 
     notes: list[str] = []
     name, cfg = resolve_model(request.model, request.config_overrides)
     cfg = _adjust_config(cfg, request.device, request.config_overrides, notes)
-    label = label or device_label(request.device)
-    hw = request.hardware or default_hardware(request.device, label)
-    eff, source = resolve_efficiency(efficiency, label, store)
+    if request.device.startswith("cuda") and entry is None:
+        entry = gpu_entry(request.device)
+    label = label or device_label(request.device, entry)
+    if request.hardware:
+        hw, source = request.hardware, "given (--hardware)"
+    else:
+        choice = hardware_for(request.device, entry, profile_dir)
+        hw, source = choice["hardware"], choice["source"]
+        if choice.get("note"):
+            notes.append(choice["note"])
+    eff, eff_source = resolve_efficiency(efficiency, label, store)
     est = estimate(cfg, hardware=hw, workload=request.workload, efficiency=eff)
     predicted = predicted_from_estimate(est)
-    predicted["efficiency_source"] = source
+    predicted["efficiency_source"] = eff_source
+    predicted["hardware_source"] = source
+    if isinstance(hw, str) and hw.endswith(".json"):
+        predicted["hardware"] = hw  # a file (MIG-scaled profile): calibrations predict stored runs from it again
     return name, cfg, predicted, est, notes
 
 
 def _spawn_child(run_dir: Path):
-    """``python -m costmodel.profiler.worker RUN_DIR`` in a new session (its own process group, so a kill
-    takes its children too), stdout/stderr into the run's child.log. A fresh interpreter: nothing of the
-    parent (a Streamlit server, pytest) is inherited but the environment."""
+    """``python -m costmodel.profiler.worker RUN_DIR`` (``proc.spawn``: its own process group, dies with this
+    process), stdout/stderr into the run's child.log. A fresh interpreter: nothing of the parent (a Streamlit
+    server, pytest) is inherited but the environment."""
     import subprocess
     import sys
 
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    root = str(Path(__file__).resolve().parents[2])  # the directory holding the costmodel package
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    log = open(run_dir / LOG_FILE, "ab")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "costmodel.profiler.worker", str(run_dir)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True)
-    finally:
-        log.close()
+    with open(run_dir / LOG_FILE, "ab") as log:
+        return proc.spawn([sys.executable, "-m", "costmodel.profiler.worker", str(run_dir)], stdout=log,
+                          stderr=subprocess.STDOUT)
 
 
 def _pid_running(pid: int) -> bool:
@@ -189,6 +182,8 @@ class RunHandle:
         self._store = store
         self._json_dir = json_dir
         self._base = base or {}
+        self._oom_before: int | None = None
+        self.started_wall: float | None = None
 
     # ---- polling ---------------------------------------------------------------------------------------
     def progress(self) -> dict:
@@ -253,15 +248,23 @@ class RunHandle:
                     last = key
             if end is not None and time.time() > end:
                 return None
-            time.sleep(poll_s)
+            if self.process is not None:  # returns as soon as the child exits
+                try:
+                    self.process.wait(timeout=max(0.001, min(poll_s, self.deadline - time.time() + 0.01)))
+                except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: still running
+                    pass
+            else:
+                time.sleep(poll_s)
         return self._result
 
     def result(self) -> ProfileResult | None:
         return self._result if self.done() else None
 
-    def cancel(self) -> ProfileResult:
-        """Stop the run now (kills the child's process group); its result says "cancelled"."""
+    def cancel(self, reason: str = "cancelled by the user") -> ProfileResult:
+        """Stop the run now (kills the child's process group; its device lock is free when this returns); the
+        result's status is "cancelled" and its message ``reason``."""
         if self._result is None:
+            self._cancel_reason = reason
             if self._alive():
                 self._kill("cancelled")
             self._finish()
@@ -270,19 +273,16 @@ class RunHandle:
     def _kill(self, reason: str) -> None:
         self._killed = reason
         pid = self._pid()
-        if pid:
-            try:
-                if os.getpgid(pid) == pid:  # the child made itself a group leader: take its children too
-                    os.killpg(pid, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        proc.kill_group(pid)
         if self.process is not None:
             try:
                 self.process.wait(timeout=10)
             except Exception:  # noqa: BLE001 - a process that will not die is reported by _finish
                 pass
+        else:  # attached from another handle: wait until the pid is gone (the lock goes with it)
+            end = time.time() + 10
+            while pid and _pid_running(pid) and time.time() < end:
+                time.sleep(0.02)
 
     # ---- the result --------------------------------------------------------------------------------------
     def _finish(self) -> None:
@@ -291,6 +291,7 @@ class RunHandle:
                 self.process.wait(timeout=5)
             except Exception:  # noqa: BLE001
                 pass
+            proc.release(self.process.pid)
         raw = {}
         try:
             raw = json.loads((self.run_dir / RESULT_FILE).read_text(encoding="utf-8"))
@@ -305,34 +306,40 @@ class RunHandle:
             message = (f"killed after its time limit of {base.get('timeout_s', 0):.0f} s "
                        f"(last stage: {self.progress().get('stage')})")
         elif self._killed == "cancelled":
-            status, message = "cancelled", "cancelled by the user"
+            status, message = "cancelled", getattr(self, "_cancel_reason", "cancelled by the user")
         elif raw:
             status, message = raw.get("status", "error"), raw.get("message", "")
         else:
-            code = self.process.returncode if self.process is not None else None
-            if code is not None and code < 0:
-                try:
-                    sig = signal.Signals(-code).name
-                except ValueError:
-                    sig = str(-code)
-                message = f"the child process died from signal {sig} without a result"
-                status = "oom" if sig == "SIGKILL" else "error"
-                if status == "oom":
-                    message += " (SIGKILL from outside: most likely the kernel's out-of-memory killer)"
+            if self.process is None:  # attached from elsewhere: the exit code is not ours to read
+                status, message = "killed", ("the child process ended without a result (killed from outside, or its "
+                                             "parent process ended)")
             else:
-                status, message = "error", f"the child process exited with code {code} without a result"
+                after = proc.cgroup_oom_kills() if self._oom_before is not None else None
+                status, message = proc.exit_status(self.process.returncode, None, self._oom_before, after)
         measured = raw.get("measured", {}) if status == "ok" else {}
         predicted = base.get("predicted", {})
-        task = base.get("task", "")
+        notes = list(base.get("notes", [])) + list(raw.get("notes", []))
+        child_gpu = raw.get("gpu") or {}
+        if status == "ok" and child_gpu.get("known") and child_gpu.get("uuid") != (base.get("gpu") or {}).get("uuid") \
+                and not (base.get("request") or {}).get("hardware"):
+            predicted = self._repredict(child_gpu, notes) or predicted
+        if measured.get("timing") is not None:
+            t = measured["timing"]
+            t["wall_s"] = round(elapsed, 4)
+            spawned = base.get("spawned_unix")
+            if spawned and t.get("child_start_unix"):
+                t["spawn_to_child_start_s"] = round(t["child_start_unix"] - spawned, 4)
+            if spawned:
+                t["parent_before_spawn_s"] = round(spawned - self.started_wall, 4) if self.started_wall else None
         res = ProfileResult(
             status=status, message=message, run_id=self.run_id, run_dir=str(self.run_dir),
             model=base.get("model", ""), device=raw.get("environment", {}).get("device_label") or base.get("label", ""),
-            task=task, request=base.get("request", {}), measured=measured, predicted=predicted,
+            task=base.get("task", ""), request=base.get("request", {}), measured=measured, predicted=predicted,
             environment={**base.get("environment", {}), **raw.get("environment", {})},
-            notes=list(base.get("notes", [])) + list(raw.get("notes", [])), elapsed_s=round(elapsed, 3),
+            notes=notes, elapsed_s=round(elapsed, 3),
         )
         if status == "ok":
-            res.comparison = comparison_rows(predicted, measured, task, base.get("request", {}).get("device", "cpu"))
+            res.comparison = comparison_rows(predicted, measured, res.task, base.get("request", {}).get("device", "cpu"))
         else:
             if raw.get("traceback"):
                 res.notes.append("traceback (last lines): " + raw["traceback"].strip().splitlines()[-1])
@@ -352,6 +359,22 @@ class RunHandle:
             except Exception as exc:  # noqa: BLE001 - a storage failure must not lose the result
                 res.notes.append(f"the run was not saved: {type(exc).__name__}: {exc}")
 
+    def _repredict(self, child_gpu: dict, notes: list) -> dict | None:
+        """The child found (by UUID) another GPU than the parent predicted for: predict again for that one."""
+        base = self._base
+        try:
+            req = ProfileRequest.from_dict({k: v for k, v in base["request"].items() if k != "config"})
+            _, _, predicted, _, more = predict(req, base.get("efficiency"), label=child_gpu.get("name"),
+                                               entry=child_gpu, profile_dir=base.get("profile_dir"))
+        except Exception as exc:  # noqa: BLE001 - keep the first prediction
+            notes.append(f"could not predict again for {child_gpu.get('name')}: {exc}")
+            return None
+        predicted["efficiency_source"] = base.get("predicted", {}).get("efficiency_source")
+        notes.append(f"predicted again for {child_gpu.get('name')} (the GPU torch used, by UUID) with "
+                     f"{predicted.get('hardware')}")
+        notes.extend(more)
+        return clean_json(predicted)
+
 
 def _refused(request: ProfileRequest, message: str, predicted=None, name="", label="", notes=()) -> RunHandle:
     res = ProfileResult(status="refused", message=message, model=name, device=label,
@@ -361,66 +384,102 @@ def _refused(request: ProfileRequest, message: str, predicted=None, name="", lab
 
 
 def start_profile(request: ProfileRequest | dict, *, efficiency=None, store=None, json_dir=None,
-                  base_dir_path: str | os.PathLike | None = None, calibration_store=None) -> RunHandle:
+                  base_dir_path: str | os.PathLike | None = None, calibration_store=None,
+                  lock_dir: str | os.PathLike | None = None) -> RunHandle:
     """Start one run in a child process and return at once. Refusals (bad input, not enough memory,
     device busy, an unsupported precision) come back as a finished handle with status "refused".
 
     ``efficiency``: None, an Efficiency / dict, or "calibrated" (see ``resolve_efficiency``).
     ``store``: a ``costmodel.storage.Store`` to save successful runs in (and to read the calibration from);
     ``calibration_store``: read the calibration from this store instead (without saving the run there);
-    ``json_dir``: also write each record there as ``<run_id>.json``.
+    ``json_dir``: also write each record there as ``<run_id>.json``; ``lock_dir``: the device-lock directory
+    (default ``$COSTMODEL_LOCK_DIR`` or /tmp/costmodel-locks, shared by every user of the machine).
     """
+    from dataclasses import asdict
+
     from .build import check_workload
     from ..workload import Workload
 
+    t_start = time.time()
     if isinstance(request, dict):
         request = ProfileRequest.from_dict(request)
-    label = device_label(request.device)
+    cuda = request.device.startswith("cuda")
+    entry = gpu_entry(request.device) if cuda else None
+    label = device_label(request.device, entry)
+    try:
+        base = base_dir(base_dir_path)
+    except OSError as exc:
+        return _refused(request, f"cannot use the profiler directory ({exc}); set {DIR_ENV} to a writable folder",
+                        label=label)
     try:
         check_workload(Workload.from_dict(request.workload))
-        name, cfg, predicted, est, notes = predict(request, efficiency, calibration_store or store, label)
+        name, cfg, predicted, est, notes = predict(request, efficiency, calibration_store or store, label, entry, base)
     except InputError as exc:
         return _refused(request, f"{exc}", label=label)
-    need = predicted["device_total_bytes"] + (0 if request.device.startswith("cuda") else CHILD_PROCESS_BYTES)
-    avail, source = available_memory_bytes(request.device)
+    need = predicted["device_total_bytes"] + (0 if cuda else CHILD_PROCESS_BYTES)
+    avail, source = available_memory_bytes(request.device, entry)
     if avail is not None and need > MEMORY_MARGIN * avail:
-        extra = "" if request.device.startswith("cuda") else f" (incl. {CHILD_PROCESS_BYTES / 2**30:.2f} GiB for the child's Python + torch)"
+        extra = "" if cuda else f" (incl. {CHILD_PROCESS_BYTES / 2**30:.2f} GiB for the child's Python + torch)"
         return _refused(request, f"predicted memory {need / 2**30:.2f} GiB{extra} exceeds {MEMORY_MARGIN:.0%} of "
                         f"{source}: {avail / 2**30:.2f} GiB; reduce batch/sequence or use a smaller model",
                         predicted, name, label, notes)
+    key = locks.device_key(request.device, entry)
     try:
-        base = base_dir(base_dir_path)
-        holder = lock_holder(request.device, base)
+        holder = locks.holder(key, lock_dir)
+        ldir = str(locks.lock_dir(lock_dir))
     except OSError as exc:
-        return _refused(request, f"cannot use the profiler directory ({exc}); set {DIR_ENV} to a writable folder",
-                        predicted, name, label, notes)
+        return _refused(request, f"cannot use the device-lock directory: {exc}", predicted, name, label, notes)
     if holder:
-        return _refused(request, f"another run is using {request.device}: run {holder.get('run_id')} "
-                        f"(pid {holder.get('pid')}); one run at a time per device", predicted, name, label, notes)
-    if avail is None and request.device.startswith("cuda"):
+        return _refused(request, f"another run is using {label}: run {holder.get('run_id')} (pid {holder.get('pid')}, "
+                        f"{holder.get('what') or 'profile'}); one run at a time per device", predicted, name, label,
+                        notes)
+    if avail is None and cuda:
         notes.append(f"free GPU memory unknown in the parent ({source}); the child checks torch.cuda.mem_get_info")
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
     run_dir = base / "runs" / run_id
     run_dir.mkdir(parents=True)
     deadline = time.time() + request.timeout_s
+    eff_dict = asdict(efficiency) if hasattr(efficiency, "__dataclass_fields__") else (
+        efficiency if isinstance(efficiency, dict) else None)
+    if efficiency == "calibrated":
+        from .calibrate import calibrated_efficiency
+
+        eff = calibrated_efficiency(label, calibration_store or store)
+        eff_dict = asdict(eff) if eff is not None else None
     meta = {"model": name, "label": label, "task": request.workload["task"], "predicted": clean_json(predicted),
             "request": {**request.to_dict(), "config": cfg}, "notes": notes, "timeout_s": request.timeout_s,
-            "environment": environment_parent()}
+            "environment": environment_parent(), "gpu": entry, "efficiency": eff_dict, "profile_dir": str(base)}
+    limit = None
+    if not cuda:
+        limit = int(MEMORY_LIMIT_FACTOR * predicted["device_total_bytes"] + MEMORY_LIMIT_SLACK_BYTES)
     job = {"run_id": run_id, "request": request.to_dict(), "workload": request.workload, "config": cfg,
-           "deadline_unix": deadline, "lock_path": str(lock_path(request.device, base)),
-           "predicted_device_total_bytes": predicted["device_total_bytes"], "meta": meta}
+           "deadline_unix": deadline, "lock_key": key, "lock_dir": ldir, "gpu": entry,
+           "predicted_device_total_bytes": predicted["device_total_bytes"],
+           "predicted_parts": {k: predicted.get(k) for k in ("weights_bytes", "gradients_bytes", "optimizer_bytes")},
+           "available_bytes": avail, "child_process_bytes": 0 if cuda else CHILD_PROCESS_BYTES, "memory_limit_bytes": limit, "memory_limit_factor": MEMORY_LIMIT_FACTOR,
+           "memory_limit_slack_bytes": MEMORY_LIMIT_SLACK_BYTES, "flops_cache_dir": str(base / "flops_cache"),
+           "meta": meta}
     write_json_atomic(run_dir / JOB_FILE, job)
     (run_dir / PROGRESS_FILE).touch()
-    proc = _spawn_child(run_dir)
-    handle = RunHandle(run_dir, process=proc, deadline=deadline, store=store, json_dir=json_dir, base=meta)
+    oom_before = proc.cgroup_oom_kills()
+    meta["spawned_unix"] = time.time()
+    child = _spawn_child(run_dir)
+    handle = RunHandle(run_dir, process=child, deadline=deadline, store=store, json_dir=json_dir, base=meta)
     handle.started = deadline - request.timeout_s
+    handle.started_wall = t_start
+    handle._oom_before = oom_before
     return handle
 
 
 def run_profile(request: ProfileRequest | dict, *, on_progress=None, poll_s: float = 0.1, **kwargs) -> ProfileResult:
-    """Start a run and wait for it (the time limit still applies). Never raises for a failed run."""
+    """Start a run and wait for it (the time limit still applies). Never raises for a failed run; an interrupt
+    (Ctrl-C) cancels the run, waits until its child is gone, and raises on."""
     handle = start_profile(request, **kwargs)
-    return handle.wait(poll_s=poll_s, on_progress=on_progress)
+    try:
+        return handle.wait(poll_s=poll_s, on_progress=on_progress)
+    except BaseException:
+        handle.cancel("cancelled: interrupted")
+        raise
 
 
 def save_result(result: ProfileResult, store=None, json_dir=None) -> int | None:
