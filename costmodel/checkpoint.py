@@ -57,7 +57,7 @@ def checkpoint_bytes(params_total: int, trainable: int, optimizer: str, precisio
         raise InputError("optimizer_state_bytes", f"{optimizer} keeps factored states whose size depends on matrix "
                                                   f"shapes: pass the estimate's memory_bytes.optimizer")
     else:
-        opt = trainable * (o.states_per_param * p.state_bytes + o.fixed_bytes_per_param)
+        opt = trainable * (o.states_per_param * p.state_bytes + o.fixed_bytes_per_param + p.master_bytes)
         opt_src = (f"{trainable} trainable x ({o.states_per_param:g} states x {p.state_bytes:g} B + "
                    f"{o.fixed_bytes_per_param:g} B fixed): {o.source}")
     model = trainable_w + frozen_w

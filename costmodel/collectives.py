@@ -236,3 +236,78 @@ def exposed_comm_s(comm: CommBreakdown, backward_s: float, dp_overlap: float) ->
     dp = sum(t.seconds for t in comm.terms if t.name in DP_TERMS)
     exposed_dp = max(dp - dp_overlap * backward_s, dp * (1.0 - dp_overlap))
     return exposed_dp + sum(t.seconds for t in comm.terms if t.name not in DP_TERMS)
+
+
+# ---- groups laid over nodes: NVLink inside, all NICs across (NCCL's hierarchical algorithms) ---------------
+# Bus-bandwidth efficiency of NCCL collectives at large messages: aiconfigurator-core 0.12.0's measured NCCL
+# tables (costmodel.measured; 256 MB, 8 GPUs, one node) give all-reduce / all-gather bus bandwidths of
+# 214 / 192 GB/s on 8x A100 SXM (catalog NVLink 300 GB/s per direction: 0.71 / 0.64), 648 / 595 GB/s on
+# 8x B200 (900 GB/s: 0.72 / 0.66) and 320 GB/s all-gather on 8x H100 (450 GB/s: 0.71; its all-reduce
+# reaches 0.95 with NVLink SHARP). 0.70 is taken for every collective on the scale-up fabric.
+NVLINK_BUS_EFFICIENCY = 0.70
+# Across nodes each GPU drives its own NIC (NCCL rails: one ring/tree channel per NIC). The fraction of the
+# NIC's line rate NCCL reaches is a fitted constant of the engine profiles (costmodel.engines), default 0.85.
+NETWORK_BUS_EFFICIENCY = 0.85
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A communication group of ``size`` devices, ``per_domain`` of them in each NVLink domain (a node of 8,
+    a GB200 rack of 72), over ``intra`` (the scale-up fabric) and ``inter`` (each GPU's NIC) links."""
+
+    size: int
+    per_domain: int
+    intra: Link
+    inter: Link
+
+    @property
+    def domains(self) -> int:
+        return math.ceil(self.size / self.per_domain)
+
+
+def _best_allreduce_s(nbytes: float, n: int, link: Link) -> float:
+    """NCCL picks ring or tree by size: the faster of the two (tree wins on latency at scale)."""
+    return min(allreduce_s(nbytes, n, link, "ring"), allreduce_s(nbytes, n, link, "tree"))
+
+
+def allreduce_topo_s(nbytes: float, topo: Topology) -> float:
+    """Hierarchical all-reduce (NCCL across nodes; Jeaugey 2019): reduce-scatter inside each domain over the
+    fabric, all-reduce of the 1/g shard across domains with every GPU on its own NIC, all-gather inside:
+
+        t = RS(S, g, intra) + AR(S / g, N, inter) + AG(S, g, intra)
+
+    so the network carries 2 (N-1)/N x S / g per GPU, not 2 (n-1)/n x S: a node of g GPUs moves its
+    buffer over g NICs at once. One domain: a plain all-reduce on the fabric."""
+    g, nodes = topo.per_domain, topo.domains
+    if nodes <= 1:
+        return _best_allreduce_s(nbytes, topo.size, topo.intra)
+    return (reduce_scatter_s(nbytes, g, topo.intra) + _best_allreduce_s(nbytes / g, nodes, topo.inter)
+            + allgather_s(nbytes, g, topo.intra))
+
+
+def allgather_topo_s(nbytes: float, topo: Topology) -> float:
+    """Hierarchical all-gather of an ``nbytes`` result: across domains each GPU gathers the S / g chunk of its
+    rail (same local rank), then the domain gathers the rest over the fabric:
+    t = AG(S / g, N, inter) + AG(S, g, intra). Reduce-scatter mirrors it (``reduce_scatter_topo_s``)."""
+    g, nodes = topo.per_domain, topo.domains
+    if nodes <= 1:
+        return allgather_s(nbytes, topo.size, topo.intra)
+    return allgather_s(nbytes / g, nodes, topo.inter) + allgather_s(nbytes, g, topo.intra)
+
+
+def reduce_scatter_topo_s(nbytes: float, topo: Topology) -> float:
+    """Hierarchical reduce-scatter: the mirror of ``allgather_topo_s``, the same time."""
+    return allgather_topo_s(nbytes, topo)
+
+
+def alltoall_topo_s(nbytes: float, topo: Topology) -> float:
+    """All-to-all over domains: the (g-1)/n share stays on the fabric, the (n-g)/n share crosses the network
+    on each GPU's NIC; the two overlap, the slower sets the time."""
+    n, g = topo.size, topo.per_domain
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    if topo.domains <= 1:
+        return alltoall_s(nbytes, n, topo.intra)
+    intra = (g - 1) / n * nbytes / topo.intra.bandwidth_bytes_per_s + (g - 1) * topo.intra.latency_s
+    inter = (n - g) / n * nbytes / topo.inter.bandwidth_bytes_per_s + (topo.domains - 1) * topo.inter.latency_s
+    return max(intra, inter)

@@ -100,7 +100,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
                 factored = adapter_factored
             optimizer = factored * 4.0
         else:
-            optimizer = trainable * (opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param)
+            optimizer = trainable * (opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param + p.master_bytes)
         opt_temp = trainable * opt.step_temp_per_param * p.state_bytes
 
     # ---- activations and the peak --------------------------------------------------------
@@ -163,7 +163,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
                    forward_flops=fwd, backward_flops=bwd, recompute_flops=recompute, adapter_forward_flops=adapter_fwd,
                    adapter_rows=sums.targeted_rows, params=own_params, matmul_params=matmul_total, trainable=trainable,
                    tokens=tokens, full_backward=method == "full")
-    rates = device_rates(hw, w)
+    rates = device_rates(hw, w, causal=spec.generative)
     if train:
         time_s, perf = train_times(work, w, rates, eff)
     elif generative_infer:

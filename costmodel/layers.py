@@ -84,6 +84,10 @@ class Layer:
     experts_top_k: int = 0  # experts each token is routed to
     routed_tokens: int = 0  # tokens routed through the row in this pass (batch x new positions)
     weight_format: str = ""  # storage fixed by the checkpoint (workload.WEIGHT_FORMAT_BYTES: "mxfp4"); "" = precision's
+    # the forward GEMM as (m, n, k): Y[m, n] = X[m, k] W[k, n] (linear: tokens, d_out, d_in; conv: implicit GEMM
+    # b*h_out*w_out, c_out, c_in/groups*k*k; MoE: tokens per expert, ffn, hidden); () when the row is no GEMM.
+    # Backward: dX is (m, k, n), dW is (k, n, m). Shape-dependent GEMM efficiency (costmodel.perf) reads it.
+    gemm_mnk: tuple = ()
     state_bytes: float = 0.0  # part of kv_cache_bytes that does not grow with positions (SSM / conv state)
 
 
@@ -110,6 +114,7 @@ def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_in
         weight_cast_elems=d_in * d_out,
         working_bytes=tokens * (d_in * out_bytes + d_out * out_bytes),
         lora_in=d_in, lora_out=d_out, lora_tokens=tokens, saves_after_kernel=extra_saved > 0,
+        gemm_mnk=(tokens, d_out, d_in),
     )
 
 
@@ -212,6 +217,7 @@ def conv2d(name: str, batch: int, c_in: int, c_out: int, kernel: int, h_out: int
         activation_bytes=save_input_elems * save_bytes, weight_input_bytes=save_input_elems * save_bytes,
         weight_cast_elems=w,
         working_bytes=save_input_elems * save_bytes + batch * c_out * h_out * w_out * out_bytes,
+        gemm_mnk=(batch * h_out * w_out, c_out, (c_in // groups) * kernel * kernel) if groups == 1 else (),
     )
 
 
@@ -288,6 +294,16 @@ def mla_attention_core(name: str, ctx: Ctx, *, heads: int, kv_lora_rank: int, qk
     )
 
 
+# Python-level torch calls of an eager MoE block (transformers 5, whose experts default to the grouped_mm
+# implementation, integrations/moe.py grouped_mm_experts_forward): routing linear, softmax, topk, normalise,
+# cast ~ 8; then a fixed sequence whatever the number of experts hit: sort, gather the tokens and weights,
+# histc, cumsum, two grouped_mm with their transposes, gate chunk/act/mul, weight, un-permute, reshape-sum,
+# cast ~ 22. (transformers 4's per-expert Python loop made ~9 calls per hit expert; Llama 4's experts are one
+# bmm over all experts, also a fixed sequence.) Compiled or fused-MoE engines make few launches.
+MOE_ROUTING_HOST_OPS = 8.0
+MOE_EXPERT_HOST_OPS = 22.0
+
+
 def expected_experts(experts: int, top_k: int, tokens: int) -> float:
     """Expected distinct routed experts that ``tokens`` tokens touch in one MoE layer, each token picking
     ``top_k`` of ``experts`` (uniform, independent routing): E * (1 - (1 - k/E)^T).
@@ -325,6 +341,8 @@ def moe_experts(name: str, ctx: Ctx, *, hidden: int, ffn: int, experts: int, top
         weight_input_bytes=tk * (hidden * ab + ffn * cb), weight_cast_elems=experts * per,
         inactive_params=(experts - top_k) * (per + per_bias),
         experts=experts, experts_top_k=top_k, routed_tokens=t, weight_format=weight_format,
+        gemm_mnk=(max(1, round(tk / experts)), ffn, hidden),
+        host_ops=MOE_ROUTING_HOST_OPS + MOE_EXPERT_HOST_OPS,
     )
 
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, fields
 
-from .collectives import (INTER_NODE_LATENCY_S, INTRA_NODE_LATENCY_S, CommBreakdown, Link, cp_term, dp_sync_terms,
-                          ep_term, exposed_comm_s, pp_term, tp_term)
+from .collectives import (DP_TERMS, dp_sync_terms, ep_term, tp_term, INTER_NODE_LATENCY_S, INTRA_NODE_LATENCY_S, NVLINK_BUS_EFFICIENCY, CommBreakdown,
+                          CommTerm, Link, Topology, allgather_topo_s, allreduce_topo_s, alltoall_topo_s, cp_term,
+                          dp_sync_volume_bytes, ep_volume_bytes, exposed_comm_s, pp_term, reduce_scatter_topo_s,
+                          tp_volume_bytes)
+from .engines import ENGINES, TrainingEngine, fitted
 from .errors import InputError
 from .estimator import runtime_overhead_bytes
 from .ledger import ledger, make_ctx
@@ -37,7 +40,8 @@ class Layout:
     ``pp`` pipeline stages (1F1B schedule), ``cp`` context/sequence parallel (ring attention),
     ``ep`` expert parallel (MoE; experts split over ``ep`` devices of the data-parallel group),
     ``zero`` 0-3 (ZeRO stage; 3 = FSDP full sharding), ``micro_batch`` samples per device per
-    micro-batch, ``offload`` optimizer states and step on the host (ZeRO-Offload).
+    micro-batch, ``offload`` optimizer states and step on the host (ZeRO-Offload), ``vp`` virtual pipeline
+    stages per pipeline rank (Megatron's interleaved 1F1B; 1 = plain 1F1B).
     """
 
     dp: int = 1
@@ -49,9 +53,10 @@ class Layout:
     micro_batch: int = 1
     grad_checkpointing: bool = False
     offload: bool = False
+    vp: int = 1
 
     def __post_init__(self):
-        for name in ("dp", "tp", "pp", "cp", "ep", "micro_batch"):
+        for name in ("dp", "tp", "pp", "cp", "ep", "micro_batch", "vp"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 20:
                 raise InputError(f"layout.{name}", f"must be a whole number from 1 to {1 << 20}, got {v!r}")
@@ -59,6 +64,8 @@ class Layout:
             raise InputError("layout.zero", f"must be 0, 1, 2 or 3 (ZeRO stage; 3 = FSDP), got {self.zero!r}")
         if self.dp % self.ep:
             raise InputError("layout.ep", f"must divide dp ({self.dp}): experts are split inside the data-parallel group")
+        if self.vp > 1 and self.pp == 1:
+            raise InputError("layout.vp", "virtual pipeline stages need pipeline parallelism (pp > 1)")
 
     @property
     def num_devices(self) -> int:
@@ -86,6 +93,9 @@ def check_layout(spec, layout: Layout) -> None:
             raise InputError("layout.pp", f"pipeline parallelism is modelled for transformers; {spec.family} has no layer stack")
         if layout.pp > layers:
             raise InputError("layout.pp", f"must be at most the number of layers ({layers}), got {layout.pp}")
+        if layout.pp * layout.vp > layers + 2:  # Megatron may count the embedding and the loss as pipeline layers
+            raise InputError("layout.vp", f"pp x vp must be at most the number of layers + 2 ({layers + 2}), got "
+                                          f"{layout.pp} x {layout.vp}")
     if layout.ep > 1:
         if not experts:
             raise InputError("layout.ep", "expert parallelism needs a mixture-of-experts model")
@@ -109,10 +119,23 @@ def n_layers(spec) -> int:
 
 def group_link(hw, inner: int, size: int) -> Link:
     """The link of a communication group of ``size`` devices whose members are ``inner`` devices apart: it
-    stays on NVLink/ICI if inner x size <= the NVLink domain (8 on an HGX node, 72 on a GB200 NVL72 rack), else it crosses the network."""
+    stays on NVLink/ICI if inner x size <= the NVLink domain (8 on an HGX node, 72 on a GB200 NVL72 rack),
+    else it crosses the network (nominal bandwidths: the eager engine's original, flat model)."""
     if inner * size <= max(hw.nvlink_domain_gpus, 1):
         return Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
     return Link(hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S)
+
+
+def group_topology(hw, inner: int, size: int, network_efficiency: float) -> Topology:
+    """A group of ``size`` devices ``inner`` apart laid over NVLink domains: ``g`` members share a domain
+    (all of them when it fits; one per domain when ``inner`` fills it), the rest of the path is each GPU's
+    own NIC. Bandwidths are NCCL bus bandwidths: the fabric's x ``NVLINK_BUS_EFFICIENCY`` (measured),
+    the NIC's x ``network_efficiency`` (fitted)."""
+    domain = max(hw.nvlink_domain_gpus, 1)
+    per = max(1, min(size, domain // inner)) if inner <= domain else 1
+    intra = Link(hw.intra_node_bandwidth_bytes_per_s * NVLINK_BUS_EFFICIENCY, INTRA_NODE_LATENCY_S)
+    inter = Link(hw.inter_node_bandwidth_bytes_per_s * network_efficiency, INTER_NODE_LATENCY_S)
+    return Topology(size=size, per_domain=per, intra=intra, inter=inter)
 
 
 @dataclass(frozen=True)
@@ -171,12 +194,15 @@ def model_shard_fraction(expert_fraction: float, tp: int, pp: int, ep: int) -> f
     return (1.0 - expert_fraction) / model_shards + expert_fraction / (model_shards * ep)
 
 
-def pipeline_compute_s(micro_batch_s: float, micro_batches: int, stages: int) -> tuple[float, float]:
+def pipeline_compute_s(micro_batch_s: float, micro_batches: int, stages: int, virtual: int = 1) -> tuple[float, float]:
     """(compute, bubble) seconds of one optimizer step under a 1F1B pipeline (Narayanan et al. 2021): each
-    stage runs 1/stages of a micro-batch's work, in (micro_batches + stages - 1) stage slots; the bubble is
-    the (stages - 1) slots where a stage idles."""
+    stage runs 1/stages of a micro-batch's work; the bubble is (stages - 1) stage slots, divided by the
+    virtual stages per rank of the interleaved schedule (Narayanan et al. 2021, Section 2.2.2):
+
+        compute = (m + (p - 1) / v) x micro_batch_s / p,   bubble = (p - 1) / v x micro_batch_s / p"""
     stage_s = micro_batch_s / stages
-    return (micro_batches + stages - 1) * stage_s, (stages - 1) * stage_s
+    bubble = (stages - 1) / virtual * stage_s
+    return micro_batches * stage_s + bubble, bubble
 
 
 def activations_in_flight_scale(pp: int, tp: int, cp: int, micro_batches: int) -> float:
@@ -186,15 +212,122 @@ def activations_in_flight_scale(pp: int, tp: int, cp: int, micro_batches: int) -
     return min(pp, micro_batches) / (pp * tp * cp)
 
 
+def fused_activation_bytes_per_token(spec, act_bytes: float = 2.0, dropout: bool = False) -> float:
+    """Bytes one transformer layer saves for backward per token under fused kernels and flash attention
+    (Korthikanti et al. 2022, Section 4.1, whose 34 s b h counts a GPT layer with dropout and without flash),
+    for activations of ``act_bytes`` bytes:
+
+        attention: norm output (QKV input) h + Q H d + K, V 2 n_kv d + attention output H d
+        MLP:       input h + hidden f + activation f (plain) | gate f + up f + product f (gated)
+        norms:     2 inputs h;  dropout masks (1 byte): 2 h when the model trains with dropout
+
+    times ``act_bytes`` (flash attention keeps no score matrix; its logsumexp is negligible). A GPT-3 layer
+    (H d = h, n_kv = H, f = 4 h) gives 32 h bytes in bf16, 34 h with dropout masks: Korthikanti's 34 s b h."""
+    h = _int_attr(spec, "hidden")
+    heads = _int_attr(spec, "heads")
+    d = getattr(spec, "d_head", 0) or (h // heads if heads else 0)
+    kv = _int_attr(spec, "kv_heads") or heads
+    f = _int_attr(spec, "ffn")
+    gated = bool(getattr(spec, "gated_mlp", False))
+    attn = h + heads * d + 2 * kv * d + heads * d
+    mlp = h + (3 * f if gated else 2 * f)
+    out = (attn + mlp + 2 * h) * act_bytes
+    return out + (2 * h if dropout else 0.0)
+
+
+def _fused_activations(spec, micro_est, layout: Layout, tokens_mb: float, in_flight: int) -> float | None:
+    """Live activation bytes on the busiest device under fused kernels (None: the spec is no dense transformer,
+    use the ledger's). Full checkpointing keeps each layer's input and recomputes one layer at a time."""
+    if not (_int_attr(spec, "hidden") and _int_attr(spec, "heads") and _int_attr(spec, "ffn")) or \
+            getattr(spec, "num_experts", 0):
+        return None
+    layers = n_layers(spec) or 1
+    w = micro_est.workload
+    act_bytes = 4.0 if w.precision == "fp32" else 2.0
+    dropout = bool(getattr(spec, "hidden_dropout", 0.0)) and w.dropout is not False
+    per_layer = fused_activation_bytes_per_token(spec, act_bytes, dropout) * tokens_mb
+    split = layout.tp * layout.cp
+    layers_stage = layers / layout.pp
+    if layout.grad_checkpointing:
+        saved = layers_stage * tokens_mb * _int_attr(spec, "hidden") * act_bytes * in_flight + per_layer
+    else:
+        saved = layers_stage * per_layer * in_flight
+    # the logits of one micro-batch in 16 bits; a fused (vocab-parallel) cross-entropy forms their gradient in
+    # place rather than keeping fp32 copies (Megatron's vocab_parallel_cross_entropy, flash-attn's xentropy)
+    vocab = _int_attr(spec, "vocab_size")
+    logits = tokens_mb * vocab * act_bytes if vocab else micro_est.memory_bytes.logits_loss
+    return (saved + logits) / split
+
+
+def _dp_terms(zero: int, grad_bytes: float, param_bytes: float, topo: Topology, micro_batches: int,
+              reduce_every_micro_batch: bool) -> list[CommTerm]:
+    """The data-parallel collectives of one optimizer step over a topology (names as ``dp_sync_terms``)."""
+    n = topo.size
+    if n <= 1:
+        return []
+    f = (n - 1) / n
+    if zero <= 1:
+        return [CommTerm("dp_grad_allreduce", allreduce_topo_s(grad_bytes, topo),
+                         dp_sync_volume_bytes(zero, grad_bytes, param_bytes, n))]
+    reduces = micro_batches if (zero == 3 and reduce_every_micro_batch) else 1
+    rs = CommTerm("dp_grad_reduce_scatter", reduces * reduce_scatter_topo_s(grad_bytes, topo), reduces * f * grad_bytes)
+    if zero == 2:
+        return [rs, CommTerm("dp_param_allgather", allgather_topo_s(param_bytes, topo), f * param_bytes)]
+    return [rs, CommTerm("fsdp_param_allgather", 2.0 * micro_batches * allgather_topo_s(param_bytes, topo),
+                         2.0 * micro_batches * f * param_bytes)]
+
+
+def overlapped_comm_s(comm: CommBreakdown, forward_s: float, backward_s: float, micro_batches: int, layers: int,
+                      engine: TrainingEngine, dp_overlap: float, tp_overlap: float) -> float:
+    """Communication left on the critical path under a production engine (forward and backward times are
+    of the whole step on this device):
+
+    - FSDP / ZeRO-3: the forward parameter gathers hide behind the forward (prefetch of the next unit) and the
+      backward gathers + gradient reduce-scatters behind the backward, each up to ``dp_overlap`` of the
+      compute; the first unit's gather and the last unit's reduce-scatter cannot hide (1 / layers of each):
+      exposed = max(AG_f - a F, AG_f / L) + max(AG_b + RS - a B, RS / L).
+    - DDP / ZeRO-1/2: the gradient reduction overlaps the last micro-batch's backward (bucketed,
+      --overlap-grad-reduce), the parameter all-gather the first micro-batch's forward (--overlap-param-gather).
+    - tensor-parallel collectives: ``tp_overlap`` of them hidden (Megatron --tp-comm-overlap), the rest exposed;
+      context-parallel, pipeline and expert-parallel traffic exposed."""
+    a = dp_overlap
+    L = max(layers, 1)
+    ag = comm.seconds("fsdp_param_allgather")
+    rs = comm.seconds("dp_grad_reduce_scatter")
+    exposed = 0.0
+    if ag:
+        fwd_ag = bwd_ag = ag / 2
+        if not engine.forward_prefetch:
+            exposed += fwd_ag
+        else:
+            exposed += max(fwd_ag - a * forward_s, fwd_ag / L)
+        exposed += max(bwd_ag + rs - a * backward_s, rs / L)
+    else:
+        last_bwd = backward_s / micro_batches
+        first_fwd = forward_s / micro_batches
+        grad = comm.seconds("dp_grad_allreduce") + rs
+        exposed += max(grad - a * last_bwd, grad / L)
+        pag = comm.seconds("dp_param_allgather")
+        exposed += max(pag - a * first_fwd, pag / L) if engine.overlap_param_gather else pag
+    exposed += comm.seconds("tp_allreduce") * (1.0 - (tp_overlap if engine.tp_overlap else 0.0))
+    exposed += sum(t.seconds for t in comm.terms if t.name not in DP_TERMS and t.name != "tp_allreduce")
+    return exposed
+
+
 def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap: float = DEFAULT_DP_OVERLAP,
-               tokens_per_sample: int = 1) -> ParallelStep:
-    """Per-device memory and step time of ``layout`` from ``micro_est``: the single-device estimate
-    of one micro-batch (``layout.micro_batch`` samples) with the layout's checkpointing setting."""
+               tokens_per_sample: int = 1, engine: TrainingEngine | None = None,
+               engine_params: dict | None = None) -> ParallelStep:
+    """Per-device memory and step time of ``layout`` from ``micro_est``: the single-device estimate of one
+    micro-batch (``layout.micro_batch`` samples) with the layout's checkpointing setting, priced under
+    ``engine`` (``costmodel.engines``; None = the eager profile's flat collectives and ``dp_overlap``)."""
     check_layout(spec, layout)
     if not 1 <= grad_accum <= 1 << 20:
         raise InputError("grad_accum", f"must be from 1 to {1 << 20}, got {grad_accum}")
     if not 0.0 <= dp_overlap <= 1.0:
         raise InputError("dp_overlap", f"must be from 0 to 1, got {dp_overlap}")
+    eng = engine or ENGINES["eager"]
+    production = eng.production
+    fit = fitted(engine_params)
     m = micro_est.memory_bytes
     w = micro_est.workload
     tp, pp, cp, dp, ep, zero = layout.tp, layout.pp, layout.cp, layout.dp, layout.ep, layout.zero
@@ -210,9 +343,16 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         grads /= dp
     if zero >= 3:
         weights /= dp
+        if production and eng.sharded_master_is_param:
+            # FSDP's sharded fp32 parameter is the master copy (counted with the optimizer states): no 16-bit
+            # resident copy, only the gathered units in flight
+            weights = 0.0
     if layout.offload:
         optimizer = 0.0
+    in_flight = min(pp, grad_accum)
     act_scale = activations_in_flight_scale(pp, tp, cp, grad_accum)
+    tokens_mb = layout.micro_batch * tokens_per_sample
+    fused = _fused_activations(spec, micro_est, layout, tokens_mb, in_flight) if eng.fused_kernels else None
     if m.peak_phase == "optimizer step":
         # the micro-batch peaked in the optimizer step (weights + grads + states + the step's
         # temporaries, which shard like the states); the backward peak is bounded by its saved
@@ -222,21 +362,22 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     else:
         live = max(m.peak - m.weights - m.optimizer - m.gradients, 0.0)
         step_temp = 0.0
+    live_act = fused if fused is not None else live * act_scale
     gather_buf = 0.0
     if zero >= 3 and dp > 1:  # FSDP all-gathers one unit's full parameters (+ prefetch of the next),
         # never more than sharding saved (a model wrapped as one unit gathers all of it)
         units = n_layers(spec) or 1
         gather_buf = min(2.0 * m.weights * shard / units, m.weights * shard * (1.0 - 1.0 / dp))
-    peak = weights + optimizer + grads + max(live * act_scale + gather_buf, step_temp)
+    peak = weights + optimizer + grads + max(live_act + gather_buf, step_temp)
     device_total = peak + runtime_overhead_bytes(peak, hw)
     memory = ParallelMemory(weights=weights, gradients=grads, optimizer=optimizer,
-                            activations=m.activations * act_scale, peak=peak, device_total=device_total,
-                            capacity=m.capacity)
+                            activations=(fused if fused is not None else m.activations * act_scale), peak=peak,
+                            device_total=device_total, capacity=m.capacity)
 
     # ---- compute: every micro-batch runs on 1/(tp*cp) of its work per stage
     t = micro_est.time_s
     mb_s = (t.forward_s + t.backward_s + t.recompute_s) / (tp * cp)
-    compute, bubble = pipeline_compute_s(mb_s, grad_accum, pp)
+    compute, bubble = pipeline_compute_s(mb_s, grad_accum, pp, layout.vp)
     opt_s = t.optimizer_s * shard / (dp if zero >= 1 else 1)
     if layout.offload:  # states on the host: grads down, params up over PCIe, step at host speed
         opt_s = (m.gradients + m.weights) * shard / PCIE_BYTES_PER_S + t.optimizer_s * shard * 10.0
@@ -244,21 +385,46 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     # ---- communication (costmodel.collectives)
     h = _int_attr(spec, "hidden")
     cb = 2.0 if w.precision != "fp32" else 4.0
-    tokens_mb = layout.micro_batch * tokens_per_sample
     layers = n_layers(spec) or 1
     per_stage = layers / pp
-    terms = [tp_term(tokens_mb / cp, h, cb, tp, group_link(hw, 1, tp), per_stage, grad_accum),
-             cp_term(tokens_mb, _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head"), cb, tp, cp,
-                     group_link(hw, tp, cp), per_stage, grad_accum),
-             pp_term(tokens_mb / cp * h * cb / tp, pp, group_link(hw, tp * cp, pp), grad_accum)]
-    # this device's model shard, before ZeRO partitioning
-    terms += dp_sync_terms(zero, m.gradients * shard, m.weights * shard, dp, group_link(hw, tp * cp * pp, dp),
-                           grad_accum)
-    if ep > 1:
-        terms.append(ep_term(tokens_mb, getattr(spec, "top_k", 1), h, cb, ep, group_link(hw, tp * cp * pp, ep),
-                             per_stage, grad_accum, split=tp * cp))
-    comm = CommBreakdown(tuple(terms))
-    exposed = exposed_comm_s(comm, (t.backward_s / (tp * cp)) * grad_accum, dp_overlap)
+    if not production:
+        terms = [tp_term(tokens_mb / cp, h, cb, tp, group_link(hw, 1, tp), per_stage, grad_accum),
+                 cp_term(tokens_mb, _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head"), cb, tp, cp,
+                         group_link(hw, tp, cp), per_stage, grad_accum),
+                 pp_term(tokens_mb / cp * h * cb / tp, pp, group_link(hw, tp * cp, pp), grad_accum)]
+        # this device's model shard, before ZeRO partitioning
+        terms += dp_sync_terms(zero, m.gradients * shard, m.weights * shard, dp, group_link(hw, tp * cp * pp, dp),
+                               grad_accum)
+        if ep > 1:
+            terms.append(ep_term(tokens_mb, getattr(spec, "top_k", 1), h, cb, ep, group_link(hw, tp * cp * pp, ep),
+                                 per_stage, grad_accum, split=tp * cp))
+        comm = CommBreakdown(tuple(terms))
+        exposed = exposed_comm_s(comm, (t.backward_s / (tp * cp)) * grad_accum, dp_overlap)
+    else:
+        net = fit["network_efficiency"]
+        tp_topo = group_topology(hw, 1, tp, net)
+        act = tokens_mb / cp * h * cb
+        terms = []
+        if tp > 1:  # 4 all-reduces (or all-gather + reduce-scatter pairs) of the layer's activations
+            terms.append(CommTerm("tp_allreduce", 4.0 * per_stage * allreduce_topo_s(act, tp_topo) * grad_accum,
+                                  tp_volume_bytes(tokens_mb / cp, h, cb, tp, per_stage) * grad_accum))
+        terms.append(cp_term(tokens_mb, _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head"), cb, tp, cp,
+                             group_link(hw, tp, cp), per_stage, grad_accum))
+        terms.append(pp_term(act / tp, pp, group_link(hw, tp * cp, pp), grad_accum * layout.vp))
+        dp_topo = group_topology(hw, tp * cp * pp, dp, net)
+        terms += _dp_terms(zero, m.gradients * shard, m.weights * shard, dp_topo, grad_accum,
+                           eng.fsdp_reduce_every_micro_batch)
+        if ep > 1:
+            ep_topo = group_topology(hw, tp * cp * pp, ep, net)
+            k = getattr(spec, "top_k", 1)
+            terms.append(CommTerm("ep_alltoall", 4.0 * per_stage * alltoall_topo_s(tokens_mb * k * h * cb / (tp * cp),
+                                                                                   ep_topo) * grad_accum,
+                                  ep_volume_bytes(tokens_mb / (tp * cp), k, h, cb, ep, per_stage) * grad_accum))
+        comm = CommBreakdown(tuple(terms))
+        fwd_total = t.forward_s / (tp * cp) * grad_accum
+        bwd_total = (t.backward_s + t.recompute_s) / (tp * cp) * grad_accum
+        exposed = overlapped_comm_s(comm, fwd_total, bwd_total, grad_accum, layers, eng, fit["dp_overlap"],
+                                    fit["tp_overlap"])
     step = compute + opt_s + exposed
 
     f = micro_est.flops
@@ -267,6 +433,17 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     model_flops = (f.forward + f.backward) * mb_total
     hw_flops = (f.forward + f.backward + f.recompute) * mb_total
     peak_rate = micro_est.perf.peak_flops_per_s or 1.0
+    if production:
+        overlap = (f"FSDP/ZeRO gathers and reductions hidden behind forward and backward up to "
+                   f"{fit['dp_overlap']:.0%} of the compute; tensor-parallel {fit['tp_overlap'] if eng.tp_overlap else 0:.0%}")
+        collectives = (f"hierarchical (NVLink inside a {hw.nvlink_domain_gpus}-GPU domain at "
+                       f"{NVLINK_BUS_EFFICIENCY:.0%} bus efficiency, every GPU's NIC across at {fit['network_efficiency']:.0%}); "
+                       "ring or tree, whichever is faster")
+    else:
+        overlap = f"{dp_overlap:.0%} of data-parallel collectives hidden behind backward"
+        collectives = ("ring algorithms, alpha-beta model: intra-node "
+                       f"{hw.intra_node_bandwidth_bytes_per_s / 1e9:.0f} GB/s, inter-node "
+                       f"{hw.inter_node_bandwidth_bytes_per_s / 1e9:.0f} GB/s per device")
     return ParallelStep(
         layout=layout, global_batch=layout.micro_batch * mb_total, grad_accum=grad_accum,
         memory_bytes=memory, fits=device_total <= m.capacity, compute_s=compute, bubble_s=bubble, optimizer_s=opt_s,
@@ -275,13 +452,14 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         mfu=model_flops / (step * n_dev * peak_rate), hfu=hw_flops / (step * n_dev * peak_rate),
         assumptions={
             "placement": "tensor parallel innermost, then context, pipeline, data parallel outermost; a group "
-                         "stays on NVLink while it fits in one node",
-            "dp_overlap": f"{dp_overlap:.0%} of data-parallel collectives hidden behind backward",
-            "tp_overlap": "tensor-parallel collectives not overlapped (Megatron default)",
-            "pipeline": "1F1B schedule: (micro-batches + stages - 1) stage slots",
-            "collectives": "ring algorithms, alpha-beta model: intra-node "
-                           f"{hw.intra_node_bandwidth_bytes_per_s / 1e9:.0f} GB/s, inter-node "
-                           f"{hw.inter_node_bandwidth_bytes_per_s / 1e9:.0f} GB/s per device",
+                         "stays on NVLink while it fits in the NVLink domain",
+            "dp_overlap": overlap,
+            "tp_overlap": "tensor-parallel collectives not overlapped (Megatron default)" if not production else
+                          ("--tp-comm-overlap" if eng.tp_overlap else "not overlapped"),
+            "pipeline": "1F1B schedule: (micro-batches + (stages - 1) / virtual stages) stage slots",
+            "collectives": collectives,
+            "activations": "fused kernels and flash attention (Korthikanti et al. 2022)" if fused is not None else
+                           "the single-device ledger's saved tensors",
             "offload": f"optimizer on host over PCIe {PCIE_BYTES_PER_S / 1e9:.0f} GB/s" if layout.offload else "none",
         },
     )

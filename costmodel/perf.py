@@ -30,6 +30,18 @@ from .layers import EAGER_PASSES, HOST_OPS, Layer, expected_experts
 from .workload import WEIGHT_FORMAT_BYTES
 
 
+ATTENTION_KERNELS = ("sdpa", "flash")
+
+# The backward of FlashAttention recomputes the score matrix: dQ, dK, dV, dP and the recomputed S = 5
+# matmuls of the forward's size (2 in the forward): 2.5x the forward FLOPs (Dao 2023, FlashAttention-2,
+# Algorithm 2; torch's FlopCounterMode counts the flash/efficient/cuDNN SDPA backward the same way).
+FLASH_BACKWARD_FLOPS = 2.5
+# Every fp8/fp4 GEMM reads its bf16 weight and writes the low-precision copy (+ amax) each micro-batch: 2 + 1
+# bytes per weight (Transformer Engine, torchao float8); the activation casts depend on the engine
+# (``Efficiency.fp8_cast_bytes``: separate kernels in torchao, fused into the preceding norm or activation in TE).
+FP8_WEIGHT_CAST_BYTES = 3.0
+
+
 @dataclass(frozen=True)
 class Efficiency:
     """What fraction of a device's datasheet peak real code reaches, and the host overhead.
@@ -54,6 +66,21 @@ class Efficiency:
       (an RNN runs its sequence one step after another: small GEMMs + a gate kernel per step,
       latency-bound); backward's dh recurrence has the same floor, and its weight gradient is one
       GEMM over all steps (cuDNN's backward-weights call), added at the matmul rate.
+    - ``gemm_curve``: price GEMM rows (``Layer.gemm_mnk``) at the shape-dependent efficiency of
+      ``costmodel.measured.curves.gemm_efficiency`` (fitted to measured GEMM tables) x ``gemm_scale``
+      instead of the one constant ``matmul``: small matrices run far below peak, large ones near the
+      measured ceiling. Backward dX and dW use their own shapes.
+    - ``attention_kernel``: "sdpa" prices the attention core at the matmul rate over the full score
+      square (eager HF code, torch SDPA as the reference steps ran it); "flash" is FlashAttention-2/3:
+      a causal square does half the work (``causal_half``), at its own fractions of the attention
+      dtype's peak (``attention_fwd``, ``attention_bwd``), and the backward recomputes the scores
+      (5 matmuls of the forward's size instead of 4: 2.5x the forward FLOPs; Dao 2023, Algorithm 2).
+    - ``fp8_cast_bytes``: under fp8/fp4 GEMMs, bytes moved per activation element (X in the forward, dY in
+      the backward) to cast it and track its amax as separate memory-bound kernels (read 2, write 1 for
+      bf16 -> fp8 in torchao float8; 0 where the cast is fused into the preceding kernel, as Transformer
+      Engine's LayerNormLinear does). Weights are cast every micro-batch (``FP8_WEIGHT_CAST_BYTES``).
+    - ``elementwise_passes``: eager PyTorch runs composite ops as one kernel per Python op
+      (``costmodel.layers.EAGER_PASSES``); fused kernel libraries (Megatron, torch.compile) do not.
     """
 
     matmul: float = 0.55
@@ -64,12 +91,30 @@ class Efficiency:
     decode_overhead_s: float = 0.0
     elementwise_traffic: float = 1.0
     recurrent_step_s: float = 20e-6
+    gemm_curve: bool = False
+    gemm_scale: float = 1.0
+    attention_kernel: str = "sdpa"
+    causal_half: bool = False
+    attention_fwd: float = 0.0
+    attention_bwd: float = 0.0
+    fp8_cast_bytes: float = 0.0
+    elementwise_passes: bool = True
     source: str = "generic defaults"
 
     def __post_init__(self):
+        if self.attention_kernel not in ATTENTION_KERNELS:
+            raise InputError("efficiency.attention_kernel", f"must be one of {', '.join(ATTENTION_KERNELS)}, "
+                                                             f"got {self.attention_kernel!r}")
+        for name in ("gemm_curve", "causal_half", "elementwise_passes"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"efficiency.{name}", f"must be true or false, got {getattr(self, name)!r}")
+        if self.attention_kernel == "flash" and not (self.attention_fwd > 0 and self.attention_bwd > 0):
+            raise InputError("efficiency.attention_fwd", "flash attention needs attention_fwd and attention_bwd > 0")
         for name, lo, hi in (("matmul", 1e-4, 1.0), ("matmul_fp32", 1e-4, 1.0), ("bandwidth", 1e-4, 1.0), ("overhead_s", 0.0, 1.0),
                              ("step_overhead_s", 0.0, 60.0), ("decode_overhead_s", 0.0, 60.0),
-                             ("elementwise_traffic", 0.1, 100.0), ("recurrent_step_s", 0.0, 1.0)):
+                             ("elementwise_traffic", 0.1, 100.0), ("recurrent_step_s", 0.0, 1.0),
+                             ("gemm_scale", 0.1, 2.0), ("attention_fwd", 0.0, 1.0), ("attention_bwd", 0.0, 1.0),
+                             ("fp8_cast_bytes", 0.0, 100.0)):
             v = getattr(self, name)
             try:
                 v = float(v)
@@ -152,14 +197,14 @@ def _row_weights_read(row: Layer) -> float:
     return row.params - row.inactive_params
 
 
-def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float) -> float:
+def _row_traffic(row: Layer, weight_read: float, training: bool, elementwise: float, passes: bool = True) -> float:
     """Bytes a row moves in its forward: the weights it reads, its inputs/outputs (or what it saves,
     if larger; times ``elementwise`` for non-matmul rows), and the KV cache it writes or reads.
     A row whose weights the checkpoint stores in a fixed format (gpt-oss's MXFP4 experts) reads that
     format's bytes per weight instead of ``weight_read``."""
     acts = max(row.traffic_bytes or row.working_bytes, row.activation_bytes if training else 0.0)
     if not row.forward_flops:
-        acts *= elementwise * EAGER_PASSES.get(row.kind, 1.0)
+        acts *= elementwise * (EAGER_PASSES.get(row.kind, 1.0) if passes else 1.0)
     if row.kind == "embedding":  # a gather reads only the rows it needs
         return acts + row.kv_cache_bytes
     per_weight = WEIGHT_FORMAT_BYTES[row.weight_format] if row.weight_format else weight_read
@@ -180,6 +225,11 @@ class DeviceRates:
     cudnn_peak_flops_per_s: float = 0.0
     fp32: bool = False
     sparse_speedup: float = 1.0
+    # for shape-dependent GEMM efficiency and flash attention (Efficiency.gemm_curve / attention_kernel):
+    dtype: str = ""  # the GEMMs' compute dtype (bf16, fp8, fp4 ...)
+    hardware_id: str = ""  # whose measured GEMM curve applies (a generic curve for devices without one)
+    attention_peak_flops_per_s: float = 0.0  # the attention core's dtype peak (bf16 under fp8 GEMMs); 0 = the GEMMs'
+    causal: bool = False  # decoders: a causal score square (flash kernels skip its masked half)
 
 
 @dataclass(frozen=True)
@@ -232,6 +282,15 @@ def pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency, spe
     return out
 
 
+def _gemm_eff(rates: DeviceRates, eff: Efficiency, m: float, n: float, k: float) -> float:
+    """Shape-dependent fraction of the dtype's peak one GEMM reaches (costmodel.measured.curves), x gemm_scale."""
+    from .measured.curves import gemm_efficiency  # local: the curves file is read on first use
+
+    e, _ = gemm_efficiency(rates.hardware_id, rates.dtype or "bf16", max(m, 1), max(n, 1), max(k, 1),
+                           peak_flops_per_s=rates.peak_flops_per_s)
+    return min(1.0, max(1e-4, e * eff.gemm_scale))
+
+
 def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
                 spec: PassSpec) -> tuple[PassTime, PassTime]:
     """(forward, backward) times of one ledger (the roofline of the module docstring)."""
@@ -239,10 +298,14 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
     training, full_backward = spec.training, spec.full_backward
     mm_peak = rates.peak_flops_per_s
     cudnn_peak = rates.cudnn_peak_flops_per_s or mm_peak
+    attn_peak = rates.attention_peak_flops_per_s or mm_peak
     flop_rate = mm_peak * (eff.matmul_fp32 if rates.fp32 else eff.matmul)
     cudnn_rate = (rates.cudnn_peak_flops_per_s * eff.matmul) if rates.cudnn_peak_flops_per_s else flop_rate
     byte_rate = rates.bandwidth_bytes_per_s * eff.bandwidth
     ew = eff.elementwise_traffic
+    flash = eff.attention_kernel == "flash"
+    causal = 0.5 if (flash and eff.causal_half and rates.causal) else 1.0
+    low_precision_gemm = rates.dtype in ("fp8", "fp4") and eff.fp8_cast_bytes > 0
     f_comp = f_mem = b_comp = b_mem = 0.0
     f_by_peak: dict[float, float] = {}
     b_by_peak: dict[float, float] = {}
@@ -250,23 +313,41 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
     for row in rows:
         n = row.count
         instances += n * (row.host_ops or HOST_OPS.get(row.kind, 1.0))
-        traffic = _row_traffic(row, weight_read, training, ew)
+        traffic = _row_traffic(row, weight_read, training, ew, eff.elementwise_passes)
         cudnn = row.kind in CUDNN_KINDS
         rate = cudnn_rate if cudnn else flop_rate
         peak = cudnn_peak if cudnn else mm_peak
         if rates.sparse_speedup != 1.0 and row.matmul_params:
             rate *= rates.sparse_speedup
             peak *= rates.sparse_speedup
+        curve = eff.gemm_curve and row.gemm_mnk and not cudnn
+        attention = flash and row.kind == "attention"
+        if row.kind == "attention" and attn_peak != mm_peak:  # bf16 attention beside fp8/fp4 GEMMs
+            peak, rate = attn_peak, attn_peak * eff.matmul
+        if attention:
+            peak = attn_peak
         if row.forward_flops:
             f_by_peak[peak] = f_by_peak.get(peak, 0.0) + row.forward_flops * n
-        c = max(row.forward_flops / rate, row.sequential_steps * eff.recurrent_step_s)
+        if attention:
+            c = row.forward_flops * causal / (attn_peak * eff.attention_fwd)
+        elif curve:
+            m_, n_, k_ = row.gemm_mnk
+            c = row.forward_flops / (peak * _gemm_eff(rates, eff, m_, n_, k_))
+        else:
+            c = row.forward_flops / rate
+        c = max(c, row.sequential_steps * eff.recurrent_step_s)
         m = traffic / byte_rate
         if c >= m:
             f_comp += c * n
         else:
             f_mem += m * n
+        if low_precision_gemm and row.gemm_mnk and not cudnn:  # cast X and W to fp8/fp4 (+ amax): own kernels
+            m_, n_, k_ = row.gemm_mnk
+            f_mem += (eff.fp8_cast_bytes * m_ * k_ + FP8_WEIGHT_CAST_BYTES * k_ * n_) / byte_rate * n
         if training:
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
+            if attention:
+                bflops = FLASH_BACKWARD_FLOPS * row.forward_flops if row.input_grad_flops else 0.0
             if bflops:
                 b_by_peak[peak] = b_by_peak.get(peak, 0.0) + bflops * n
             btraffic = 2.0 * (traffic - _row_weights_read(row) * weight_read) + \
@@ -275,6 +356,13 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
                 # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
                 wg = row.weight_grad_flops if full_backward else 0.0
                 c = max(row.input_grad_flops / rate, row.sequential_steps * eff.recurrent_step_s) + wg / rate
+            elif attention:
+                c = bflops * causal / (attn_peak * eff.attention_bwd)
+            elif curve:
+                m_, n_, k_ = row.gemm_mnk
+                c = row.input_grad_flops / (peak * _gemm_eff(rates, eff, m_, k_, n_))
+                if full_backward and row.weight_grad_flops:
+                    c += row.weight_grad_flops / (peak * _gemm_eff(rates, eff, k_, n_, m_))
             else:
                 c = bflops / rate
             m = btraffic / byte_rate
@@ -282,6 +370,9 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
                 b_comp += c * n
             else:
                 b_mem += m * n
+            if low_precision_gemm and row.gemm_mnk and not cudnn:  # cast dY
+                m_, n_, _ = row.gemm_mnk
+                b_mem += eff.fp8_cast_bytes * m_ * n_ / byte_rate * n
     fwd_host = eff.overhead_s * instances + spec.fixed_host_s
     fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()))
     if not training:

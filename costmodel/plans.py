@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .catalog import resolve_hardware
 from .collectives import INTRA_NODE_LATENCY_S, Link, allreduce_s
 from .costs import CostBreakdown, cost_breakdown, hourly_cost
+from .engines import ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine
 from .errors import InputError
 from .estimator import estimate
 from .models import load_model
@@ -81,20 +82,37 @@ def _micro_estimate(spec, hw, workload: Workload, layout: Layout, eff: Efficienc
     return estimate(spec, w, hw, with_layers=False, efficiency=eff)
 
 
+def training_setup(spec, hw, workload: Workload, layout: Layout, engine: str | None, efficiency: Efficiency | None,
+                   engine_params: dict | None = None) -> tuple[TrainingEngine, Workload, Efficiency]:
+    """The engine profile a plan runs under (``auto``: Megatron when the model is split, FSDP otherwise; a plan
+    on one device with no engine named stays eager), the workload as that stack runs it (production
+    engines: bf16 model with fp32 masters instead of autocast) and the efficiency of its kernels."""
+    if engine in (None, "auto") and layout.num_devices == 1:
+        eng = ENGINES["eager"]
+    else:
+        eng = resolve_engine(engine, layout)
+    wl = engine_workload(eng, workload)
+    eff = efficiency or engine_efficiency(eng, hw, engine_params)
+    return eng, wl, eff
+
+
 def plan_training(model, hardware=None, *, workload: Workload | dict | None = None, layout: Layout | dict | None = None,
                   tokens: float | None = None, samples: int | None = None, epochs: float = 1.0,
                   global_batch: int | None = None, efficiency: Efficiency | None = None,
-                  dp_overlap: float = DEFAULT_DP_OVERLAP, pricing: dict | None = None) -> TrainingPlan:
+                  dp_overlap: float = DEFAULT_DP_OVERLAP, pricing: dict | None = None, engine: str | None = "auto",
+                  engine_params: dict | None = None) -> TrainingPlan:
     """A whole training run: ``tokens`` (language models) or ``samples`` x ``epochs`` (vision),
     ``global_batch`` samples per optimizer step (default: one micro-batch per data-parallel rank),
     a ``layout`` of devices. ``pricing``: keyword arguments of costmodel.costs.cost_breakdown
     (provider, tier, utilization, pue, region, electricity_usd_per_kwh, storage_bytes, storage_months).
+    ``engine``: the training stack (``costmodel.engines``: eager, compiled, fsdp, megatron, or auto);
+    ``engine_params``: overrides of its fitted constants (``costmodel.engines.FITTED``).
     """
     spec = load_model(model)
     hw = resolve_hardware(hardware)
     wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
-    eff = efficiency or default_efficiency(hw)
+    eng, wl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
     tps = wl.seq if spec.modality == "text" else 1  # tokens per sample
     per_step_min = lay.micro_batch * lay.dp
     gb = global_batch or per_step_min
@@ -109,7 +127,8 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
         raise InputError("samples", "samples and epochs must be positive")
     total_samples = (tokens / tps) if tokens is not None else samples * epochs
     micro = _micro_estimate(spec, hw, wl, lay, eff)
-    step = train_step(spec, micro, hw, lay, grad_accum, dp_overlap, tps)
+    step = train_step(spec, micro, hw, lay, grad_accum, dp_overlap, tps, engine=eng if eng.production else None,
+                      engine_params=engine_params)
     steps = max(1, math.ceil(total_samples / step.global_batch))
     wall = steps * step.step_s
     gpu_hours = wall * lay.num_devices / 3600.0
@@ -121,7 +140,8 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
         six_n_d_flops=6.0 * micro.params.active * total_tokens,
         cost=cost_breakdown(gpu_hours, hw, **(pricing or {})),
         assumptions={**step.assumptions, "efficiency": eff.to_dict(), "global_batch": step.global_batch,
-                     "grad_accum": grad_accum, "tokens_per_sample": tps},
+                     "grad_accum": grad_accum, "tokens_per_sample": tps,
+                     "engine": eng.assumptions(fitted(engine_params)), "precision": wl.precision},
     )
 
 
@@ -184,19 +204,20 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
                    workload: Workload | dict | None = None, global_batch: int | None = None, max_devices: int = 1024,
                    device_counts=None, micro_batches=(1, 2, 4, 8), zero_stages=(0, 1, 2, 3),
                    checkpointing=(False, True), efficiency: Efficiency | None = None, usd_per_device_hour: float | None = None,
-                   rank_by: str = "time", include_unfit: bool = False, limit: int | None = None) -> list[LayoutResult]:
+                   rank_by: str = "time", include_unfit: bool = False, limit: int | None = None,
+                   engine: str | None = "auto", engine_params: dict | None = None) -> list[LayoutResult]:
     """Rank feasible layouts by wall-clock ``time`` or ``cost`` for one training run.
 
     ``global_batch``: samples per optimizer step (fixed, as a training recipe fixes it; default
-    the largest micro-batch x the largest device count). Each distinct (micro-batch, checkpointing)
-    single-device estimate is computed once and shared by every layout using it.
+    the largest micro-batch x the largest device count). ``engine``: as ``plan_training`` (auto: Megatron
+    for layouts that split the model, FSDP otherwise, eager on one device). Each distinct (engine,
+    micro-batch, checkpointing) single-device estimate is computed once and shared by every layout using it.
     """
     if rank_by not in ("time", "cost"):
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
     spec = load_model(model)
     hw = resolve_hardware(hardware)
     wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
-    eff = efficiency or default_efficiency(hw)
     if usd_per_device_hour is None:
         usd_per_device_hour = hourly_cost(hw).compute_usd
     tps = wl.seq if spec.modality == "text" else 1
@@ -210,17 +231,19 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         per_step = lay.micro_batch * lay.dp
         if per_step > gb:
             continue
-        key = (lay.micro_batch, lay.grad_checkpointing)
+        eng, lwl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
+        key = (eng.name, lay.micro_batch, lay.grad_checkpointing)
         if key not in micro_cache:
             try:
-                micro_cache[key] = _micro_estimate(spec, hw, wl, lay, eff)
+                micro_cache[key] = _micro_estimate(spec, hw, lwl, lay, eff)
             except InputError:
                 micro_cache[key] = None
         micro = micro_cache[key]
         if micro is None:
             continue
         grad_accum = math.ceil(gb / per_step)
-        st = train_step(spec, micro, hw, lay, grad_accum, DEFAULT_DP_OVERLAP, tps)
+        st = train_step(spec, micro, hw, lay, grad_accum, DEFAULT_DP_OVERLAP, tps,
+                        engine=eng if eng.production else None, engine_params=engine_params)
         if not st.fits and not include_unfit:
             continue
         steps = max(1, math.ceil(total_samples / st.global_batch))

@@ -47,16 +47,21 @@ class RunWork:
     full_backward: bool
 
 
-def device_rates(hw, w: Workload) -> DeviceRates:
-    """The peaks a workload's kernels run at: the compute dtype's peak; cuDNN convolutions and RNNs at TF32
-    under fp32 on GPUs (torch.backends.cudnn.allow_tf32 = True by default, unlike matmuls); 2:4 sparse
-    weights at the device's sparse speedup."""
+def device_rates(hw, w: Workload, causal: bool = False) -> DeviceRates:
+    """The peaks a workload's kernels run at: the compute dtype's peak for GEMMs; the attention core in bf16
+    when the GEMMs run in fp8/fp4 (FlashAttention and cuDNN attention keep bf16 inputs: Transformer Engine's
+    fp8 recipes cover the linear layers); cuDNN convolutions and RNNs at TF32 under fp32 on GPUs
+    (torch.backends.cudnn.allow_tf32 = True by default, unlike matmuls); 2:4 sparse weights at the device's
+    sparse speedup. ``causal``: the model's attention is causal (decoders)."""
     p = w.prec
     fp32 = p.compute_dtype == "fp32"
+    low = p.compute_dtype in ("fp8", "fp4")
     return DeviceRates(
         peak_flops_per_s=hw.peak_flops(p.compute_dtype), bandwidth_bytes_per_s=hw.memory_bandwidth_bytes_per_s,
         cudnn_peak_flops_per_s=hw.peak_flops("tf32") if fp32 and hw.kind == "gpu" else 0.0, fp32=fp32,
-        sparse_speedup=hw.sparse_2_4_speedup if w.sparsity_pattern == "2:4" else 1.0)
+        sparse_speedup=hw.sparse_2_4_speedup if w.sparsity_pattern == "2:4" else 1.0,
+        dtype=p.compute_dtype, hardware_id=hw.id, attention_peak_flops_per_s=hw.peak_flops("bf16") if low else 0.0,
+        causal=causal)
 
 
 def _matmul_rate(rates: DeviceRates, eff: Efficiency) -> float:
@@ -81,7 +86,7 @@ def train_times(work: RunWork, w: Workload, rates: DeviceRates, eff: Efficiency)
     fwd_flops, bwd_flops, re_flops = work.forward_flops, work.backward_flops, work.recompute_flops
     recompute_s = f.total_s * (re_flops / fwd_flops) if fwd_flops and re_flops else 0.0
     opt = w.opt
-    states = 0.0 if opt.factored else opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param
+    states = (0.0 if opt.factored else opt.states_per_param * p.state_bytes + opt.fixed_bytes_per_param) + p.master_bytes
     opt_s = optimizer_time_s(work.trainable, optimizer_bytes_per_param(p.weight_bytes, p.grad_bytes, states,
                                                                        opt.step_temp_per_param * p.state_bytes),
                              rates.bandwidth_bytes_per_s, eff)

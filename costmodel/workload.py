@@ -6,7 +6,7 @@ was constructed, its fields are in range. Errors are ``InputError(field, allowed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 from .errors import InputError
 from .validate import check_int as _check_int
@@ -26,6 +26,8 @@ class Precision:
     - ``compute_dtype``: key into a hardware's peak FLOP/s table.
     - ``autocast``: matmul inputs are cast copies; each trainable matmul weight also gets a
       16-bit cast copy that lives until its backward (torch.autocast weight cache).
+    - ``master_bytes``: an fp32 master copy of each trainable weight kept with the optimizer states (and
+      sharded like them): the production "mixed" precisions, where the model itself runs in 16 bits.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Precision:
     autocast: bool = False
     weight_only_quant: bool = False
     description: str = ""
+    master_bytes: float = 0.0
 
 
 PRECISIONS: dict[str, Precision] = {
@@ -54,6 +57,18 @@ PRECISIONS: dict[str, Precision] = {
         Precision("fp8", 2, 1, 2, 2, 2, 1, "fp8",
                   description="fp8 matmuls (Transformer-Engine style); frozen weights stored in fp8, "
                               "trainable weights/grads/states in bf16"),
+        # production training stacks (Megatron-LM, NeMo, FSDP MixedPrecision, torchtitan, llm-foundry): the model runs
+        # in 16 bits (bf16 weights, activations and residual stream, no autocast copies), the optimizer keeps an fp32
+        # master copy, fp32 gradients and fp32 states: 2 + 4 + 4 + 8 = 18 bytes per parameter with Adam
+        # (Megatron's distributed optimizer; FSDP holds 16: its sharded fp32 parameter is the master)
+        Precision("bf16-mixed", 2, 2, 4, 4, 2, 2, "bf16", master_bytes=4,
+                  description="bf16 model (weights, activations, residual stream) with fp32 master weights, fp32 "
+                              "gradients and fp32 optimizer states (Megatron --bf16, FSDP MixedPrecision bf16)"),
+        Precision("fp8-mixed", 2, 1, 4, 4, 2, 2, "fp8", master_bytes=4,
+                  description="bf16-mixed with fp8 GEMMs (Transformer Engine / torchao float8: inputs and weights cast "
+                              "to fp8 per GEMM, bf16 outputs; attention stays bf16)"),
+        Precision("fp4-mixed", 2, 0.5, 4, 4, 2, 2, "fp4", master_bytes=4,
+                  description="bf16-mixed with fp4 GEMMs (NVFP4/MXFP4 training recipes on Blackwell; attention bf16)"),
         Precision("int8", 2, 1, 2, 2, 2, 2, "bf16", weight_only_quant=True,
                   description="linear weights stored int8 (weight-only, LLM.int8 / bitsandbytes), "
                               "compute in bf16"),

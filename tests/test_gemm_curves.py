@@ -159,8 +159,14 @@ def test_stated_in_sample_error_recomputes_from_the_rows(hw, dtype):
     errs = sorted(abs(_model_s(rec, dtype, m, n, k) / t - 1) for m, n, k, t in rows)
     median = errs[len(errs) // 2] if len(errs) % 2 else 0.5 * (errs[len(errs) // 2 - 1] + errs[len(errs) // 2])
     assert median == pytest.approx(rec["error"]["in_sample"]["median_abs_rel_err"], abs=2e-4)
-    assert rec["error"]["random_70_30"]["median_abs_rel_err"] < 0.15  # out of sample
-    assert rec["error"]["constant_0_50"]["median_abs_rel_err"] > 3 * rec["error"]["in_sample"]["median_abs_rel_err"]
+    # out of sample; the fit weights shapes by their time (large GEMMs dominate a model's time), which costs a
+    # little median error on the many small shapes
+    assert rec["error"]["random_70_30"]["median_abs_rel_err"] < 0.16
+    assert rec["error"]["constant_0_50"]["median_abs_rel_err"] > 2.5 * rec["error"]["in_sample"]["median_abs_rel_err"]
+    # large shapes (m, n, k >= 2048; training GEMMs) carry no bias: unweighted, the A100 curve priced them 19% slow
+    large = rec["error"]["by_regime"].get("large", {}).get("curve")
+    if large and large["points"] >= 50:
+        assert abs(large["bias_log"]) < 0.10, large
 
 
 def test_llama_training_gemms_curve_vs_constant_on_h100():

@@ -6,6 +6,7 @@ import pytest
 import torch
 import transformers
 
+import costmodel
 from costmodel.models import get_preset, list_presets, load_model
 from costmodel.specs.hf import spec_from_hf_config
 from reference import counted_flops, param_count, saved_activation_bytes
@@ -241,3 +242,17 @@ def test_sliding_window_caps_kv_cache():
 
     long = estimate("mistral-7b", task="infer", batch=1, prompt=16000, generate=0, precision="bf16")
     assert long.memory_bytes.kv_cache == 2 * 32 * 8 * 128 * 4096 * 2
+
+
+def test_gpt2_with_untied_embeddings_counts_its_head():
+    # found by the profiler's memory guard: the importer assumed GPT-2 always ties wte and lm_head; the reference
+    # is transformers' GPT2LMHeadModel on the meta device with tie_word_embeddings=False (its own lm_head weight)
+    import transformers
+
+    cfg = dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=1000, n_positions=128,
+               bos_token_id=0, eos_token_id=0, tie_word_embeddings=False)
+    with torch.device("meta"):
+        ref = param_count(transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**cfg)))
+    assert costmodel.estimate(cfg, task="train", batch=1, seq=16).params.total == ref == 236_288
+    tied = costmodel.estimate({**cfg, "tie_word_embeddings": True}, task="train", batch=1, seq=16).params.total
+    assert ref - tied == 1000 * 64  # the untied head's vocab x hidden weight

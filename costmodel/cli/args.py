@@ -63,10 +63,11 @@ def workload_from_args(a: argparse.Namespace):
     )
 
 
-def add_assumption_args(p: argparse.ArgumentParser) -> None:
+def add_assumption_args(p: argparse.ArgumentParser, engine_help: str | None = None) -> None:
     """Flags for every editable assumption: efficiency, engine, price, energy and carbon."""
     g = p.add_argument_group("assumptions (shown next to the numbers they affect)")
-    g.add_argument("--engine", default=None, help="eager (HF/PyTorch eager, measured) | compiled (CUDA graphs, fused)")
+    g.add_argument("--engine", default=None,
+                   help=engine_help or "eager (HF/PyTorch eager, measured) | compiled (CUDA graphs, fused)")
     g.add_argument("--matmul-efficiency", default=None, help="fraction of peak FLOP/s reached by matmuls (0-1)")
     g.add_argument("--bandwidth-efficiency", default=None, help="fraction of peak memory bandwidth reached (0-1)")
     g.add_argument("--overhead-us", default=None, help="host time per eager torch call in a forward pass, microseconds (docs/formulas.md, Host overhead)")
@@ -109,9 +110,13 @@ def hardware_from_args(a):
 
 
 def efficiency_from_args(a, hw):
-    """The device kind's default efficiency for ``--engine``, with any ``--*-efficiency`` / ``--overhead-us``
-    edits (validated by ``costmodel.perf.Efficiency``)."""
-    eff = default_efficiency(hw, a.engine or "eager")
+    """The device kind's default efficiency for ``--engine`` (a training engine's own efficiency for the
+    training engines of costmodel.engines), with any ``--*-efficiency`` / ``--overhead-us`` edits (validated
+    by ``costmodel.perf.Efficiency``)."""
+    from ..engines import ENGINES, engine_efficiency
+
+    name = a.engine or "eager"
+    eff = engine_efficiency(ENGINES[name], hw) if name in ENGINES else default_efficiency(hw, name)
     changes = {}
     if a.matmul_efficiency is not None:
         changes["matmul"] = changes["matmul_fp32"] = number_arg("matmul_efficiency", a.matmul_efficiency)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+from ..engines import ENGINES
 from ..errors import InputError
 from ..parallel import Layout
 from ..plans import chinchilla_params, compute_optimal_tokens, plan_serving, plan_training, search_layouts
@@ -18,19 +19,23 @@ def _plan_train(a) -> int:
     wl = workload_from_args(a)
     layout = Layout(dp=int_arg("dp", a.dp), tp=int_arg("tp", a.tp), pp=int_arg("pp", a.pp), cp=int_arg("cp", a.cp),
                     ep=int_arg("ep", a.ep), zero=int_arg("zero", a.zero, 0, 3), micro_batch=int_arg("batch", a.batch),
-                    grad_checkpointing=a.grad_checkpointing, offload=a.offload)
+                    grad_checkpointing=a.grad_checkpointing, offload=a.offload, vp=int_arg("vp", a.vp))
+    edited = a.matmul_efficiency or a.bandwidth_efficiency or a.overhead_us
     plan = plan_training(a.model, hw, workload=wl, layout=layout,
                          tokens=number_arg("tokens", a.tokens, 1.0, 1e18) if a.tokens else None,
                          samples=int_arg("samples", a.samples, 1, 1 << 50) if a.samples else None,
                          epochs=number_arg("epochs", a.epochs, 1e-6, 1e6),
                          global_batch=int_arg("global_batch", a.global_batch) if a.global_batch else None,
-                         efficiency=efficiency_from_args(a, hw), pricing=pricing_from_args(a))
+                         efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing_from_args(a),
+                         engine=a.engine or "auto")
     if a.json:
         print(dumps(plan.to_dict()))
         return 0
     s, c = plan.step, plan.cost
     m = s.memory_bytes
+    eng = plan.assumptions["engine"]
     print(f"training plan: {plan.model} on {plan.num_devices} x {plan.hardware}  layout {s.layout.to_dict()}")
+    print(f"engine {eng['engine']}: {eng['summary']}; precision {plan.assumptions['precision']}")
     print(f"tokens {plan.tokens:.4g}  global batch {s.global_batch} (grad accum {s.grad_accum})  steps {plan.steps:,}")
     print(f"step {s.step_s:.4g} s = compute {s.compute_s:.4g} (bubble {s.bubble_s:.3g}) + optimizer "
           f"{s.optimizer_s:.3g} + exposed comm {s.exposed_comm_s:.3g}   MFU {s.mfu:.1%}  HFU {s.hfu:.1%}")
@@ -43,7 +48,7 @@ def _plan_train(a) -> int:
         if not k.startswith("storage"):
             print(f"  assumption {k}: {v['value']}")
     for k, v in plan.assumptions.items():
-        if k != "efficiency":
+        if k not in ("efficiency", "engine"):
             print(f"  assumption {k}: {v}")
     print(f"  assumption efficiency: {plan.assumptions['efficiency']}")
     return 0
@@ -86,7 +91,7 @@ def _search(a) -> int:
     res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
                          global_batch=int_arg("global_batch", a.global_batch),
                          max_devices=int_arg("max_devices", a.max_devices), rank_by=a.rank_by,
-                         usd_per_device_hour=price, limit=int_arg("top", a.top))
+                         usd_per_device_hour=price, limit=int_arg("top", a.top), engine=a.engine)
     if a.json:
         print(dumps([r.to_dict() for r in res]))
         return 0
@@ -117,6 +122,10 @@ def _chinchilla(a) -> int:
     return 0
 
 
+TRAIN_ENGINE_HELP = ("training stack: auto (megatron when the model is split, fsdp otherwise, eager on one device) | "
+                     + " | ".join(f"{e.name} ({e.summary})" for e in ENGINES.values()))
+
+
 def register(sub) -> None:
     pt = sub.add_parser("plan-train", help="a whole training run: layout, step time, wall clock, GPU-hours, $, kWh, CO2")
     add_workload_args(pt)
@@ -129,7 +138,8 @@ def register(sub) -> None:
                                 ("ep", 1, "expert-parallel ways (MoE)"), ("zero", 0, "ZeRO stage 0-3 (3 = FSDP)")):
         pt.add_argument(f"--{name}", default=default, help=what)
     pt.add_argument("--offload", action="store_true", help="optimizer states and step on the host")
-    add_assumption_args(pt)
+    pt.add_argument("--vp", default=1, help="virtual pipeline stages per pipeline rank (interleaved 1F1B)")
+    add_assumption_args(pt, engine_help=TRAIN_ENGINE_HELP)
     pt.set_defaults(run=_plan_train)
 
     ps = sub.add_parser("plan-serve", help="serving: TTFT, decode latency, throughput, max batch/context, $ per M tokens")
@@ -157,6 +167,7 @@ def register(sub) -> None:
     sl.add_argument("--rank-by", default="time", help="time | cost")
     sl.add_argument("--top", default=10, help="how many layouts to print")
     sl.add_argument("--usd-per-device-hour", default=None, help="your price per device-hour (default: the catalog's)")
+    sl.add_argument("--engine", default="auto", help=TRAIN_ENGINE_HELP)
     sl.add_argument("--json", action="store_true", help="print JSON")
     sl.set_defaults(run=_search)
 

@@ -96,6 +96,12 @@ def _norm_dtype(dtype: str) -> str:
     return DTYPES[key]
 
 
+# Devices whose tensor cores and clocks are another record's (only memory differs): they take its fitted
+# compute curve; the roofline's bandwidth term still prices their own HBM. The A100 40 GB SXM4 runs the same
+# 108 SMs at the same clocks as the measured 80 GB board (1.56 vs 2.04 TB/s; NVIDIA A100 datasheet).
+CURVE_ALIASES = {"a100-sxm-40gb": "a100-sxm-80gb"}
+
+
 def curve_for(hardware_id: str, dtype: str) -> tuple[dict, bool]:
     """``(record, measured)``: the device's own fitted record for ``dtype`` (measured=True), or
     the generic record of that dtype class (measured=False). Ids are costmodel catalog ids or
@@ -105,6 +111,7 @@ def curve_for(hardware_id: str, dtype: str) -> tuple[dict, bool]:
     db = _load(str(CURVES_PATH))
     want = _norm_dtype(dtype)
     hid = str(hardware_id).strip().lower()
+    hid = CURVE_ALIASES.get(hid, hid)
     names = [hid] + ([system_for(hid)] if system_for(hid) else [])
     for dt in (want, FALLBACK.get(want)):
         for name in names:

@@ -9,6 +9,9 @@ torch builders (``costmodel.profiler.torch_models.build_torch_cnn``, ``costmodel
 - ``infer(batch, generate)``: one inference: forward, or prefill + ``generate`` decode steps with a
   KV cache (recurrent state for RNNs); returns {"prefill_s", "decode_s", "decode_steps"} when it times
   itself, and accepts a ``mark`` callback the FLOP counter uses to split prefill from decode.
+
+About 530 lines: one builder per model family the profiler runs plus the inputs and the loss of each, kept
+together so the child imports one module before its first step.
 """
 
 from __future__ import annotations

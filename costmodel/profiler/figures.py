@@ -168,7 +168,7 @@ def allreduce_figure(dp: dict, title: str = "All-reduce time vs buffer size") ->
     if pts and fit.get("bandwidth_bytes_per_s"):
         xs = sorted(a["bytes"] for a in pts)
         bw, lat = fit["bandwidth_bytes_per_s"], fit["latency_s"]
-        # the ring model's line with the fitted link (same formula as costmodel.parallel.allreduce_time_s)
+        # the ring model's line with the fitted link (same formula as costmodel.collectives.allreduce_s)
         ys = [(2 * (n - 1) / n * x / bw + 2 * (n - 1) * lat) * 1e3 for x in xs]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="ring model, fitted link"))
     if p.get("allreduce_s") and m.get("grad_bytes"):

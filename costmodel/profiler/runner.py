@@ -22,6 +22,9 @@ Run directories live under ``$COSTMODEL_PROFILER_DIR`` (default ``~/.costmodel/p
 ``runs/<run_id>/`` (job.json, progress.jsonl, result.json, final.json, child.log), ``flops_cache/`` (FLOP counts per
 model, workload and device) and ``hardware/`` (MIG-scaled profiles). Device locks are machine-wide
 (``costmodel.profiler.locks``).
+
+About 520 lines: the parent's whole life cycle of a run (predict, guard, lock, start, poll, kill, collect) in
+one place, so every exit path visibly ends in a ProfileResult.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ window (GPUs), the memory-timeline step, the KV-cache re-run, FlopCounterMode, f
 
 Files in a run directory: ``job.json`` (written by the parent), ``progress.jsonl``, ``result.json``,
 ``child.log`` (the child's stdout and stderr).
+
+About 700 lines: the child is one script on purpose -- every extra module it imports adds to the profile's
+start time (benchmarks/profile_startup.py), and its passes share one measured state.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _gpt2(cfg: dict) -> TransformerSpec:
         ffn=_req(cfg, "n_inner", default=4 * h), gated_mlp=False,
         activation=_act(cfg.get("activation_function", "gelu_new"), "config.activation_function"),
         norm="layernorm", norm_bias=True, qkv_bias=True, out_bias=True, mlp_bias=True, fused_qkv=True,
-        positions="learned", max_positions=_req(cfg, "n_positions", default=1024), tied_embeddings=True,
+        positions="learned", max_positions=_req(cfg, "n_positions", default=1024), tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
         hidden_dropout=_req(cfg, "resid_pdrop", default=0.1, kind=float),
         attention_dropout=_req(cfg, "attn_pdrop", default=0.1, kind=float),
         module_names=("c_attn", "c_attn", "c_attn", "c_proj", "c_fc", "c_fc", "c_proj"),

@@ -1,0 +1,181 @@
+"""Training engines, topology-aware collectives, flash attention and fp8 pricing: each named formula against
+hand arithmetic (docs/formulas.md, "Training engines"), and the profiles' choices visible in the plans."""
+
+from __future__ import annotations
+
+import pytest
+
+import costmodel
+from costmodel.catalog import load_hardware
+from costmodel.collectives import (NVLINK_BUS_EFFICIENCY, Link, Topology, allgather_s, allgather_topo_s, allreduce_s,
+                                   allreduce_topo_s, reduce_scatter_s)
+from costmodel.engines import ENGINES, engine_efficiency, engine_workload, resolve_engine
+from costmodel.layers import attention_core
+from costmodel.parallel import Layout, fused_activation_bytes_per_token, group_topology, pipeline_compute_s
+from costmodel.perf import DeviceRates, Efficiency, PassSpec, pass_times
+from costmodel.plans import plan_training
+from costmodel.specs.transformer import TransformerSpec
+from costmodel.workload import Workload
+from support import make_ctx
+
+NVL = Link(450e9, 0.0)
+NIC = Link(50e9, 0.0)
+
+
+def test_hierarchical_allreduce_uses_every_nic_of_a_node():
+    # 2 nodes x 8 GPUs, S = 1 GB: reduce-scatter and all-gather inside each node over NVLink, then each GPU
+    # all-reduces its 1/8 shard with its peer on the other node over its own NIC (Jeaugey 2019, NCCL)
+    topo = Topology(size=16, per_domain=8, intra=NVL, inter=NIC)
+    S = 1e9
+    want = 7 / 8 * S / 450e9 + 2 * 1 / 2 * (S / 8) / 50e9 + 7 / 8 * S / 450e9
+    assert allreduce_topo_s(S, topo) == pytest.approx(want)
+    # the flat ring priced every byte at one GPU's NIC: 2 x 15/16 x S / 50e9 = 37.5 ms against ~13.9 ms here
+    flat = allreduce_s(S, 16, NIC)
+    assert flat == pytest.approx(2 * 15 / 16 * S / 50e9) and flat / allreduce_topo_s(S, topo) > 2.5
+    # inside one NVLink domain it is a plain all-reduce on the fabric
+    assert allreduce_topo_s(S, Topology(8, 8, NVL, NIC)) == pytest.approx(allreduce_s(S, 8, NVL))
+
+
+def test_hierarchical_allgather_and_topology_of_groups():
+    topo = Topology(size=32, per_domain=8, intra=NVL, inter=NIC)
+    assert allgather_topo_s(4e9, topo) == pytest.approx(allgather_s(4e9 / 8, 4, NIC) + allgather_s(4e9, 8, NVL))
+    assert allgather_topo_s(4e9, topo) == pytest.approx(3 / 4 * 0.5e9 / 50e9 + 7 / 8 * 4e9 / 450e9)
+    h100 = load_hardware("h100-sxm-80gb")
+    # data parallel outside tp = 8: one member per node, every GPU on its own NIC
+    dp = group_topology(h100, 8, 16, network_efficiency=0.8)
+    assert (dp.size, dp.per_domain, dp.domains) == (16, 1, 16)
+    assert dp.inter.bandwidth_bytes_per_s == pytest.approx(h100.inter_node_bandwidth_bytes_per_s * 0.8)
+    # pure data parallel over 64 GPUs: 8 per node; NVLink at the measured bus efficiency
+    dp = group_topology(h100, 1, 64, 0.8)
+    assert (dp.per_domain, dp.domains) == (8, 8)
+    assert dp.intra.bandwidth_bytes_per_s == pytest.approx(450e9 * NVLINK_BUS_EFFICIENCY)
+    # a GB200 NVL72 rack keeps 64 GPUs in one NVLink domain
+    gb = group_topology(load_hardware("gb200-nvl72-186gb"), 1, 64, 0.8)
+    assert gb.domains == 1
+
+
+def test_reduce_scatter_mirrors_allgather():
+    assert reduce_scatter_s(3e9, 4, NIC) == allgather_s(3e9, 4, NIC)
+
+
+def test_interleaved_pipeline_bubble():
+    # Narayanan et al. 2021: bubble = (p - 1) / v stage slots; m micro-batches fill m slots
+    compute, bubble = pipeline_compute_s(8.0, micro_batches=16, stages=4, virtual=2)
+    assert bubble == pytest.approx(3 / 2 * 8.0 / 4)
+    assert compute == pytest.approx(16 * 8.0 / 4 + 3 / 2 * 8.0 / 4)
+    assert pipeline_compute_s(8.0, 16, 4, 1)[1] == pytest.approx(3 * 2.0)
+
+
+def test_fused_activation_bytes_reproduce_korthikanti():
+    # Korthikanti et al. 2022, Section 4.1: a GPT-3 layer saves s b h (34 + 5 a s / h) bytes in 16 bits; flash
+    # attention drops the 5 a s / h score terms and the attention dropout mask: 32 h without dropout, 34 h with
+    # the two residual-dropout masks (1 byte each)
+    h = 12288
+    gpt3 = TransformerSpec(name="gpt3-layer", vocab_size=50257, hidden=h, layers=96, heads=96, ffn=4 * h,
+                           gated_mlp=False, activation="gelu", norm="layernorm", norm_bias=True, positions="learned")
+    assert fused_activation_bytes_per_token(gpt3, 2.0, dropout=False) == 32 * h
+    assert fused_activation_bytes_per_token(gpt3, 2.0, dropout=True) == 34 * h
+    # Llama-3-8B (GQA 8 of 32 heads, SwiGLU 14336): attention h + h + 2 x 1024 + h, MLP h + 3 x 14336, norms 2h
+    llama = costmodel.load_model("llama-3-8b")
+    assert fused_activation_bytes_per_token(llama, 2.0) == 2 * (3 * 4096 + 2 * 1024 + 4096 + 3 * 14336 + 2 * 4096)
+
+
+def _attention_row(causal_len=1024):
+    ctx = make_ctx(2, causal_len, training=True, stream_bytes=2, compute_bytes=2)
+    return attention_core("attn", ctx, heads=16, kv_heads=16, head_dim=64, saved_bytes=0.0)
+
+
+def test_flash_attention_prices_the_causal_half_and_recomputes_scores():
+    row = _attention_row()
+    fwd_flops = row.forward_flops  # 2 x 2 x b h s^2 d: the full square, as FlopCounterMode counts it
+    assert fwd_flops == 4 * 2 * 16 * 1024 * 1024 * 64
+    rates = DeviceRates(peak_flops_per_s=1e15, bandwidth_bytes_per_s=1e18, causal=True)  # compute-bound
+    eff = Efficiency(matmul=0.5, attention_kernel="flash", causal_half=True, attention_fwd=0.6, attention_bwd=0.4,
+                     overhead_s=0.0, step_overhead_s=0.0)
+    f, b = pass_times((row,), rates, eff, PassSpec(weight_read_bytes=2.0, training=True, full_backward=True))
+    assert f.device_s == pytest.approx(0.5 * fwd_flops / (1e15 * 0.6))
+    # backward: dQ, dK, dV, dP and the recomputed S = 2.5 x the forward's FLOPs (Dao 2023, Algorithm 2)
+    assert b.device_s == pytest.approx(0.5 * 2.5 * fwd_flops / (1e15 * 0.4))
+    # a non-causal model (an encoder) computes the whole square
+    f2, _ = pass_times((row,), DeviceRates(1e15, 1e18, causal=False), eff, PassSpec(2.0, training=True))
+    assert f2.device_s == pytest.approx(fwd_flops / (1e15 * 0.6))
+
+
+def test_fp8_gemms_leave_attention_in_bf16():
+    # fp8 doubles the GEMM peak; the attention core stays at the bf16 peak (H100: 989 vs 1979 TFLOP/s dense)
+    h100 = load_hardware("h100-sxm-80gb")
+    spec = costmodel.load_model("llama-3-8b")
+    rows = {r.name: r for r in costmodel.estimate(spec, h100, task="train", batch=1, seq=4096,
+                                                  precision="fp8").layers}
+    assert rows  # the ledger is there
+    from costmodel.ledger import ledger, make_ctx
+    from costmodel.timing import device_rates
+
+    w = Workload(task="train", batch=1, seq=4096, precision="fp8")
+    r = device_rates(h100, w, causal=True)
+    assert r.peak_flops_per_s == h100.peak_flops("fp8") and r.attention_peak_flops_per_s == h100.peak_flops("bf16")
+    attn = [row for row in ledger(spec, make_ctx(spec, w, "train")) if row.kind == "attention"]
+    eff = Efficiency(matmul=0.5, overhead_s=0.0, step_overhead_s=0.0)
+    f, _ = pass_times(tuple(attn), r, eff, PassSpec(2.0))
+    assert f.compute_s == pytest.approx(sum(a.forward_flops * a.count for a in attn) / (h100.peak_flops("bf16") * 0.5))
+
+
+def test_gemm_rows_use_the_measured_curve_at_their_shape():
+    from costmodel.measured.curves import gemm_efficiency
+
+    h100 = load_hardware("h100-sxm-80gb")
+    ctx = make_ctx(8, 2048, training=False, stream_bytes=2, compute_bytes=2)
+    from costmodel.layers import linear
+
+    row = linear("fc", ctx.tokens, 4096, 14336, bias=False, save_input_bytes=2, out_bytes=2)
+    assert row.gemm_mnk == (16384, 14336, 4096)
+    rates = DeviceRates(h100.peak_flops("bf16"), 1e18, dtype="bf16", hardware_id=h100.id)
+    eff = Efficiency(gemm_curve=True, gemm_scale=0.9, overhead_s=0.0, step_overhead_s=0.0)
+    f, _ = pass_times((row,), rates, eff, PassSpec(2.0))
+    e, _ = gemm_efficiency(h100.id, "bf16", 16384, 14336, 4096, peak_flops_per_s=h100.peak_flops("bf16"))
+    assert f.device_s == pytest.approx(row.forward_flops / (h100.peak_flops("bf16") * e * 0.9))
+
+
+def test_engines_resolve_by_layout_and_map_precisions():
+    assert resolve_engine("auto", Layout(dp=8)).name == "fsdp"
+    assert resolve_engine("auto", Layout(dp=2, tp=4)).name == "megatron"
+    assert resolve_engine(None, Layout(dp=8, pp=2)).name == "megatron"
+    w = Workload(task="train", precision="amp-bf16")
+    assert engine_workload(ENGINES["fsdp"], w).precision == "bf16-mixed"
+    assert engine_workload(ENGINES["megatron"], w.with_(precision="fp8")).precision == "fp8-mixed"
+    assert engine_workload(ENGINES["megatron-unfused"], w).attention == "eager"  # scores materialised
+    assert engine_workload(ENGINES["eager"], w) == w
+    with pytest.raises(costmodel.InputError) as err:
+        resolve_engine("deepspeed-magic", Layout())
+    assert err.value.field == "engine"
+
+
+def test_bf16_mixed_is_18_bytes_per_parameter_with_adam():
+    # bf16 weights 2 + fp32 gradients 4 + fp32 master 4 + Adam m, v 8 (Megatron's distributed optimizer layout)
+    est = costmodel.estimate("llama-2-7b", task="train", batch=1, seq=128, precision="bf16-mixed")
+    n = est.params.total
+    m = est.memory_bytes
+    assert (m.weights, m.gradients, m.optimizer) == (2 * n, 4 * n, 12 * n)
+
+
+def test_plans_default_to_production_engines_and_say_so():
+    one = plan_training("llama-2-7b", "h100-sxm-80gb", tokens=1e9, workload={"seq": 2048}, layout={"dp": 1})
+    assert one.assumptions["engine"]["engine"] == "eager"
+    fsdp = plan_training("llama-2-7b", "h100-sxm-80gb", tokens=1e9, workload={"seq": 2048},
+                         layout={"dp": 16, "zero": 3})
+    assert fsdp.assumptions["engine"]["engine"] == "fsdp" and fsdp.assumptions["precision"] == "bf16-mixed"
+    # FSDP gathers bf16 parameters: 2 gathers per micro-batch of (n-1)/n x 2 bytes x params
+    n = 6_738_415_616
+    ag = next(t for t in fsdp.step.comm_s.terms if t.name == "fsdp_param_allgather")
+    assert ag.volume_bytes == pytest.approx(2 * 15 / 16 * 2 * n)
+    meg = plan_training("llama-2-70b", "h100-sxm-80gb", tokens=1e9, workload={"seq": 4096},
+                        layout={"dp": 4, "tp": 8, "pp": 2, "zero": 1})
+    assert meg.assumptions["engine"]["engine"] == "megatron"
+    assert "fitted" in meg.assumptions["engine"]
+
+
+def test_engine_efficiency_states_its_kernels():
+    h100 = load_hardware("h100-sxm-80gb")
+    eff = engine_efficiency(ENGINES["megatron"], h100)
+    assert eff.gemm_curve and eff.attention_kernel == "flash" and eff.causal_half and not eff.elementwise_passes
+    assert "cudnn" in eff.source
