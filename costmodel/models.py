@@ -4,13 +4,14 @@ config.json, a path to a costmodel spec JSON, or an already-parsed dict."""
 from __future__ import annotations
 
 import functools
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .safe_json import read_json_file
 from .specs.base import ModelSpec
-from .specs.hf import read_json_file, spec_from_hf_config
+from .specs.hf import read_json_file as read_config_file, spec_from_hf_config
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PRESET_DIR = ASSETS / "presets"
@@ -60,7 +61,7 @@ def get_preset(preset_id: str) -> Preset:
     if preset_id not in files:
         raise InputError("model", f"unknown preset {preset_id!r}; presets: {', '.join(files)}; "
                          "or give a path to a config.json")
-    data = json.loads(files[preset_id].read_text(encoding="utf-8"))
+    data = read_json_file(files[preset_id], field="preset")
     return Preset(id=data.get("id", preset_id), name=data.get("name", preset_id), family=data.get("family", ""),
                   source=data.get("source", ""), config=data["config"],
                   published_params=data.get("published_params"),
@@ -77,6 +78,14 @@ def _load_preset_spec(preset_id: str) -> ModelSpec:
     return spec_from_dict(pre.config, name=pre.id)
 
 
+def _exists(path: str) -> bool:
+    """Whether a path exists; a name the OS refuses (too long, a NUL byte) does not."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def load_model(model: str | dict | ModelSpec) -> ModelSpec:
     """Preset id, path to a JSON file, a dict, or a spec (returned as is)."""
     if isinstance(model, ModelSpec):
@@ -87,7 +96,7 @@ def load_model(model: str | dict | ModelSpec) -> ModelSpec:
         raise InputError("model", "give a preset id (see `python -m costmodel presets`) or a path to a config.json")
     if model in _preset_files():
         return _load_preset_spec(model)
-    if model.endswith(".json") or "/" in model or Path(model).exists():
-        return spec_from_dict(read_json_file(model), name=Path(model).parent.name or Path(model).stem)
-    raise InputError("model", f"unknown preset {model!r}; presets: {', '.join(_preset_files())}; "
+    if model.endswith(".json") or "/" in model or os.sep in model or _exists(model):
+        return spec_from_dict(read_config_file(model), name=Path(model).parent.name or Path(model).stem)
+    raise InputError("model", f"unknown preset {model[:80]!r}; presets: {', '.join(_preset_files())}; "
                      "or give a path to a config.json")

@@ -10,10 +10,11 @@ import argparse
 import math
 from dataclasses import replace
 
-from ..catalog import resolve_hardware
+from ..catalog import catalog_notes, replaced_catalog_note, resolve_hardware
 from ..errors import InputError
 from ..perf import default_efficiency
 from ..workload import Workload
+from .output import note
 
 
 class Parser(argparse.ArgumentParser):
@@ -99,8 +100,16 @@ def int_arg(name: str, v, lo: int = 1, hi: int = 1 << 30) -> int:
 
 
 def hardware_from_args(a):
-    """The device a command runs on: ``--hardware`` (catalog id or a hardware JSON file) or the default."""
-    return resolve_hardware(a.hardware)
+    """The device a command runs on: ``--hardware`` (catalog id or a hardware JSON file) or the default. A file
+    that reuses a catalog id gets a note on stderr (its record replaces the catalog's), as do user catalog
+    files that were skipped."""
+    hw = resolve_hardware(a.hardware)
+    for line in catalog_notes():
+        note(line)
+    replaced = replaced_catalog_note(hw, a.hardware)
+    if replaced:
+        note(replaced)
+    return hw
 
 
 def efficiency_from_args(a, hw):

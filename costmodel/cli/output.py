@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -34,5 +35,11 @@ def money(usd: float | None) -> str:
 
 
 def printable(text) -> str:
-    """User-derived text for a terminal: control characters (escape sequences, bidi overrides) removed."""
-    return _CONTROL.sub("", str(text))
+    """User-derived text for a terminal: control characters (escape sequences, bidi overrides) removed, and
+    anything that is not valid Unicode (a lone surrogate) replaced, so printing it cannot fail."""
+    return _CONTROL.sub("", str(text)).encode("utf-8", "replace").decode("utf-8")
+
+
+def note(text) -> None:
+    """One ``note: ...`` line on stderr (something the user should know that is not an error)."""
+    print(f"note: {printable(text)}", file=sys.stderr)

@@ -21,6 +21,7 @@ fp32 list -- keeps its input's dtype), the stream dtype otherwise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
@@ -44,10 +45,10 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _whole(value, field_name: str, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value \
-            or value < lo:
-        raise InputError(field_name, f"must be a whole number >= {lo}, got {value!r}")
+def _whole(value, field_name: str, lo: int = 1, hi: int = 1 << 24) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or int(value) != value or not lo <= value <= hi:
+        raise InputError(field_name, f"must be a whole number >= {lo} (at most {hi:,}), got {value!r:.60}")
     return int(value)
 
 
