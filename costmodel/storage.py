@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -247,14 +248,14 @@ class Store:
         if isinstance(name_or_id, str):
             row = conn.execute("SELECT id, name, data FROM scenarios WHERE name = ?",
                                (name_or_id.strip(),)).fetchone()
-            if row is None and name_or_id.strip().isdigit():
+            if row is None and re.fullmatch(r"[0-9]{1,18}", name_or_id.strip()):  # ASCII digits, in SQLite's range
                 name_or_id = int(name_or_id.strip())
-        if row is None and isinstance(name_or_id, int):
+        if row is None and isinstance(name_or_id, int) and 0 <= name_or_id < 2**63:
             row = conn.execute("SELECT id, name, data FROM scenarios WHERE id = ?", (name_or_id,)).fetchone()
         if row is None:
             known = [r[0] for r in conn.execute("SELECT name FROM scenarios ORDER BY name LIMIT 20")]
             hint = f"; saved: {', '.join(known)}" if known else "; none saved yet"
-            raise InputError(field, f"no scenario named {name_or_id!r}{hint}")
+            raise InputError(field, f"no scenario named {str(name_or_id)[:120]!r}{hint}")
         return row
 
     def save_scenario(self, name: str, scenario: dict, overwrite: bool = False) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from dataclasses import replace
 
 from ..catalog import catalog_notes, replaced_catalog_note, resolve_hardware
@@ -89,14 +90,23 @@ def number_arg(name: str, v, lo: float = -math.inf, hi: float = math.inf) -> flo
 
 
 def int_arg(name: str, v, lo: int = 1, hi: int = 1 << 30) -> int:
-    """A whole number from a flag's text (``1e6`` is fine), in [lo, hi]."""
-    try:
-        f = float(str(v).strip()[:64])
-    except (TypeError, ValueError):
-        f = math.nan
-    if not math.isfinite(f) or not f.is_integer() or not lo <= f <= hi:
-        raise InputError(name, f"must be a whole number from {lo} to {hi}, got {str(v)[:40]!r}")
-    return int(f)
+    """A whole number from a flag's text (``1e6`` is fine; plain digits are read exactly), in [lo, hi]."""
+    text = str(v).strip()[:64]
+    if _DIGITS.fullmatch(text):
+        n = int(text)
+        if lo <= n <= hi:
+            return n
+    else:
+        try:
+            f = float(text)
+        except (TypeError, ValueError):
+            f = math.nan
+        if math.isfinite(f) and f.is_integer() and lo <= f <= hi:
+            return int(f)
+    raise InputError(name, f"must be a whole number from {lo} to {hi}, got {str(v)[:40]!r}")
+
+
+_DIGITS = re.compile(r"[+-]?[0-9]{1,40}")
 
 
 def hardware_from_args(a):

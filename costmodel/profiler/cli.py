@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
 from ..errors import InputError
@@ -69,25 +70,45 @@ def register(sub) -> None:
 
 
 def _int(value, field: str, lo: int, hi: int) -> int:
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise InputError(field, f"must be a whole number from {lo} to {hi}, got {value!r}") from None
-    if not lo <= v <= hi:
-        raise InputError(field, f"must be from {lo} to {hi}, got {v}")
-    return v
+    from ..cli.args import int_arg
+
+    return int_arg(field, value, lo, hi)
+
+
+def _timeout(value, hi: float = 604800.0) -> float:
+    """``--timeout``: a finite number of seconds from 1 to a week (NaN, inf and words are input errors)."""
+    from ..cli.args import number_arg
+
+    return number_arg("timeout", value, 1.0, hi)
+
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 
 
 def _overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items: VALUE is JSON when it parses as JSON (through ``costmodel.safe_json``, so NaN,
+    infinities and huge integers are refused) and plain text otherwise."""
+    from ..safe_json import parse_json_value
+
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError("set", f"expected KEY=VALUE, got {item!r}")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError("set", f"expected KEY=VALUE, got {item[:80]!r}")
+        if not _KEY.fullmatch(key):
+            raise InputError("set", f"the key must be a config key name (letters, digits, _ . -, at most 100), "
+                                    f"got {key[:60]!r}")
         try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
+            json.loads(raw)
+        except ValueError:  # not JSON (a bare word such as gelu_new): the text itself
+            if len(raw) > 10_000:
+                raise InputError(f"set.{key}", "must be at most 10,000 characters") from None
+            out[key] = raw
+        except RecursionError:
+            raise InputError(f"set.{key}", "is nested too deeply") from None
+        else:
+            out[key] = parse_json_value(raw, field=f"set.{key}")
     return out
 
 
@@ -95,10 +116,7 @@ def request_from_args(args):
     from ..cli.args import workload_from_args
     from .request import ProfileRequest
 
-    try:
-        timeout = float(args.timeout)
-    except (TypeError, ValueError):
-        raise InputError("timeout", f"must be a number of seconds, got {args.timeout!r}") from None
+    timeout = _timeout(args.timeout)
     return ProfileRequest(
         model=args.model, workload=workload_from_args(args).to_dict(), device=args.device,
         steps=_int(args.steps, "steps", 1, 10000), warmup=_int(args.warmup, "warmup", 0, 1000), timeout_s=timeout,
@@ -228,10 +246,7 @@ def run_probe_cmd(args) -> int:
     from .env import default_hardware, device_label
     from .probe import probe_calibration, run_probe
 
-    try:
-        timeout = float(args.timeout)
-    except (TypeError, ValueError):
-        raise InputError("timeout", f"must be a number of seconds, got {args.timeout!r}") from None
+    timeout = _timeout(args.timeout)
     threads = None if args.threads is None else _int(args.threads, "threads", 1, 4096)
     label = _resolve_device(args.device)
     hardware = args.hardware or default_hardware(args.device, label)
