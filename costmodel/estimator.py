@@ -71,9 +71,18 @@ def _lora_targets(rows: list[Layer], w: Workload) -> set[str]:
         return {m for m in available if m != "lm_head"}
     missing = targets - set(available)
     if missing:
-        raise InputError("lora_targets", f"no module named {', '.join(sorted(missing))} in this model; "
+        raise InputError("lora_targets", f"no module named {', '.join(sorted(missing))[:200]} in this model; "
                          f"available: {', '.join(available)} (or all-linear)")
     return targets
+
+
+def _check_lora_rank(rows: list[Layer], targets: set[str], rank: int) -> None:
+    """A LoRA rank above a targeted layer's smaller side adds more parameters than the layer has and is no
+    longer low-rank: refused, naming the limit."""
+    sides = [min(r.lora_in, r.lora_out) for r in rows if r.module in targets and r.lora_in and r.lora_out]
+    if sides and rank > min(sides):
+        raise InputError("lora_rank", f"must be at most {min(sides)} (the smaller side of the smallest targeted "
+                                      f"layer: LoRA's B A is low-rank), got {rank}")
 
 
 class _RowSums:
@@ -264,6 +273,8 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     method = w.fine_tune_method if train else "none"
     targets = _lora_targets(rows, w) if w.lora_rank else set()
     r = w.lora_rank
+    if r:
+        _check_lora_rank(rows, targets, r)
 
     sums = _row_sums(spec, ctx, p, method, frozenset(targets), r, with_layers,
                      bool(w.grad_checkpointing) and spec.modality == "text")

@@ -81,6 +81,21 @@ def _micro_estimate(spec, hw, workload: Workload, layout: Layout, eff: Efficienc
     return estimate(spec, w, hw, with_layers=False, efficiency=eff)
 
 
+def _training_workload(workload) -> Workload:
+    """A plan's workload: task train (a workload for another task is refused, not silently switched)."""
+    if isinstance(workload, Workload):
+        w = workload
+    else:
+        data = dict(workload or {})
+        if data.get("task", "train") != "train":
+            raise InputError("task", f"a training plan needs task train, got {data['task']!r:.20}; serving plans "
+                                     "are costmodel.plans.plan_serving")
+        w = Workload.from_dict({**data, "task": "train"})
+    if w.task != "train":
+        raise InputError("task", "a training plan needs task train; serving plans are costmodel.plans.plan_serving")
+    return w
+
+
 def plan_training(model, hardware=None, *, workload: Workload | dict | None = None, layout: Layout | dict | None = None,
                   tokens: float | None = None, samples: int | None = None, epochs: float = 1.0,
                   global_batch: int | None = None, efficiency: Efficiency | None = None,
@@ -92,7 +107,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     """
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
+    wl = _training_workload(workload)
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
     eff = efficiency or default_efficiency(hw)
     tps = wl.seq if spec.modality == "text" else 1  # tokens per sample
@@ -100,7 +115,12 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     gb = global_batch or per_step_min
     if gb < per_step_min:
         raise InputError("global_batch", f"must be at least micro_batch x dp = {per_step_min}, got {gb}")
-    grad_accum = math.ceil(gb / per_step_min)
+    if gb % per_step_min:  # refused, not rounded: the run would silently train on another batch size
+        lower, upper = gb // per_step_min * per_step_min, (gb // per_step_min + 1) * per_step_min
+        raise InputError("global_batch", f"must be a multiple of micro_batch x dp = {per_step_min} (each step "
+                                         f"splits it evenly over the data-parallel ranks and accumulation steps), "
+                                         f"got {gb}; e.g. {lower} or {upper}")
+    grad_accum = gb // per_step_min
     if tokens is None and samples is None:
         raise InputError("tokens", "give the training tokens (language models) or samples and epochs (vision)")
     if tokens is not None and tokens <= 0:
@@ -195,7 +215,7 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
+    wl = _training_workload(workload)
     eff = efficiency or default_efficiency(hw)
     if usd_per_device_hour is None:
         usd_per_device_hour = hourly_cost(hw).compute_usd
@@ -208,7 +228,7 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     results = []
     for lay in candidate_layouts(spec, max_devices, device_counts, micro_batches, zero_stages, checkpointing):
         per_step = lay.micro_batch * lay.dp
-        if per_step > gb:
+        if per_step > gb or gb % per_step:  # the recipe's global batch must split evenly
             continue
         key = (lay.micro_batch, lay.grad_checkpointing)
         if key not in micro_cache:
@@ -219,7 +239,7 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         micro = micro_cache[key]
         if micro is None:
             continue
-        grad_accum = math.ceil(gb / per_step)
+        grad_accum = gb // per_step
         st = train_step(spec, micro, hw, lay, grad_accum, DEFAULT_DP_OVERLAP, tps)
         if not st.fits and not include_unfit:
             continue

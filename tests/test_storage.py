@@ -416,7 +416,7 @@ def test_cli_scenarios(tmp_path):
     rc, out, _ = _cli(["scenarios", "export", "--db", db, "from file", "copy 2", "--format", "csv"])
     assert rc == 0 and out.count("\n") == 3
     for argv, field in ((["show", "nope"], "scenario"), (["save", "--name", "", "--model", "gpt2"], "name"),
-                        (["save", "--name", "x", "--model", "gpt2", "--plan", '{"a": NaN}'], "plan"),
+                        (["save", "--name", "x", "--model", "gpt2", "--plan", '{"a": NaN}'], "plan.a"),
                         (["save", "--name", "x", "--model", "/no/such.json"], "model"),
                         (["export", "copy 2", "--format", "pdf"], "format"),
                         (["import", str(tmp_path / "missing.json")], "file")):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from ..catalog import catalog_notes, replaced_catalog_note, resolve_hardware
 from ..errors import InputError
 from ..perf import default_efficiency
-from ..workload import Workload
+from ..workload import DEFAULT_OPTIMIZER, TRAINING_ONLY, Workload
 from .output import note
 
 
@@ -34,7 +34,8 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generate", default=128, help="generated tokens (infer)")
     p.add_argument("--precision", default="amp-bf16",
                    help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4")
-    p.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd | sgd-momentum | adafactor | adamw-8bit")
+    p.add_argument("--optimizer", default=None, help="adamw (default) | adam | sgd | sgd-momentum | adafactor | "
+                                                     "adamw-8bit (training only)")
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
     p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
@@ -51,9 +52,12 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
 
 
 def workload_from_args(a: argparse.Namespace):
+    if a.task == "infer" and a.optimizer is not None:  # explicit, even the default name: the one rule (refuse)
+        raise InputError("optimizer", f"{TRAINING_ONLY['optimizer']}; inference has none: drop --optimizer or use "
+                                      "--task train")
     return Workload(
         task=a.task, batch=a.batch, seq=a.seq, image_size=a.image_size, prompt=a.prompt, generate=a.generate,
-        precision=a.precision, optimizer=a.optimizer, grad_checkpointing=a.grad_checkpointing,
+        precision=a.precision, optimizer=a.optimizer or DEFAULT_OPTIMIZER, grad_checkpointing=a.grad_checkpointing,
         lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
         sparsity_pattern=a.sparsity_pattern,
         attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,

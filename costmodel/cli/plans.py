@@ -14,6 +14,9 @@ from .output import dumps, money
 
 
 def _plan_train(a) -> int:
+    if a.task != "train":
+        raise InputError("task", f"plan-train plans a training run, got --task {a.task[:20]!r}; for serving use "
+                                 "plan-serve (or estimate --task infer)")
     hw = hardware_from_args(a)
     wl = workload_from_args(a)
     layout = Layout(dp=int_arg("dp", a.dp), tp=int_arg("tp", a.tp), pp=int_arg("pp", a.pp), cp=int_arg("cp", a.cp),
