@@ -439,6 +439,46 @@ class Store:
 
         return self._write(op)
 
+    def save_scenarios(self, scenarios: list[dict], overwrite: bool = False) -> list[int]:
+        """Save several scenarios (each named by its ``name``) all or nothing: every one is validated first, then
+        all are written in ONE transaction; a name that exists (without ``overwrite``) or appears twice fails the
+        whole batch and nothing is saved. Returns their ids in order."""
+        if not isinstance(scenarios, (list, tuple)) or not scenarios:
+            raise InputError("scenarios", "give a non-empty list of scenarios")
+        prepared, seen = [], set()
+        for i, scenario in enumerate(scenarios):
+            if not isinstance(scenario, dict):
+                raise InputError("scenario", f"entry {i} must be a dict, got {type(scenario).__name__}")
+            name = check_name(scenario.get("name"))
+            if name in seen:
+                raise InputError("name", f"{name!r} appears twice in this import; names must be unique")
+            seen.add(name)
+            data = validate_scenario({**scenario, "name": name})
+            prepared.append((name, _dumps(data, "scenario"), _summary(data)))
+
+        def op(conn):
+            now, ids = _now(), []
+            taken = [n for n, _, _ in prepared
+                     if conn.execute("SELECT 1 FROM scenarios WHERE name = ?", (n,)).fetchone()]
+            if taken and not overwrite:
+                shown = ", ".join(repr(n) for n in taken[:5]) + (" ..." if len(taken) > 5 else "")
+                raise InputError("name", f"{len(taken)} of the {len(prepared)} scenarios already exist ({shown}); "
+                                         "nothing was imported: rename them, or overwrite")
+            for name, text, s in prepared:
+                row = conn.execute("SELECT id FROM scenarios WHERE name = ?", (name,)).fetchone()
+                if row is not None:
+                    conn.execute("UPDATE scenarios SET data = ?, updated_at = ?, model = ?, hardware = ?, task = ? "
+                                 "WHERE id = ?", (text, now, s["model"], s["hardware"], s["task"], row[0]))
+                    ids.append(row[0])
+                else:
+                    ids.append(conn.execute(
+                        "INSERT INTO scenarios (name, data, created_at, updated_at, model, hardware, task) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, text, now, now, s["model"], s["hardware"], s["task"])
+                    ).lastrowid)
+            return ids
+
+        return self._write(op)
+
     def load_scenario(self, name_or_id) -> dict:
         """The scenario dict exactly as saved (by name, or by id)."""
         row = self._read(lambda c: self._scenario_row(c, name_or_id))

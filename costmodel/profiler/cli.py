@@ -13,6 +13,7 @@ import math
 import re
 import sys
 
+from ..cli.output import dumps, printable
 from ..errors import InputError
 
 
@@ -145,16 +146,16 @@ def run(args) -> int:
     res = run_profile(req, on_progress=show, efficiency="calibrated" if args.calibrated else None,
                       calibration_store=store, store=store if args.save else None, json_dir=args.out)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=1))
+        print(dumps(res.to_dict()))
     else:
         env = res.environment
-        print(f"{res.model} on {res.device or args.device} ({args.task}): {res.status} -- {res.message}")
+        print(printable(f"{res.model} on {res.device or args.device} ({args.task}): {res.status} -- {res.message}"))
         if res.comparison:
             print(f"predicted with hardware {res.predicted.get('hardware')} "
                   f"(efficiency: {res.predicted.get('efficiency_source')})")
             print(format_table(res.comparison))
         for n in res.notes:
-            print(f"note: {n}")
+            print(f"note: {printable(n)}")
         if env.get("torch"):
             print(f"environment: torch {env.get('torch')}, python {env.get('python')}, {env.get('cpu')}"
                   + (f", {env.get('gpu')} driver {env.get('driver')} CUDA {env.get('cuda')}" if env.get("gpu") else ""))
@@ -205,10 +206,10 @@ def run_calibrate(args) -> int:
         for r in store.list_measurements():
             counts[r.get("device") or "?"] = counts.get(r.get("device") or "?", 0) + 1
         if args.json:
-            print(json.dumps(counts, indent=1))
+            print(dumps(counts))
         else:
             for dev, n in sorted(counts.items()):
-                print(f"{n:5d} run(s)  {dev}")
+                print(f"{n:5d} run(s)  {printable(dev)}")
             if not counts:
                 print("no stored runs: `python -m costmodel profile ... --save` stores one")
         return 0
@@ -220,7 +221,7 @@ def run_calibrate(args) -> int:
                                                                           if known else ""))
     cal = calibrate_device(store, device, save=not args.dry_run)
     if args.json:
-        print(json.dumps(cal, indent=1))
+        print(dumps(cal))
     else:
         print(format_calibration(cal))
         print("\n" + ("not stored (--dry-run)" if args.dry_run else
@@ -261,7 +262,7 @@ def run_probe_cmd(args) -> int:
 
         cal["id"] = Store(args.db).save_calibration(label, cal)
     if args.json:
-        print(json.dumps(cal, indent=1))
+        print(dumps(cal))
     else:
         print(format_probe(cal))
         if args.save:
@@ -280,16 +281,17 @@ def run_measurements(args) -> int:
             raise InputError("id", "give the measurement id to show (see `measurements list`)")
         rec = store.get_measurement(_int(args.id, "id", 1, 2**62))
         if args.json:
-            print(json.dumps(rec, indent=1))
+            print(dumps(rec))
         else:
-            print(f"measurement {rec['id']} saved {rec.get('created_at')}: {rec.get('model')} {rec.get('task')} on "
-                  f"{rec.get('device')} ({rec.get('status')}) workload {json.dumps(rec.get('workload'))}")
+            print(printable(f"measurement {rec['id']} saved {rec.get('created_at')}: {rec.get('model')} "
+                            f"{rec.get('task')} on {rec.get('device')} ({rec.get('status')}) workload "
+                            f"{json.dumps(rec.get('workload'))}"))
             if rec.get("comparison"):
                 print(format_table(rec["comparison"]))
         return 0
     rows = history_rows(store.list_measurements(device=args.device, model=args.model))
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(dumps(rows))
         return 0
     if not rows:
         print("no stored runs match" + ("" if args.device is None and args.model is None else " the filter"))
@@ -308,5 +310,5 @@ def run_measurements(args) -> int:
         e = r["step_err_pct"] if r["task"] == "train" else (r["prefill_err_pct"] if r["prefill_err_pct"] is not None
                                                            else r["forward_err_pct"])
         print(f"{r['id']:>5d}  {r['saved']:<16s}  {str(r['task']):<5s} {str(r['batch']):>5s}  {sec(t):>9s}  "
-              f"{pct(e):>8s}  {pct(r['peak_err_pct']):>8s}  {r['model']} / {r['device']}")
+              f"{pct(e):>8s}  {pct(r['peak_err_pct']):>8s}  {printable(r['model'])} / {printable(r['device'])}")
     return 0
