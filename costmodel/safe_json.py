@@ -159,6 +159,18 @@ def _parse(text, max_bytes: int, max_depth: int, field: str, int_limit: int, wan
     return obj
 
 
+def finite_json(obj):
+    """The same data with every non-finite float (NaN, +-inf) as None, for writing strict JSON (JSON has no such
+    numbers; ``json.dumps`` would write ``NaN``, which other readers reject)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
 class _Bad:
     pass
 

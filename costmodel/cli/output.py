@@ -4,22 +4,15 @@ terminal control characters."""
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
+
+from ..safe_json import finite_json
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def clean_json(obj):
-    """The same data with every non-finite float (NaN, +-inf) as None: JSON has no such numbers."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    return obj
+clean_json = finite_json  # the same data with every non-finite float (NaN, +-inf) as None
 
 
 def dumps(obj) -> str:

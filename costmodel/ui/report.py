@@ -31,6 +31,7 @@ from ..results import Estimate
 from ..safe_json import MAX_INT, check_ints, parse_config_text
 from ..scenario import evaluate_scenario, hardware_label, model_label, validate_scenario
 from .figures import PALETTE
+from .safe_text import csv_cell
 
 FORMAT_ONE = "costmodel-scenario"
 FORMAT_MANY = "costmodel-comparison"
@@ -92,8 +93,8 @@ def export_csv(scenarios) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    for r in rows:  # formula-like text (=, +, -, @ ...) gets a leading ': spreadsheets show it, never run it
+        w.writerow({k: ("" if r.get(k) is None else csv_cell(r.get(k))) for k in columns})
     return buf.getvalue()
 
 
