@@ -18,7 +18,8 @@ directives), on one line:
 ``plotly_text(text)``: a chart label or title shown literally (plotly renders ``<a href>`` and a few other tags).
 
 ``csv_cell(value)``: a text cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``,
-``@``, a tab or a carriage return) gets a leading ``'``, the OWASP "CSV injection" rule; numbers are unchanged.
+``@``, a tab or a line break) gets a leading ``'``, the OWASP "CSV injection" rule, and a carriage return inside
+a cell becomes a line feed (which every CSV writer quotes); numbers are unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _LONE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _LEADING = re.compile(r"^(\s*)([-+=]|\d+[.)])")
 _SCHEME = re.compile(r":(?=//)")
 _WWW = re.compile(r"(?i)(www)(?=\.)")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def md(text, max_chars: int | None = None) -> str:
@@ -59,7 +60,11 @@ def plotly_text(text) -> str:
 
 
 def csv_cell(value):
-    """A CSV cell that no spreadsheet runs: text starting with ``= + - @``, tab or CR gets a leading ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    """A CSV cell that no spreadsheet runs: text starting with ``= + - @``, a tab or a line break gets a leading
+    ``'``; a carriage return inside becomes a line feed (CSV writers quote a cell with ``\n`` but leave a bare
+    ``\r`` unquoted, and a reader would start a new row, and maybe a formula, there)."""
+    if isinstance(value, str):
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+        if value.startswith(FORMULA_START):
+            return "'" + value
     return value
