@@ -9,6 +9,7 @@ import sys
 
 from ..safe_json import finite_json
 
+_BREAKS = re.compile(r"[\t\n\r\u2028\u2029\x85]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -33,6 +34,24 @@ def printable(text) -> str:
     return _CONTROL.sub("", str(text)).encode("utf-8", "replace").decode("utf-8")
 
 
+def one_line(text) -> str:
+    """``printable`` text on one line: line breaks and tabs (a user's value may hold them) become spaces."""
+    return _BREAKS.sub(" ", printable(text))
+
+
+_NOTES: list[str] = []
+
+
 def note(text) -> None:
-    """One ``note: ...`` line on stderr (something the user should know that is not an error)."""
-    print(f"note: {printable(text)}", file=sys.stderr)
+    """A ``note: ...`` line for stderr (something the user should know that is not an error). Notes are held
+    until the command succeeds (``flush_notes``): a command that fails prints its one error line only."""
+    line = f"note: {one_line(text)}"
+    if line not in _NOTES:
+        _NOTES.append(line)
+
+
+def flush_notes(print_them: bool = True) -> None:
+    if print_them:
+        for line in _NOTES:
+            print(line, file=sys.stderr)
+    _NOTES.clear()

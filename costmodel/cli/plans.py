@@ -88,7 +88,7 @@ def _search(a) -> int:
     price = number_arg("usd_per_device_hour", a.usd_per_device_hour, 0.0, 1e6) if a.usd_per_device_hour else None
     res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
                          global_batch=int_arg("global_batch", a.global_batch),
-                         max_devices=int_arg("max_devices", a.max_devices), rank_by=a.rank_by,
+                         max_devices=int_arg("max_devices", a.max_devices, 1, 1 << 20), rank_by=a.rank_by,
                          usd_per_device_hour=price, limit=int_arg("top", a.top))
     if a.json:
         print(dumps([r.to_dict() for r in res]))

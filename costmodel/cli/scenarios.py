@@ -18,7 +18,7 @@ from ..storage import Store
 from ..ui import report
 from .args import add_workload_args, workload_from_args
 from .estimate import print_estimate
-from .output import dumps, printable
+from .output import dumps, note, printable
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -142,7 +142,7 @@ def run(args) -> int:
                 Path(args.output).write_text(text, encoding="utf-8")
             except OSError as exc:
                 raise InputError("output", f"cannot write {args.output}: {exc.strerror or exc}") from None
-            print(f"wrote {args.output}", file=sys.stderr)
+            note(f"wrote {args.output}")
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
     elif cmd == "import":
