@@ -11,7 +11,14 @@ shared block scale). A device without it runs fp4 at its fp8 rate, else the fast
 ``nvlink_domain_gpus`` (optional, default ``gpus_per_node``) is how many devices share the scale-up fabric whose
 per-direction bandwidth is ``intra_node_bandwidth_bytes_per_s`` (NVLink/NVSwitch, Infinity Fabric). It is the node
 for an HGX/DGX board (8), but a GB200/GB300 NVL72 rack joins 72 GPUs in one NVLink domain while a compute tray
-("node": one host OS) holds 4. It must be at least ``gpus_per_node``."""
+("node": one host OS) holds 4. It must be at least ``gpus_per_node``.
+
+``usd_per_device_hour`` (optional) is a record's own price per device-hour. Catalog records take theirs from the
+price catalog (``costmodel.prices``); a device file given by path has no price unless it carries one, even when it
+reuses a catalog id (``is_catalog_record``; the CLI notes that such a file replaces the catalog record). A user
+folder's file that cannot be read or fails the schema is skipped and named in ``catalog_notes()``.
+
+Every file is read through ``costmodel.safe_json.read_json_file`` (regular files only, at most 1 MB, strict JSON)."""
 
 from __future__ import annotations
 

@@ -108,6 +108,14 @@ def _cannot_open(exc: sqlite3.OperationalError) -> bool:
     return "unable to open" in text or "readonly" in text
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _shown(p) -> str:
     text = os.fspath(p)
     return text if len(text) <= 200 else text[:120] + "..." + text[-40:]
@@ -162,6 +170,9 @@ class Store:
         p = Path(os.fspath(path)).expanduser() if path is not None else default_path()
         if str(p) == ":memory:" or str(p) == "":
             raise InputError("db", "give a file path (an in-memory database would vanish between operations)")
+        if not _encodable(os.fspath(p)):
+            raise InputError("db", f"the path {os.fspath(p).encode('utf-8', 'replace').decode()[:200]!r} is not valid "
+                                   "Unicode text (a non-UTF-8 byte); give another path")
         self.path = p
         self.lock_timeout_s = float(lock_timeout_s)
         self.read_only = False  # True when the file or its folder cannot be written (reads still work)
@@ -358,6 +369,9 @@ class Store:
                 delay = min(delay * 2, 0.25)
             except sqlite3.DatabaseError as exc:  # not a database, corrupt, disk full ...
                 raise InputError("db", f"{_shown(self.path)}: {exc}") from None
+            except UnicodeEncodeError:  # a name or filter with a lone surrogate (a non-UTF-8 byte in argv)
+                raise InputError("db", "a name or filter is not valid Unicode text (a lone surrogate such as "
+                                       "a non-UTF-8 byte); give it as UTF-8") from None
             except BaseException:
                 if conn is not None and conn.in_transaction:
                     conn.rollback()
@@ -398,6 +412,9 @@ class Store:
     def _scenario_row(conn, name_or_id, field: str = "scenario"):
         if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, int)):
             raise InputError(field, f"give a scenario name or id, got {name_or_id!r}")
+        if isinstance(name_or_id, str) and not _encodable(name_or_id):
+            raise InputError(field, f"no scenario named {name_or_id.encode('utf-8', 'replace').decode()[:120]!r} "
+                                    "(not valid Unicode text)")
         row = None
         if isinstance(name_or_id, str):
             row = conn.execute("SELECT id, name, data FROM scenarios WHERE name = ?",

@@ -105,6 +105,10 @@ def _overrides(items: list[str]) -> dict:
         except ValueError:  # not JSON (a bare word such as gelu_new): the text itself
             if len(raw) > 10_000:
                 raise InputError(f"set.{key}", "must be at most 10,000 characters") from None
+            try:
+                raw.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"set.{key}", "is not valid Unicode text (a non-UTF-8 byte)") from None
             out[key] = raw
         except RecursionError:
             raise InputError(f"set.{key}", "is nested too deeply") from None
