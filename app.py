@@ -15,7 +15,9 @@ import streamlit as st  # noqa: E402
 
 from app_pages._registry import PAGES  # noqa: E402
 
-st.set_page_config(page_title="costmodel", page_icon=":material/calculate:", layout="wide")
+# an emoji favicon is drawn locally (a data: URL); a :material/...: one is fetched from fonts.gstatic.com, a request
+# that would leave the machine on every page view
+st.set_page_config(page_title="costmodel", page_icon="🧮", layout="wide")
 nav = st.navigation({section: [st.Page(str(ROOT / p["file"]), title=p["title"], url_path=p["url"],
                                        default=p.get("default", False), icon=p.get("icon"))
                                for p in pages] for section, pages in PAGES.items()})

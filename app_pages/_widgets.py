@@ -7,13 +7,13 @@ and written back at the end of every run, so the address bar always reproduces t
 
 from __future__ import annotations
 
-import html
 from typing import Any, Callable, Mapping, Sequence
 
 import streamlit as st
 
 import costmodel
 from costmodel.ui import page_state, tables
+from costmodel.ui.safe_text import md
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.workload import ATTENTION_IMPLS, OPTIMIZERS, PRECISIONS
@@ -22,8 +22,8 @@ MODEL_SOURCE_LABELS = {"preset": "Preset", "paste": "Upload / paste config.json"
 
 
 def show_error(err: InputError) -> None:
-    """One error line naming the field (never a traceback)."""
-    st.error(f"**{err.field}**: {err.message}", icon=":material/error:")
+    """One error line naming the field (never a traceback); user text in it is shown literally (md)."""
+    st.error(f"**{md(err.field, 200)}**: {md(err.message, 2000)}", icon=":material/error:")
 
 
 class PageState:
@@ -123,7 +123,7 @@ class PageState:
     def show_problems(self) -> None:
         for p in self.problems:
             field, _, msg = p.partition(": ")
-            st.warning(f"**{field}** (from the link): {msg}")
+            st.warning(f"**{md(field, 200)}** (from the link): {md(msg, 2000)}")
 
     def write_url(self) -> None:
         """Put the page state into the address bar (only values that differ from the defaults)."""
@@ -267,8 +267,5 @@ def figure(fig, stem: str, key: str) -> None:
 
 
 def plain(text: str) -> str:
-    """User text for markdown: HTML-escaped and markdown-neutralised (names are never raw HTML)."""
-    out = html.escape(str(text))
-    for ch in "*_`[]#<>|~":
-        out = out.replace(ch, "\\" + ch)
-    return out
+    """User text for markdown, shown literally (``costmodel.ui.safe_text.md``)."""
+    return md(text)

@@ -4,6 +4,7 @@ import streamlit as st
 
 
 from costmodel.ui import figures, page_state, sweeps, tables
+from costmodel.ui.safe_text import md
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
@@ -42,7 +43,7 @@ else:
     group = ps.select(st, "Settings to compare", "group", list(sweeps.SETTING_VARIANTS))
     rows, ests, notes = sweeps.compare_settings(model, hw, workload, group)
     for note in notes:
-        st.info(note)
+        st.info(md(note, 2000))
 ps.show_problems()
 
 if rows:

@@ -4,6 +4,7 @@ import streamlit as st
 
 import costmodel
 from costmodel.ui import figures, format as fmt, formulas, page_state, tables
+from costmodel.ui.safe_text import md
 from costmodel.errors import InputError
 from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
 
@@ -24,7 +25,8 @@ ps.write_url()
 
 m, fl, p, t = est.memory_bytes, est.flops, est.params, est.time_s
 train = workload.task == "train"
-st.subheader(f"{est.model} on {hw.name}: {'training step' if train else 'inference'}, batch {workload.batch}")
+st.subheader(f"{md(est.model, 200)} on {md(hw.name, 200)}: {'training step' if train else 'inference'}, "
+             f"batch {workload.batch}")
 
 c = st.columns(4)
 c[0].metric("Parameters", fmt.fmt_count(p.total), help="exact count, all parameters (incl. LoRA adapters)")
@@ -72,7 +74,7 @@ if est.energy_kwh is not None:
     with st.expander("Price, power and carbon assumptions"):
         st.dataframe(tables.to_frame(tables.assumption_rows(price)), hide_index=True)
 else:
-    st.info(f"No cost: {est.assumptions.get('cost', 'no price for this device')}")
+    st.info(f"No cost: {md(est.assumptions.get('cost', 'no price for this device'))}")
 
 tab_mem, tab_time, tab_layers, tab_all = st.tabs(["Memory", "Time", "Per layer", "All numbers"])
 with tab_mem:

@@ -5,6 +5,7 @@ import streamlit as st
 import costmodel
 from costmodel import plans, prices
 from costmodel.ui import figures, format as fmt, page_state, tables
+from costmodel.ui.safe_text import md
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.perf import ENGINES
@@ -83,7 +84,7 @@ st.subheader("Compare devices")
 cur = [h for h in str(ps.get("also")).split(",") if h]
 bad = [h for h in cur if h not in hws]
 if bad:
-    st.warning(f"**also** (from the link): {', '.join(bad)} not in the catalog")
+    st.warning(f"**also** (from the link): {md(', '.join(bad), 2000)} not in the catalog")
 mk = ps.key("also_ms")
 if ps.loaded is not None or mk not in st.session_state:
     st.session_state[mk] = [h for h in cur if h in hws and h != hw_id]
@@ -96,7 +97,7 @@ if also:
         try:
             pl = plan if h == hw_id else plan_for(h)
         except InputError as err:
-            st.info(f"{h} — {err.field}: {err.message}")
+            st.info(md(f"{h} — {err.field}: {err.message}", 2000))
             continue
         b = min((p for p in pl.points if p.fits), key=lambda p: p.usd_per_million_tokens, default=None)
         crow.append({"setting": h, "ttft_s": pl.points[0].ttft_s, "decode_s_per_token": pl.points[0].decode_per_token_s,

@@ -5,6 +5,7 @@ cancelled, and this page only shows what came back."""
 import streamlit as st
 
 from costmodel.ui import format as fmt, page_state, tables
+from costmodel.ui.safe_text import plotly_text
 from costmodel.errors import InputError
 from costmodel.profiler import ProfileRequest, start_profile
 from costmodel.profiler import figures as pfig
@@ -47,7 +48,11 @@ except InputError as err:
 ps.show_problems()
 ps.write_url()
 
-store = Store()  # the page's runs, calibrations and history (COSTMODEL_DB)
+try:
+    store = Store()  # the page's runs, calibrations and history (COSTMODEL_DB)
+except InputError as err:
+    show_error(err)
+    st.stop()
 running = st.session_state.get(HANDLE) is not None
 if st.button("Run", type="primary", disabled=running, key="profile.run"):
     try:
@@ -69,8 +74,8 @@ def progress_panel():
         st.rerun(scope="app")
     p = handle.progress()
     frac = min(max(float(p.get("fraction") or 0.0), 0.0), 1.0)
-    st.progress(frac, text=f"{p.get('stage', '')}: {p.get('message', '')} — {p.get('elapsed_s', 0):.1f} s, "
-                           f"{p.get('time_left_s', 0):.0f} s left")
+    st.progress(frac, text=plain(f"{p.get('stage', '')}: {p.get('message', '')} — {p.get('elapsed_s', 0):.1f} s, "
+                                 f"{p.get('time_left_s', 0):.0f} s left"))
     if st.button("Cancel", key="profile.cancel"):
         st.session_state[RESULT] = handle.cancel()
         st.session_state[HANDLE] = None
@@ -81,23 +86,24 @@ progress_panel()
 
 res = st.session_state.get(RESULT)
 if res is not None:
-    st.subheader(f"Run {res.run_id or ''}: {res.status}")
+    st.subheader(plain(f"Run {res.run_id or ''}: {res.status}"))
     if res.status != "ok":
-        st.error(f"**{res.status}**: {res.message}")
+        st.error(f"**{plain(res.status)}**: {plain(res.message)}")
         if res.stderr_tail:
             st.code(res.stderr_tail, language=None)
     else:
-        st.success(f"{res.model} on {res.device}: {res.message or 'measured'} in {res.elapsed_s:.1f} s")
+        st.success(plain(f"{res.model} on {res.device}: {res.message or 'measured'} in {res.elapsed_s:.1f} s"))
     if res.comparison:
-        st.caption(f"Predicted for hardware {res.predicted.get('hardware')} with efficiency: "
-                   f"{res.predicted.get('efficiency_source')}")
+        st.caption(plain(f"Predicted for hardware {res.predicted.get('hardware')} with efficiency: "
+                         f"{res.predicted.get('efficiency_source')}"))
         rows = res.comparison
         st.dataframe(tables.to_frame(rows), hide_index=True,
                      column_config={"error_pct": st.column_config.NumberColumn("error %", format="%+.1f")})
         downloads("Predicted vs measured", rows, "profile_comparison", "prof.dl")
         c1, c2 = st.columns(2)
         with c1:
-            figure(pfig.parity_figure([res], title=f"Predicted vs measured: {res.model}"), "parity", "prof.parity")
+            figure(pfig.parity_figure([res], title=f"Predicted vs measured: {plotly_text(res.model)}"), "parity",
+                   "prof.parity")
         with c2:
             figure(pfig.step_times_figure(res), "step_times", "prof.steps")
         if (res.measured or {}).get("memory_timeline"):
@@ -117,7 +123,7 @@ if res is not None:
                     st.caption("fvcore skipped (no formula; counted 0): " + ", ".join(
                         f"{plain(k)} x{v}" for k, v in sorted(unsupported.items())))
     for n in res.notes:
-        st.caption(n)
+        st.caption(plain(n))
     with st.expander("Everything measured (JSON)"):
         st.json({"measured": res.measured, "environment": res.environment}, expanded=False)
 
@@ -144,7 +150,7 @@ if b2.button("Probe this device (microbenchmarks, under a minute)", key="profile
             measured_probe = run_probe(device, threads=threads or None, timeout_s=180)
             store.save_calibration(label, probe_calibration(measured_probe, default_hardware(device, label), label))
         except (RuntimeError, InputError, ValueError) as err:
-            st.error(f"**probe**: {err}")
+            st.error(f"**probe**: {plain(err)}")
 cal = store.latest_calibration(label)
 if cal is None:
     st.caption("No calibration stored for this device yet: predictions use the estimator's defaults.")
@@ -185,7 +191,7 @@ hist_model = ps.select(c2, "Model", "hist_model", ["all", *labels["models"]],
                        format_func=lambda m: m if m == "all" else f"{m} ({labels['models'][m]} runs)")
 for problem in ps.problems[n_before:]:
     field, _, msg = problem.partition(": ")
-    st.warning(f"**{field}** (from the link): {msg}")
+    st.warning(f"**{plain(field)}** (from the link): {plain(msg)}")
 ps.write_url()
 records = store.list_measurements(device=None if hist_device == "all" else hist_device,
                                   model=None if hist_model == "all" else hist_model)

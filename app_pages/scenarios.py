@@ -27,8 +27,7 @@ with st.expander("Import scenarios from a JSON export"):
     if up is not None and st.button("Import", key="sc.import_btn"):
         try:
             items = report.import_scenarios(up.getvalue())
-            for s in items:
-                store.save_scenario(s["name"], s, overwrite=over)
+            store.save_scenarios(items, overwrite=over)  # all or nothing
         except InputError as err:
             show_error(err)
         else:

@@ -11,12 +11,18 @@ shared block scale). A device without it runs fp4 at its fp8 rate, else the fast
 ``nvlink_domain_gpus`` (optional, default ``gpus_per_node``) is how many devices share the scale-up fabric whose
 per-direction bandwidth is ``intra_node_bandwidth_bytes_per_s`` (NVLink/NVSwitch, Infinity Fabric). It is the node
 for an HGX/DGX board (8), but a GB200/GB300 NVL72 rack joins 72 GPUs in one NVLink domain while a compute tray
-("node": one host OS) holds 4. It must be at least ``gpus_per_node``."""
+("node": one host OS) holds 4. It must be at least ``gpus_per_node``.
+
+``usd_per_device_hour`` (optional) is a record's own price per device-hour. Catalog records take theirs from the
+price catalog (``costmodel.prices``); a device file given by path has no price unless it carries one, even when it
+reuses a catalog id (``is_catalog_record``; the CLI notes that such a file replaces the catalog record). A user
+folder's file that cannot be read or fails the schema is skipped and named in ``catalog_notes()``.
+
+Every file is read through ``costmodel.safe_json.read_json_file`` (regular files only, at most 1 MB, strict JSON)."""
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -25,12 +31,15 @@ from types import MappingProxyType
 from typing import Mapping, Union
 
 from .errors import InputError
+from .safe_json import read_json_file
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 HARDWARE_DIR = ASSETS_DIR / "hardware"
 ENV_DIRS = "COSTMODEL_HARDWARE_DIR"
 # The device every command, page and API call uses when none is named (one home for this rule).
 DEFAULT_HARDWARE = "h100-sxm-80gb"
+# a device, price or grid file is a few KB; anything larger is refused before it is parsed
+MAX_FILE_BYTES = 1_000_000
 
 # kind picks the default efficiency and whether a CUDA-context overhead is counted (only "cpu" differs): Apple
 # M-series GPUs (PyTorch MPS, eager) and Intel Gaudi (HPU, eager) are "gpu" records
@@ -60,7 +69,7 @@ _UNITS = {"memory_bytes": "bytes", "memory_bandwidth_bytes_per_s": "bytes/s", "t
           "intra_node_bandwidth_bytes_per_s": "bytes/s", "inter_node_bandwidth_bytes_per_s": "bytes/s"}
 REQUIRED = (*_STRINGS, "memory_bytes", "memory_bandwidth_bytes_per_s", "peak_flops_per_s", "tdp_w", "idle_w",
             "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "gpus_per_node")
-OPTIONAL = ("release_year", "notes", "sparse_2_4_speedup", "nvlink_domain_gpus")
+OPTIONAL = ("release_year", "notes", "sparse_2_4_speedup", "nvlink_domain_gpus", "usd_per_device_hour")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -88,6 +97,9 @@ class Hardware:
     sparse_2_4_speedup: float = 1.0
     # devices sharing the intra_node (NVLink) fabric; 0 = not given, taken as gpus_per_node
     nvlink_domain_gpus: int = 0
+    # the record's own price per device-hour (a device file's rental or amortized price); None: catalog records
+    # take theirs from assets/prices, a device file without one has no price
+    usd_per_device_hour: float | None = None
 
     def __post_init__(self):
         # read-only view: records come from a shared cache, so a caller must not be able to edit one in place
@@ -114,6 +126,8 @@ class Hardware:
         """Plain JSON-ready dict in the file schema (``hardware_from_dict(hw.to_dict()) == hw``)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["peak_flops_per_s"] = dict(self.peak_flops_per_s)
+        if out["usd_per_device_hour"] is None:  # optional: absent, as in the catalog files
+            del out["usd_per_device_hour"]
         return out
 
 
@@ -176,16 +190,16 @@ def hardware_from_dict(data: dict, origin: str = "hardware") -> Hardware:
     if _bad_number(sp) or not 1.0 <= sp <= 4.0:
         raise InputError("hardware.sparse_2_4_speedup", f"must be a number from 1 (no sparse tensor cores) to 4{where}, "
                                                         f"got {sp!r}")
+    price = data.get("usd_per_device_hour")
+    if price is not None and (_bad_number(price) or not 0 < price <= 1e6):
+        raise InputError("hardware.usd_per_device_hour", f"must be a price in USD per device-hour, more than 0 and at "
+                                                         f"most 1e6{where}, got {price!r}")
     return Hardware(**{k: data[k] for k in (*REQUIRED, *OPTIONAL) if k in data})
 
 
 def _read_json(path: Path, field_name: str = "hardware"):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(field_name, f"cannot read {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(field_name, f"{path} is not valid JSON: {exc}") from None
+    """A catalog, device, price or grid file through the one safe reader (``costmodel.safe_json``)."""
+    return read_json_file(path, MAX_FILE_BYTES, field=field_name)
 
 
 def _dirs() -> tuple[Path, ...]:
@@ -194,23 +208,47 @@ def _dirs() -> tuple[Path, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _catalog(dirs: tuple[Path, ...]) -> Mapping[str, Hardware]:
+def _catalog(dirs: tuple[Path, ...]) -> tuple[Mapping[str, Hardware], tuple[str, ...]]:
+    """(id -> Hardware, notes). A bad built-in file is a broken install (an error); a bad user folder or file is
+    skipped and named in the notes, so one broken user file does not stop every command."""
     out: dict[str, Hardware] = {}
+    notes: list[str] = []
     for i, d in enumerate(dirs):
         if not d.is_dir():
             if i == 0:
                 raise InputError("hardware", f"catalog folder {d} is missing (broken install?)")
-            raise InputError(ENV_DIRS, f"{d} is not a folder; set it to folders of hardware JSON files, "
-                                       f"separated by '{os.pathsep}'")
+            notes.append(f"{ENV_DIRS}: {d} is not a folder (skipped); set it to folders of hardware JSON files, "
+                         f"separated by '{os.pathsep}'")
+            continue
         for f in sorted(d.glob("*.json")):
-            hw = hardware_from_dict(_read_json(f), origin=str(f))
+            if i == 0:
+                hw = hardware_from_dict(_read_json(f), origin=str(f))
+            else:
+                try:
+                    hw = hardware_from_dict(_read_json(f), origin=str(f))
+                except InputError as err:
+                    notes.append(f"{ENV_DIRS}: skipped {f}: {err}")
+                    continue
+                if hw.id in out:
+                    notes.append(f"{ENV_DIRS}: {f} replaces the record {hw.id!r}")
             out[hw.id] = hw  # later folders (user ones) replace earlier ids
-    return MappingProxyType(out)
+    return MappingProxyType(out), tuple(notes)
 
 
 def catalog() -> Mapping[str, Hardware]:
     """id -> Hardware for the built-in catalog plus the ``COSTMODEL_HARDWARE_DIR`` folders (cached)."""
-    return _catalog(_dirs())
+    return _catalog(_dirs())[0]
+
+
+def catalog_notes() -> tuple[str, ...]:
+    """What loading the user folders skipped or replaced (a bad file, a folder that is not one, a reused id)."""
+    return _catalog(_dirs())[1]
+
+
+def is_catalog_record(hw: Hardware) -> bool:
+    """Whether ``hw`` is exactly the catalog's record of its id (then the price catalog applies to it); a device
+    file, a custom device or an edited copy of a catalog record is not."""
+    return catalog().get(hw.id) == hw
 
 
 def list_hardware() -> list[Hardware]:
@@ -235,9 +273,28 @@ def load_hardware(hw_id_or_path: PathLike) -> Hardware:
     if text in cat:
         return cat[text]
     p = Path(text).expanduser()
-    if text.endswith(".json") or os.sep in text or p.is_file():
-        if not p.is_file():
-            raise InputError("hardware", f"no such file: {text}")
+    if text.endswith(".json") or os.sep in text or "/" in text or _is_file(p):
         return hardware_from_dict(_read_json(p), origin=str(p))
-    raise InputError("hardware", f"unknown id {text!r}; known: {', '.join(sorted(cat))} "
-                                 f"(or give a path to a hardware JSON file)")
+    skipped = [n for n in catalog_notes() if "skipped" in n]
+    raise InputError("hardware", f"unknown id {text[:80]!r}; known: {', '.join(sorted(cat))} "
+                                 f"(or give a path to a hardware JSON file)"
+                                 + (f"; {'; '.join(skipped)}" if skipped else ""))
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):  # a name the OS refuses (too long, NUL byte)
+        return False
+
+
+def replaced_catalog_note(hw: Hardware, given) -> str | None:
+    """A note when a device file (``given``: the path the user named) reuses a catalog id with other numbers: the
+    file's record replaces the catalog's for this run (its own power and memory; its own price, or none)."""
+    cat = catalog()
+    if isinstance(given, (str, os.PathLike)) and os.fspath(given) not in cat and hw.id in cat and cat[hw.id] != hw:
+        price = (f"its own price ${hw.usd_per_device_hour:g}/device-hour" if hw.usd_per_device_hour is not None
+                 else "no price (add usd_per_device_hour to the file, or give --usd-per-device-hour)")
+        return (f"hardware: {os.fspath(given)} reuses the catalog id {hw.id!r}; its record replaces the catalog's "
+                f"for this run (its own memory, FLOP/s and power; {price})")
+    return None

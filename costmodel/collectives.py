@@ -40,6 +40,70 @@ class Link:
     latency_s: float = INTRA_NODE_LATENCY_S
 
 
+@dataclass(frozen=True)
+class LinkCalibration:
+    """A measured scale-up link (``python -m costmodel probe --collectives``): the ring model's bus bandwidth
+    and per-step latency fitted to all-reduce times of ``world_size`` ranks (``bus_bandwidth_bytes_per_s``
+    replaces fabric x NVLINK_BUS_EFFICIENCY inside an NVLink domain in plans given it), and the largest
+    buffers' bus bandwidth as measured (nccl-tests' number, for comparison)."""
+
+    hardware: str
+    world_size: int
+    backend: str
+    bus_bandwidth_bytes_per_s: float
+    latency_s: float
+    largest_busbw_bytes_per_s: float = 0.0
+    source: str = ""
+
+    def __post_init__(self):
+        if not (self.bus_bandwidth_bytes_per_s > 0 and math.isfinite(self.bus_bandwidth_bytes_per_s)):
+            raise InputError("link_calibration.bus_bandwidth_bytes_per_s",
+                             f"must be a finite number above 0, got {self.bus_bandwidth_bytes_per_s!r}")
+        if not (self.latency_s >= 0 and math.isfinite(self.latency_s)):
+            raise InputError("link_calibration.latency_s", f"must be a finite number >= 0, got {self.latency_s!r}")
+
+    @property
+    def link(self) -> Link:
+        return Link(self.bus_bandwidth_bytes_per_s, self.latency_s)
+
+    def to_dict(self) -> dict:
+        return {"hardware": self.hardware, "world_size": self.world_size, "backend": self.backend,
+                "bus_bandwidth_bytes_per_s": self.bus_bandwidth_bytes_per_s, "latency_s": self.latency_s,
+                "largest_busbw_bytes_per_s": self.largest_busbw_bytes_per_s, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LinkCalibration":
+        if not isinstance(data, dict):
+            raise InputError("link_calibration", "must be an object with bus_bandwidth_bytes_per_s and latency_s")
+        try:
+            return cls(hardware=str(data.get("hardware", "")), world_size=int(data.get("world_size", 0)),
+                       backend=str(data.get("backend", "")),
+                       bus_bandwidth_bytes_per_s=float(data["bus_bandwidth_bytes_per_s"]),
+                       latency_s=float(data["latency_s"]),
+                       largest_busbw_bytes_per_s=float(data.get("largest_busbw_bytes_per_s", 0.0)),
+                       source=str(data.get("source", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError("link_calibration", f"is not a link calibration record ({exc})") from None
+
+
+def bus_bandwidth_bytes_per_s(op: str, nbytes: float, n: int, seconds: float) -> float:
+    """nccl-tests' bus bandwidth (NVIDIA nccl-tests, doc/PERFORMANCE.md) of a collective on ``n`` ranks that took
+    ``seconds`` on a buffer of ``nbytes`` (the full buffer: reduced, gathered, or scattered from):
+
+        algbw = nbytes / seconds
+        busbw = algbw x 2 (n-1)/n   all-reduce
+        busbw = algbw x   (n-1)/n   all-gather, reduce-scatter
+
+    i.e. the bytes each rank's link carries per second under the ring algorithm -- comparable with a link's
+    rate and across n."""
+    factors = {"all_reduce": 2.0 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n}
+    if op not in factors:
+        raise InputError("op", f"must be one of {', '.join(factors)}, got {op!r}")
+    if n < 2 or seconds <= 0:
+        raise InputError("n", f"needs at least 2 ranks and a positive time, got n={n}, t={seconds}")
+    return nbytes / seconds * factors[op]
+
+
 # ---- primitives -----------------------------------------------------------------------------------------------
 
 def ring_allreduce_volume_bytes(nbytes: float, n: int) -> float:

@@ -129,18 +129,36 @@ def energy_kwh(gpu_hours: float, pm: PowerModel) -> float:
 
 def device_hour_price(hw, provider: str | None = None, tier: str = "on-demand",
                       usd_per_device_hour: float | None = None) -> PriceRecord | None:
-    """The price of one device-hour: ``usd_per_device_hour`` when given (a negotiated price), else the catalog's
-    (``costmodel.prices.price_per_gpu_hour``). None when the catalog has no price at all for this device and
-    none was given: time and energy are still reported, money is not. A provider or tier the user named but
-    the catalog lacks is an error (they asked for something specific)."""
+    """The price of one device-hour, in this order: ``usd_per_device_hour`` when given (a negotiated price); the
+    record's own ``usd_per_device_hour`` (a device file may carry one); for a catalog record, the catalog's
+    (``costmodel.prices.price_per_gpu_hour``). None when there is no price: a device file or custom device
+    without its own (even one reusing a catalog id: its numbers are not the catalog device's), or a catalog
+    device the price catalog lacks. Time and energy are still reported, money is not. A provider the user named
+    for a device without catalog prices, or a provider/tier the catalog lacks, is an error."""
     if usd_per_device_hour is not None:
         usd = _number("usd_per_device_hour", usd_per_device_hour, 0.0, 1e6, " USD")
         if usd <= 0:
             raise InputError("usd_per_device_hour", f"must be > 0 USD, got {usd_per_device_hour!r}")
         return PriceRecord(hw.id, provider or "given", tier, usd, "given (--usd-per-device-hour)", "", "")
+    if hw.usd_per_device_hour is not None:
+        return PriceRecord(hw.id, provider or "hardware record", tier, float(hw.usd_per_device_hour),
+                           f"usd_per_device_hour of the hardware record {hw.id} ({hw.source})", "", "")
+    if not hwcat.is_catalog_record(hw):
+        if provider is not None:
+            raise InputError("provider", f"{provider!r}: the device {hw.id!r} is not the catalog's record, so the "
+                                         "price catalog does not apply; give usd_per_device_hour in its file or "
+                                         "--usd-per-device-hour")
+        return None
     if provider is None and not list_prices(hardware=hw.id):
         return None
     return price_per_gpu_hour(hw.id, provider, tier)
+
+
+def _no_price_reason(hw) -> str:
+    if hwcat.is_catalog_record(hw):
+        return f"no price for {hw.id} in the catalog: give one with --usd-per-device-hour (or a price file)"
+    return (f"no price for the device file / custom device {hw.id}: give usd_per_device_hour in its record or "
+            "--usd-per-device-hour (the catalog's prices apply only to the catalog's own records)")
 
 
 def cost_breakdown(gpu_hours: float, hardware, *, provider: str | None = None, tier: str = "on-demand",
@@ -185,8 +203,7 @@ def cost_breakdown(gpu_hours: float, hardware, *, provider: str | None = None, t
     a = {
         "usd_per_gpu_hour": {"value": price.usd_per_gpu_hour,
                              "source": f"{price.provider} {price.tier} ({price.date}): {price.source}. {price.notes}"}
-        if price is not None else {"value": None, "source": f"no price for {hw.id} in the catalog: give one with "
-                                                            "--usd-per-device-hour (or a price file)"},
+        if price is not None else {"value": None, "source": _no_price_reason(hw)},
         "provider": {"value": price.provider if price is not None else None,
                      "source": "given" if provider is not None else
                      "default: the median on-demand price across providers (one provider: its record)"},
@@ -231,7 +248,8 @@ def hourly_cost(hw, pricing: dict | None = None) -> CostBreakdown:
     items = tuple(sorted((pricing or {}).items()))
     env = tuple(os.environ.get(k, "") for k in (hwcat.ENV_DIRS, ENV_PRICES, ENV_GRID))
     try:
-        return _hourly((hw.id, hw.idle_w, hw.tdp_w, hw.source), hw, items, env)
+        return _hourly((hw.id, hw.idle_w, hw.tdp_w, hw.source, hw.usd_per_device_hour, hwcat.is_catalog_record(hw)),
+                       hw, items, env)
     except TypeError:  # an unhashable pricing value: no caching
         return cost_breakdown(1.0, hw, **(pricing or {}))
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from .catalog import resolve_hardware
 from .errors import InputError
-from .ledger import ledger, lora_targets, make_ctx, row_sums
+from .ledger import check_lora_rank, ledger, lora_targets, make_ctx, row_sums
 from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
@@ -52,6 +52,8 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     method = w.fine_tune_method if train else "none"
     targets = lora_targets(rows, w) if w.lora_rank else set()
     r = w.lora_rank
+    if r:
+        check_lora_rank(rows, targets, r)
 
     sums = row_sums(spec, ctx, p, method, frozenset(targets), r, with_layers,
                      bool(w.grad_checkpointing) and spec.modality == "text")

@@ -57,9 +57,18 @@ def lora_targets(rows: list[Layer], w: Workload) -> set[str]:
         return {m for m in available if m != "lm_head"}
     missing = targets - set(available)
     if missing:
-        raise InputError("lora_targets", f"no module named {', '.join(sorted(missing))} in this model; "
+        raise InputError("lora_targets", f"no module named {', '.join(sorted(missing))[:200]} in this model; "
                          f"available: {', '.join(available)} (or all-linear)")
     return targets
+
+
+def check_lora_rank(rows: list[Layer], targets: set[str], rank: int) -> None:
+    """A LoRA rank above a targeted layer's smaller side adds more parameters than the layer has and is no
+    longer low-rank: refused, naming the limit."""
+    sides = [min(r.lora_in, r.lora_out) for r in rows if r.module in targets and r.lora_in and r.lora_out]
+    if sides and rank > min(sides):
+        raise InputError("lora_rank", f"must be at most {min(sides)} (the smaller side of the smallest targeted "
+                                      f"layer: LoRA's B A is low-rank), got {rank}")
 
 
 class RowSums:

@@ -4,15 +4,15 @@ config.json, a path to a costmodel spec JSON, or an already-parsed dict."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .safe_json import read_json_file
 from .specs.base import ModelSpec
-from .specs.hf import read_json_file, spec_from_hf_config
+from .specs.hf import read_json_file as read_config_file, spec_from_hf_config
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PRESET_DIR = ASSETS / "presets"
@@ -62,7 +62,7 @@ def get_preset(preset_id: str) -> Preset:
     if preset_id not in files:
         raise InputError("model", f"unknown preset {preset_id!r}; presets: {', '.join(files)}; "
                          "or give a path to a config.json")
-    data = json.loads(files[preset_id].read_text(encoding="utf-8"))
+    data = read_json_file(files[preset_id], field="preset")
     return Preset(id=data.get("id", preset_id), name=data.get("name", preset_id), family=data.get("family", ""),
                   source=data.get("source", ""), config=data["config"],
                   published_params=data.get("published_params"),
@@ -144,8 +144,16 @@ def _clean_name(value) -> str:
 
 
 def _from_file(path: Path, fallback: str = "") -> ModelSpec:
-    cfg = read_json_file(path)
+    cfg = read_config_file(path)
     return display_name(spec_from_dict(cfg), cfg, fallback)
+
+
+def _exists(path: str | Path) -> bool:
+    """Whether a path exists; a name the OS refuses (too long, a NUL byte) does not."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def load_model(model: str | dict | ModelSpec) -> ModelSpec:
@@ -161,11 +169,11 @@ def load_model(model: str | dict | ModelSpec) -> ModelSpec:
     if model in _preset_files():
         return _load_preset_spec(model)
     path = Path(model).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
+    if _exists(path / "config.json") and path.is_dir():
         return _from_file(path / "config.json")
-    if path.exists() or model.endswith(".json"):
+    if _exists(path) or model.endswith(".json"):
         return _from_file(path)
     if HF_ID.fullmatch(model):
         return _from_file(hf_cached_config(model), fallback=model.rsplit("/", 1)[-1])
-    raise InputError("model", f"unknown preset {model!r}; presets: {', '.join(_preset_files())}; "
+    raise InputError("model", f"unknown preset {model[:80]!r}; presets: {', '.join(_preset_files())}; "
                      "or give a path to a config.json or a Hugging Face id (org/name) in the local cache")

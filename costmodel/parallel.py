@@ -14,7 +14,7 @@ import functools
 from dataclasses import asdict, dataclass, fields
 
 from .collectives import (DP_TERMS, dp_sync_terms, ep_term, tp_term, INTER_NODE_LATENCY_S, INTRA_NODE_LATENCY_S, NVLINK_BUS_EFFICIENCY, CommBreakdown,
-                          CommTerm, Link, Topology, allgather_topo_s, allreduce_topo_s, alltoall_topo_s, cp_term,
+                          CommTerm, Link, LinkCalibration, Topology, allgather_topo_s, allreduce_topo_s, alltoall_topo_s, cp_term,
                           dp_sync_volume_bytes, ep_volume_bytes, exposed_comm_s, pp_term, reduce_scatter_topo_s,
                           tp_volume_bytes)
 from .engines import ENGINES, TrainingEngine, fitted
@@ -126,14 +126,17 @@ def group_link(hw, inner: int, size: int) -> Link:
     return Link(hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S)
 
 
-def group_topology(hw, inner: int, size: int, network_efficiency: float) -> Topology:
+def group_topology(hw, inner: int, size: int, network_efficiency: float,
+                   links: LinkCalibration | None = None) -> Topology:
     """A group of ``size`` devices ``inner`` apart laid over NVLink domains: ``g`` members share a domain
     (all of them when it fits; one per domain when ``inner`` fills it), the rest of the path is each GPU's
-    own NIC. Bandwidths are NCCL bus bandwidths: the fabric's x ``NVLINK_BUS_EFFICIENCY`` (measured),
-    the NIC's x ``network_efficiency`` (fitted)."""
+    own NIC. Bandwidths are NCCL bus bandwidths: the fabric's x ``NVLINK_BUS_EFFICIENCY`` (measured), or the
+    bus bandwidth and latency of ``links`` (this machine's ``probe --collectives``); the NIC's x
+    ``network_efficiency`` (fitted)."""
     domain = max(hw.nvlink_domain_gpus, 1)
     per = max(1, min(size, domain // inner)) if inner <= domain else 1
-    intra = Link(hw.intra_node_bandwidth_bytes_per_s * NVLINK_BUS_EFFICIENCY, INTRA_NODE_LATENCY_S)
+    intra = links.link if links is not None else Link(hw.intra_node_bandwidth_bytes_per_s * NVLINK_BUS_EFFICIENCY,
+                                                      INTRA_NODE_LATENCY_S)
     inter = Link(hw.inter_node_bandwidth_bytes_per_s * network_efficiency, INTER_NODE_LATENCY_S)
     return Topology(size=size, per_domain=per, intra=intra, inter=inter)
 
@@ -316,10 +319,11 @@ def overlapped_comm_s(comm: CommBreakdown, forward_s: float, backward_s: float, 
 
 def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap: float = DEFAULT_DP_OVERLAP,
                tokens_per_sample: int = 1, engine: TrainingEngine | None = None,
-               engine_params: dict | None = None) -> ParallelStep:
+               engine_params: dict | None = None, links: LinkCalibration | None = None) -> ParallelStep:
     """Per-device memory and step time of ``layout`` from ``micro_est``: the single-device estimate of one
     micro-batch (``layout.micro_batch`` samples) with the layout's checkpointing setting, priced under
-    ``engine`` (``costmodel.engines``; None = the eager profile's flat collectives and ``dp_overlap``)."""
+    ``engine`` (``costmodel.engines``; None = the eager profile's flat collectives and ``dp_overlap``).
+    ``links``: a measured link calibration for the NVLink-domain collectives of a production engine."""
     check_layout(spec, layout)
     if not 1 <= grad_accum <= 1 << 20:
         raise InputError("grad_accum", f"must be from 1 to {1 << 20}, got {grad_accum}")
@@ -402,7 +406,7 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         exposed = exposed_comm_s(comm, (t.backward_s / (tp * cp)) * grad_accum, dp_overlap)
     else:
         net = fit["network_efficiency"]
-        tp_topo = group_topology(hw, 1, tp, net)
+        tp_topo = group_topology(hw, 1, tp, net, links)
         act = tokens_mb / cp * h * cb
         terms = []
         if tp > 1:  # 4 all-reduces (or all-gather + reduce-scatter pairs) of the layer's activations
@@ -411,11 +415,11 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         terms.append(cp_term(tokens_mb, _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head"), cb, tp, cp,
                              group_link(hw, tp, cp), per_stage, grad_accum))
         terms.append(pp_term(act / tp, pp, group_link(hw, tp * cp, pp), grad_accum * layout.vp))
-        dp_topo = group_topology(hw, tp * cp * pp, dp, net)
+        dp_topo = group_topology(hw, tp * cp * pp, dp, net, links)
         terms += _dp_terms(zero, m.gradients * shard, m.weights * shard, dp_topo, grad_accum,
                            eng.fsdp_reduce_every_micro_batch)
         if ep > 1:
-            ep_topo = group_topology(hw, tp * cp * pp, ep, net)
+            ep_topo = group_topology(hw, tp * cp * pp, ep, net, links)
             k = getattr(spec, "top_k", 1)
             terms.append(CommTerm("ep_alltoall", 4.0 * per_stage * alltoall_topo_s(tokens_mb * k * h * cb / (tp * cp),
                                                                                    ep_topo) * grad_accum,
@@ -436,9 +440,11 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     if production:
         overlap = (f"FSDP/ZeRO gathers and reductions hidden behind forward and backward up to "
                    f"{fit['dp_overlap']:.0%} of the compute; tensor-parallel {fit['tp_overlap'] if eng.tp_overlap else 0:.0%}")
-        collectives = (f"hierarchical (NVLink inside a {hw.nvlink_domain_gpus}-GPU domain at "
-                       f"{NVLINK_BUS_EFFICIENCY:.0%} bus efficiency, every GPU's NIC across at {fit['network_efficiency']:.0%}); "
-                       "ring or tree, whichever is faster")
+        fabric = (f"at the measured link calibration ({links.bus_bandwidth_bytes_per_s / 1e9:.1f} GB/s bus bandwidth, "
+                  f"{links.latency_s * 1e6:.1f} us per step; {links.source})" if links is not None else
+                  f"at {NVLINK_BUS_EFFICIENCY:.0%} bus efficiency")
+        collectives = (f"hierarchical (NVLink inside a {hw.nvlink_domain_gpus}-GPU domain {fabric}, every GPU's NIC "
+                       f"across at {fit['network_efficiency']:.0%}); ring or tree, whichever is faster")
     else:
         overlap = f"{dp_overlap:.0%} of data-parallel collectives hidden behind backward"
         collectives = ("ring algorithms, alpha-beta model: intra-node "

@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .catalog import resolve_hardware
-from .collectives import INTRA_NODE_LATENCY_S, Link, allreduce_s
+from .collectives import INTRA_NODE_LATENCY_S, Link, LinkCalibration, allreduce_s
 from .costs import CostBreakdown, cost_breakdown, hourly_cost
 from .engines import ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine
 from .errors import InputError
@@ -96,21 +96,43 @@ def training_setup(spec, hw, workload: Workload, layout: Layout, engine: str | N
     return eng, wl, eff
 
 
+def _links(links) -> LinkCalibration | None:
+    return LinkCalibration.from_dict(links) if isinstance(links, dict) else links
+
+
+def _training_workload(workload) -> Workload:
+    """A plan's workload: task train (a workload for another task is refused, not silently switched)."""
+    if isinstance(workload, Workload):
+        w = workload
+    else:
+        data = dict(workload or {})
+        if data.get("task", "train") != "train":
+            raise InputError("task", f"a training plan needs task train, got {data['task']!r:.20}; serving plans "
+                                     "are costmodel.plans.plan_serving")
+        w = Workload.from_dict({**data, "task": "train"})
+    if w.task != "train":
+        raise InputError("task", "a training plan needs task train; serving plans are costmodel.plans.plan_serving")
+    return w
+
+
 def plan_training(model, hardware=None, *, workload: Workload | dict | None = None, layout: Layout | dict | None = None,
                   tokens: float | None = None, samples: int | None = None, epochs: float = 1.0,
                   global_batch: int | None = None, efficiency: Efficiency | None = None,
                   dp_overlap: float = DEFAULT_DP_OVERLAP, pricing: dict | None = None, engine: str | None = "auto",
-                  engine_params: dict | None = None) -> TrainingPlan:
+                  engine_params: dict | None = None, links: LinkCalibration | dict | None = None) -> TrainingPlan:
     """A whole training run: ``tokens`` (language models) or ``samples`` x ``epochs`` (vision),
     ``global_batch`` samples per optimizer step (default: one micro-batch per data-parallel rank),
     a ``layout`` of devices. ``pricing``: keyword arguments of costmodel.costs.cost_breakdown
     (provider, tier, utilization, pue, region, electricity_usd_per_kwh, storage_bytes, storage_months).
     ``engine``: the training stack (``costmodel.engines``: eager, compiled, fsdp, megatron, or auto);
     ``engine_params``: overrides of its fitted constants (``costmodel.engines.FITTED``).
+    ``links``: a measured link calibration (``probe --collectives``; ``costmodel.collectives.LinkCalibration``)
+    for the collectives inside an NVLink domain, instead of the catalog link x NVLINK_BUS_EFFICIENCY.
     """
+    links = _links(links)
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
+    wl = _training_workload(workload)
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
     eng, wl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
     tps = wl.seq if spec.modality == "text" else 1  # tokens per sample
@@ -118,7 +140,12 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     gb = global_batch or per_step_min
     if gb < per_step_min:
         raise InputError("global_batch", f"must be at least micro_batch x dp = {per_step_min}, got {gb}")
-    grad_accum = math.ceil(gb / per_step_min)
+    if gb % per_step_min:  # refused, not rounded: the run would silently train on another batch size
+        lower, upper = gb // per_step_min * per_step_min, (gb // per_step_min + 1) * per_step_min
+        raise InputError("global_batch", f"must be a multiple of micro_batch x dp = {per_step_min} (each step "
+                                         f"splits it evenly over the data-parallel ranks and accumulation steps), "
+                                         f"got {gb}; e.g. {lower} or {upper}")
+    grad_accum = gb // per_step_min
     if tokens is None and samples is None:
         raise InputError("tokens", "give the training tokens (language models) or samples and epochs (vision)")
     if tokens is not None and tokens <= 0:
@@ -128,7 +155,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     total_samples = (tokens / tps) if tokens is not None else samples * epochs
     micro = _micro_estimate(spec, hw, wl, lay, eff)
     step = train_step(spec, micro, hw, lay, grad_accum, dp_overlap, tps, engine=eng if eng.production else None,
-                      engine_params=engine_params)
+                      engine_params=engine_params, links=links)
     steps = max(1, math.ceil(total_samples / step.global_batch))
     wall = steps * step.step_s
     gpu_hours = wall * lay.num_devices / 3600.0
@@ -141,7 +168,8 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
         cost=cost_breakdown(gpu_hours, hw, **(pricing or {})),
         assumptions={**step.assumptions, "efficiency": eff.to_dict(), "global_batch": step.global_batch,
                      "grad_accum": grad_accum, "tokens_per_sample": tps,
-                     "engine": eng.assumptions(fitted(engine_params)), "precision": wl.precision},
+                     "engine": eng.assumptions(fitted(engine_params)), "precision": wl.precision,
+                     "link_calibration": links.to_dict() if links is not None else None},
     )
 
 
@@ -205,7 +233,8 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
                    device_counts=None, micro_batches=(1, 2, 4, 8), zero_stages=(0, 1, 2, 3),
                    checkpointing=(False, True), efficiency: Efficiency | None = None, usd_per_device_hour: float | None = None,
                    rank_by: str = "time", include_unfit: bool = False, limit: int | None = None,
-                   engine: str | None = "auto", engine_params: dict | None = None) -> list[LayoutResult]:
+                   engine: str | None = "auto", engine_params: dict | None = None,
+                   links: LinkCalibration | dict | None = None) -> list[LayoutResult]:
     """Rank feasible layouts by wall-clock ``time`` or ``cost`` for one training run.
 
     ``global_batch``: samples per optimizer step (fixed, as a training recipe fixes it; default
@@ -215,9 +244,10 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     """
     if rank_by not in ("time", "cost"):
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
+    links = _links(links)
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
+    wl = _training_workload(workload)
     if usd_per_device_hour is None:
         usd_per_device_hour = hourly_cost(hw).compute_usd
     tps = wl.seq if spec.modality == "text" else 1
@@ -229,7 +259,7 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     results = []
     for lay in candidate_layouts(spec, max_devices, device_counts, micro_batches, zero_stages, checkpointing):
         per_step = lay.micro_batch * lay.dp
-        if per_step > gb:
+        if per_step > gb or gb % per_step:  # the recipe's global batch must split evenly
             continue
         eng, lwl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
         key = (eng.name, lay.micro_batch, lay.grad_checkpointing)
@@ -241,9 +271,9 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         micro = micro_cache[key]
         if micro is None:
             continue
-        grad_accum = math.ceil(gb / per_step)
+        grad_accum = gb // per_step
         st = train_step(spec, micro, hw, lay, grad_accum, DEFAULT_DP_OVERLAP, tps,
-                        engine=eng if eng.production else None, engine_params=engine_params)
+                        engine=eng if eng.production else None, engine_params=engine_params, links=links)
         if not st.fits and not include_unfit:
             continue
         steps = max(1, math.ceil(total_samples / st.global_batch))

@@ -15,6 +15,9 @@ Guarantees (docs/scenarios.md, "Concurrency"):
   functions in ``MIGRATIONS``, applied in order, each in the same transaction as its version bump.
 
 Records are JSON text (``json.dumps(allow_nan=False)``): what is saved is what is loaded, exactly.
+
+About 660 lines: one class owns every SQL statement and the file's safety rules (locking, versions, foreign
+files, read-only folders), so each guarantee above is enforced in one place.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sqlite3
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 from .errors import InputError
 from .scenario import check_name, find_bad_value, hardware_label, model_label, validate_scenario
@@ -79,6 +85,10 @@ def _m2_summaries_and_indexes(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m1_initial, _m2_summaries_and_indexes)
 SCHEMA_VERSION = len(MIGRATIONS)
+# PRAGMA application_id of costmodel databases ("CMdb"): a file with another id is someone else's
+APPLICATION_ID = 0x434D6462
+LINK_PREFIX = "collectives/"
+OUR_TABLES = frozenset({"schema_version", "scenarios", "measurements", "calibrations", "sqlite_sequence"})
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -90,6 +100,29 @@ def _now() -> str:
 def _locked(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+def _read_only(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _cannot_open(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "unable to open" in text or "readonly" in text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(p) -> str:
+    text = os.fspath(p)
+    return text if len(text) <= 200 else text[:120] + "..." + text[-40:]
 
 
 def _summary(scenario: dict) -> dict:
@@ -128,45 +161,192 @@ def default_path() -> Path:
 
 class Store:
     """Scenarios, measurements and calibrations in one SQLite file. Safe to share between threads and
-    processes: every operation opens its own short-lived connection."""
+    processes: every operation opens its own short-lived connection.
+
+    Reads use read-only connections (``file:...?mode=ro``), so listing and showing work on a file or folder
+    that cannot be written; a write there is an ``InputError`` saying the database is read-only. A file is
+    opened only if it is costmodel's (``PRAGMA application_id`` = ``APPLICATION_ID``, or a database made before
+    that id, recognised by its ``schema_version`` table and costmodel's tables only); another SQLite file, an
+    empty (0-byte) file or a file that is not a database is refused without being changed. A new database is
+    built in a temporary file and linked into place, so no other process ever sees a half-made one."""
 
     def __init__(self, path: str | os.PathLike | None = None, lock_timeout_s: float = LOCK_TIMEOUT_S):
         p = Path(os.fspath(path)).expanduser() if path is not None else default_path()
         if str(p) == ":memory:" or str(p) == "":
             raise InputError("db", "give a file path (an in-memory database would vanish between operations)")
-        if p.is_dir():
-            raise InputError("db", f"{p} is a folder; give a file path such as {p / 'costmodel.db'}")
+        if not _encodable(os.fspath(p)):
+            raise InputError("db", f"the path {os.fspath(p).encode('utf-8', 'replace').decode()[:200]!r} is not valid "
+                                   "Unicode text (a non-UTF-8 byte); give another path")
+        self.path = p
+        self.lock_timeout_s = float(lock_timeout_s)
+        self.read_only = False  # True when the file or its folder cannot be written (reads still work)
+        self._ro_params = "mode=ro"
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:  # a name too long, a folder in the path that is a file, no permission
+            raise InputError("db", f"cannot open {_shown(p)}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # a NUL byte in the path
+            raise InputError("db", f"cannot open {_shown(p)}: {exc}") from None
+        if st is None:
+            self._create()
+        elif stat.S_ISDIR(st.st_mode):
+            raise InputError("db", f"{_shown(p)} is a folder; give a file path such as {_shown(p / 'costmodel.db')}")
+        elif not stat.S_ISREG(st.st_mode):
+            raise InputError("db", f"{_shown(p)} is not a regular file (a FIFO, socket or device); give a database "
+                                   "file path")
+        elif st.st_size == 0:
+            raise InputError("db", f"{_shown(p)} is an empty file (0 bytes), not a costmodel database (costmodel never "
+                                   "leaves one: a failed copy?); delete it to start a new database there, or give "
+                                   "another path")
+        self._check_and_migrate()
+
+    # ---- creation, identity and migrations -----------------------------------------------------
+
+    def _create(self) -> None:
+        """Build a new, fully migrated database in a temporary file of the same folder and link it into place
+        (``os.link`` fails if another process got there first: then theirs is used)."""
+        p = self.path
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError("db", f"cannot create folder {p.parent}: {exc.strerror or exc}") from None
-        self.path = p
-        self.lock_timeout_s = float(lock_timeout_s)
-        self._retry(self._init_db)
+            raise InputError("db", f"cannot create folder {_shown(p.parent)}: {exc.strerror or exc}") from None
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{random.getrandbits(32):08x}.new")
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                self._migrate(conn, 0)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, p)
+            except FileExistsError:
+                pass  # created meanwhile by another process: use that one
+            except OSError:  # a file system without hard links: rename (replaces only a just-made twin)
+                if not p.exists():
+                    os.replace(tmp, p)
+        except sqlite3.Error as exc:
+            raise InputError("db", f"cannot create {_shown(p)}: {exc}") from None
+        except OSError as exc:
+            raise InputError("db", f"cannot create {_shown(p)}: {exc.strerror or exc} (the folder must be "
+                                   "writable to start a new database)") from None
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    os.unlink(f"{tmp}{suffix}")
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _identity(conn: sqlite3.Connection) -> tuple[int, int | None, set]:
+        """(application_id, schema version or None, table names) of an open database."""
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = None
+        if "schema_version" in tables:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+        return app_id, version, tables
+
+    def _check_identity(self, app_id: int, version, tables: set) -> int:
+        """The schema version of a costmodel database; ``InputError`` for anything else (nothing is changed)."""
+        ours = app_id == APPLICATION_ID or (app_id == 0 and version is not None and tables <= OUR_TABLES)
+        if not ours:
+            if app_id not in (0, APPLICATION_ID):
+                what = f"application_id {app_id:#x}, not costmodel's {APPLICATION_ID:#x}"
+            elif not tables:
+                what = "no tables: an SQLite file costmodel did not make"
+            else:
+                shown = ", ".join(sorted(tables)[:8]) + (" ..." if len(tables) > 8 else "")
+                what = f"tables {shown}"
+            raise InputError("db", f"{_shown(self.path)} is an SQLite database but not costmodel's ({what}); costmodel "
+                                   "does not open or change other databases: give another --db path or "
+                                   f"${ENV_DB}")
+        version = version or 0
+        if version > SCHEMA_VERSION:
+            raise InputError("db", f"{_shown(self.path)} has schema version {version}, newer than this costmodel "
+                                   f"understands ({SCHEMA_VERSION}); upgrade costmodel")
+        return version
+
+    def _check_and_migrate(self) -> None:
+        """Read-only first: is this costmodel's database, and is it current? If not current (an older schema, or
+        made before the application id), upgrade it on a writable connection, in one transaction."""
+        app_id, version, tables = self._retry(self._identity, readonly=True)
+        version = self._check_identity(app_id, version, tables)
+        if version == SCHEMA_VERSION and app_id == APPLICATION_ID:
+            self._probe_writable()
+            return
+
+        def upgrade(wconn):
+            mode = wconn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise InputError("db", f"{_shown(self.path)}: cannot switch to WAL mode (got {mode}); is it on a "
+                                       "network file system?")
+            wconn.execute("BEGIN IMMEDIATE")
+            a, v, t = self._identity(wconn)  # again, under the write lock: another process may have upgraded it
+            self._migrate(wconn, self._check_identity(a, v, t))
+            wconn.execute("COMMIT")
+
+        try:
+            self._retry(upgrade)
+        except InputError as err:
+            if not self.read_only:
+                raise
+            if version < SCHEMA_VERSION:
+                raise InputError("db", f"{_shown(self.path)} is read-only and has schema version {version}; this "
+                                       f"costmodel reads version {SCHEMA_VERSION} and must upgrade the file first: "
+                                       "copy it to a writable folder") from None
+            # current schema, made before the application id: readable as it is
+
+    def _probe_writable(self) -> None:
+        """Note (without writing) whether the file and its folder can be written: ``read_only``."""
+        folder_ok = os.access(self.path.parent, os.W_OK)
+        self.read_only = not (os.access(self.path, os.W_OK) and folder_ok)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection, version: int) -> None:
+        """Upgrade from ``version`` to ``SCHEMA_VERSION`` inside the caller's write transaction, and stamp the
+        file as costmodel's (application_id; user_version mirrors the schema version)."""
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        if conn.execute("SELECT version FROM schema_version").fetchone() is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        for i in range(version, SCHEMA_VERSION):
+            MIGRATIONS[i](conn)
+            conn.execute("UPDATE schema_version SET version = ?", (i + 1,))
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ---- connection and retry ------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+        # reads: read-only (works where nothing may be written, and can never change the file); writes: an
+        # existing file only (mode=rw never creates a new, empty database by accident)
+        uri = f"file:{quote(os.fspath(self.path))}?{self._ro_params if readonly else 'mode=rw'}"
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.OperationalError as exc:
             if _locked(exc):
                 raise
-            raise InputError("db", f"cannot open {self.path}: {exc}") from None
+            raise InputError("db", f"cannot open {_shown(self.path)}: {exc}") from None
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # NORMAL is durable against a killed process (WAL commits survive it); only an OS crash or
-        # power loss can roll back the last commits, and never corrupts the file.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        if not readonly:
+            # NORMAL is durable against a killed process (WAL commits survive it); only an OS crash or
+            # power loss can roll back the last commits, and never corrupts the file.
+            conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    def _retry(self, fn):
+    def _retry(self, fn, readonly: bool = False):
         """Run ``fn(conn)`` on a fresh connection; retry while another process holds the lock."""
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.002
         while True:
             conn = None
             try:
-                conn = self._connect()
+                conn = self._connect(readonly)
                 return fn(conn)
             except sqlite3.OperationalError as exc:
                 if conn is not None and conn.in_transaction:
@@ -174,15 +354,28 @@ class Store:
                         conn.rollback()
                     except sqlite3.Error:
                         pass
+                if readonly and self._ro_params == "mode=ro" and _cannot_open(exc):
+                    # a WAL database in a folder nobody can write: no -shm file can be made, and no writer can
+                    # exist either, so the file is read as immutable
+                    self._ro_params = "mode=ro&immutable=1"
+                    self.read_only = True
+                    continue
+                if not readonly and _read_only(exc):
+                    self.read_only = True
+                    raise InputError("db", f"{_shown(self.path)} is read-only (the file or its folder cannot be "
+                                           "written): nothing was saved; listing and showing still work") from None
                 if not _locked(exc):
-                    raise InputError("db", f"{self.path}: {exc}") from None
+                    raise InputError("db", f"{_shown(self.path)}: {exc}") from None
                 if time.monotonic() >= deadline:
-                    raise InputError("db", f"{self.path} stayed busy (locked by another process) for "
+                    raise InputError("db", f"{_shown(self.path)} stayed busy (locked by another process) for "
                                            f"{self.lock_timeout_s:g} s; try again") from None
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
             except sqlite3.DatabaseError as exc:  # not a database, corrupt, disk full ...
-                raise InputError("db", f"{self.path}: {exc}") from None
+                raise InputError("db", f"{_shown(self.path)}: {exc}") from None
+            except UnicodeEncodeError:  # a name or filter with a lone surrogate (a non-UTF-8 byte in argv)
+                raise InputError("db", "a name or filter is not valid Unicode text (a lone surrogate such as "
+                                       "a non-UTF-8 byte); give it as UTF-8") from None
             except BaseException:
                 if conn is not None and conn.in_transaction:
                     conn.rollback()
@@ -203,7 +396,7 @@ class Store:
         return self._retry(run)
 
     def _read(self, fn):
-        """``fn(conn)`` inside one read transaction (a consistent snapshot), with retry."""
+        """``fn(conn)`` inside one read transaction (a consistent snapshot) on a read-only connection, with retry."""
 
         def run(conn):
             conn.execute("BEGIN")
@@ -212,27 +405,7 @@ class Store:
             finally:
                 conn.execute("COMMIT")
 
-        return self._retry(run)
-
-    def _init_db(self, conn: sqlite3.Connection) -> None:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise InputError("db", f"{self.path}: cannot switch to WAL mode (got {mode}); "
-                                   "is it on a network file system?")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
-        version = row[0] if row else 0
-        if row is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-        if version > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise InputError("db", f"{self.path} has schema version {version}, newer than this costmodel "
-                                   f"understands ({SCHEMA_VERSION}); upgrade costmodel")
-        for i in range(version, SCHEMA_VERSION):
-            MIGRATIONS[i](conn)
-            conn.execute("UPDATE schema_version SET version = ?", (i + 1,))
-        conn.execute("COMMIT")
+        return self._retry(run, readonly=True)
 
     def schema_version(self) -> int:
         return self._read(lambda c: c.execute("SELECT version FROM schema_version").fetchone()[0])
@@ -243,18 +416,21 @@ class Store:
     def _scenario_row(conn, name_or_id, field: str = "scenario"):
         if isinstance(name_or_id, bool) or not isinstance(name_or_id, (str, int)):
             raise InputError(field, f"give a scenario name or id, got {name_or_id!r}")
+        if isinstance(name_or_id, str) and not _encodable(name_or_id):
+            raise InputError(field, f"no scenario named {name_or_id.encode('utf-8', 'replace').decode()[:120]!r} "
+                                    "(not valid Unicode text)")
         row = None
         if isinstance(name_or_id, str):
             row = conn.execute("SELECT id, name, data FROM scenarios WHERE name = ?",
                                (name_or_id.strip(),)).fetchone()
-            if row is None and name_or_id.strip().isdigit():
+            if row is None and re.fullmatch(r"[0-9]{1,18}", name_or_id.strip()):  # ASCII digits, in SQLite's range
                 name_or_id = int(name_or_id.strip())
-        if row is None and isinstance(name_or_id, int):
+        if row is None and isinstance(name_or_id, int) and 0 <= name_or_id < 2**63:
             row = conn.execute("SELECT id, name, data FROM scenarios WHERE id = ?", (name_or_id,)).fetchone()
         if row is None:
             known = [r[0] for r in conn.execute("SELECT name FROM scenarios ORDER BY name LIMIT 20")]
             hint = f"; saved: {', '.join(known)}" if known else "; none saved yet"
-            raise InputError(field, f"no scenario named {name_or_id!r}{hint}")
+            raise InputError(field, f"no scenario named {str(name_or_id)[:120]!r}{hint}")
         return row
 
     def save_scenario(self, name: str, scenario: dict, overwrite: bool = False) -> int:
@@ -281,6 +457,46 @@ class Store:
                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                (name, text, now, now, s["model"], s["hardware"], s["task"]))
             return cur.lastrowid
+
+        return self._write(op)
+
+    def save_scenarios(self, scenarios: list[dict], overwrite: bool = False) -> list[int]:
+        """Save several scenarios (each named by its ``name``) all or nothing: every one is validated first, then
+        all are written in ONE transaction; a name that exists (without ``overwrite``) or appears twice fails the
+        whole batch and nothing is saved. Returns their ids in order."""
+        if not isinstance(scenarios, (list, tuple)) or not scenarios:
+            raise InputError("scenarios", "give a non-empty list of scenarios")
+        prepared, seen = [], set()
+        for i, scenario in enumerate(scenarios):
+            if not isinstance(scenario, dict):
+                raise InputError("scenario", f"entry {i} must be a dict, got {type(scenario).__name__}")
+            name = check_name(scenario.get("name"))
+            if name in seen:
+                raise InputError("name", f"{name!r} appears twice in this import; names must be unique")
+            seen.add(name)
+            data = validate_scenario({**scenario, "name": name})
+            prepared.append((name, _dumps(data, "scenario"), _summary(data)))
+
+        def op(conn):
+            now, ids = _now(), []
+            taken = [n for n, _, _ in prepared
+                     if conn.execute("SELECT 1 FROM scenarios WHERE name = ?", (n,)).fetchone()]
+            if taken and not overwrite:
+                shown = ", ".join(repr(n) for n in taken[:5]) + (" ..." if len(taken) > 5 else "")
+                raise InputError("name", f"{len(taken)} of the {len(prepared)} scenarios already exist ({shown}); "
+                                         "nothing was imported: rename them, or overwrite")
+            for name, text, s in prepared:
+                row = conn.execute("SELECT id FROM scenarios WHERE name = ?", (name,)).fetchone()
+                if row is not None:
+                    conn.execute("UPDATE scenarios SET data = ?, updated_at = ?, model = ?, hardware = ?, task = ? "
+                                 "WHERE id = ?", (text, now, s["model"], s["hardware"], s["task"], row[0]))
+                    ids.append(row[0])
+                else:
+                    ids.append(conn.execute(
+                        "INSERT INTO scenarios (name, data, created_at, updated_at, model, hardware, task) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, text, now, now, s["model"], s["hardware"], s["task"])
+                    ).lastrowid)
+            return ids
 
         return self._write(op)
 
@@ -430,3 +646,22 @@ class Store:
         """The most recently saved calibration of ``device`` (with id, device, created_at), or None."""
         found = self.list_calibrations(device, limit=1)
         return found[0] if found else None
+
+    # link calibrations (``probe --collectives``) live beside the efficiency calibrations, under the device name
+    # ``collectives/<hardware id>``, so they never mix with a device's efficiency fits
+    def save_link_calibration(self, hardware_id: str, record: dict) -> int:
+        return self.save_calibration(LINK_PREFIX + hardware_id, record)
+
+    def link_calibration(self, hardware_id: str, which: str | int = "latest") -> dict:
+        """The stored link calibration of ``hardware_id``: the latest, or the one with id ``which``."""
+        found = self.list_calibrations(LINK_PREFIX + hardware_id)
+        if not found:
+            raise InputError("link_calibration", f"no stored link calibration for {hardware_id[:80]}; measure one with "
+                             f"`python -m costmodel probe --collectives --hardware {hardware_id[:80]} --save`")
+        if which == "latest":
+            return found[0]
+        for rec in found:
+            if rec["id"] == which:
+                return rec
+        raise InputError("link_calibration", f"no link calibration {which} for {hardware_id[:80]}; stored: "
+                         f"{', '.join(str(r['id']) for r in found[:20])}")

@@ -136,6 +136,15 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 TASKS = ("train", "infer")
+DEFAULT_OPTIMIZER = "adamw"  # the field's default; for inference it means "none" (inference runs no optimizer)
+# the one rule for training-only settings with task infer: refused, with the reason (costmodel.workload, CLI, pages)
+TRAINING_ONLY = {
+    "optimizer": "is a training setting (the optimizer updates weights after backward)",
+    "grad_checkpointing": "is a training setting (it recomputes activations that backward would need)",
+    "lora_rank": "is a training setting (LoRA trains adapters; to serve a LoRA model, merge them and estimate the "
+                 "base model)",
+    "bitfit": "is a training setting (BitFit trains the biases only)",
+}
 SPARSITY_PATTERNS = ("unstructured", "2:4")
 # 2:4 metadata: 2 bits per kept weight (its position in the group of 4) = 0.125 bytes per original weight
 SPARSE_2_4_META_BYTES = 0.125
@@ -168,7 +177,7 @@ class Workload:
     prompt: int = 512
     generate: int = 128
     precision: str = "amp-bf16"
-    optimizer: str = "adamw"
+    optimizer: str = DEFAULT_OPTIMIZER
     grad_checkpointing: bool = False
     lora_rank: int = 0
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
@@ -247,6 +256,15 @@ class Workload:
             raise InputError("bitfit", "choose LoRA (lora_rank > 0) or BitFit, not both")
         if self.kv_cache_precision is not None and self.kv_cache_precision not in ("fp32", "bf16", "fp16", "fp8", "int8", "int4"):
             raise InputError("kv_cache_precision", "must be one of fp32, bf16, fp16, fp8, int8, int4")
+        if self.task == "infer":  # training-only settings are refused for inference, naming the setting
+            for name, given in (("optimizer", self.optimizer != DEFAULT_OPTIMIZER),
+                                ("grad_checkpointing", self.grad_checkpointing), ("lora_rank", self.lora_rank > 0),
+                                ("bitfit", self.bitfit)):
+                if given:
+                    raise InputError(name, f"{TRAINING_ONLY[name]}; inference has none: drop it or use task train")
+        elif self.kv_cache_precision is not None:
+            raise InputError("kv_cache_precision", "is an inference setting (the KV cache of generation); training "
+                                                   "keeps no KV cache: drop it or use task infer")
         prec = PRECISIONS[self.precision]
         if self.task == "train" and prec.weight_only_quant and not self.lora_rank:
             raise InputError(

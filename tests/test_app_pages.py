@@ -216,8 +216,11 @@ def test_compare_gpus_and_settings():
     at.radio(key="compare.mode").set_value("settings").run()
     at.selectbox(key="compare.group").set_value("checkpointing").run()
     table = frame(at, "setting")
-    assert list(table["setting"]) == ["no checkpointing", "gradient checkpointing"]
-    # the sidebar workload is still "infer" from the link: switch to training
+    # the sidebar workload is still "infer" from the link: checkpointing is a training setting, refused with the
+    # reason (one rule for training-only settings in inference)
+    assert list(table["setting"]) == ["no checkpointing"]
+    assert any("grad_checkpointing" in i.value for i in at.info)
+    # switch to training
     at.radio(key="compare.task").set_value("train").run()
     table = frame(at, "setting")
     for ckpt, (_, row) in zip((False, True), table.iterrows()):

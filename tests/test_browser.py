@@ -276,3 +276,44 @@ def test_profile_runs_a_tiny_model(page, server):
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.get_by_text("Run ").first.is_visible()
     shot(page, server, "profile")
+
+
+# ---- shared links cannot inject links, images or requests ------------------------------------------
+
+INJECTED = "[Session expired - log in again](http://evil.example/login) ![b](http://127.0.0.1:9/beacon.png)"
+
+
+@pytest.mark.parametrize("path", [
+    "plan-serving?preset=gpt2&also=" + INJECTED,
+    "estimate?preset=" + INJECTED + "&precision=" + INJECTED,
+    "estimate?source=paste&config=" + '{"model_type": "gpt2", "n_layer": 2, "_name_or_path": "%s"}' % INJECTED.replace(
+        '"', '\\"') + " http://evil.example/bare www.evil.example",
+], ids=["plan-serving-also", "estimate-preset", "estimate-config-name"])
+def test_injection_links_render_as_text_and_fetch_nothing(page, server, path):
+    """The issue's links, opened in Chromium with every request intercepted: nothing is fetched from anywhere but
+    the app's own origin (not evil.example, not the beacon on 127.0.0.1:9), and the DOM holds no <a href> or
+    <img> made from the link's text, which is shown as text instead."""
+    from urllib.parse import quote
+
+    origin = server["url"]
+    elsewhere: list[str] = []
+
+    def gate(route):
+        url = route.request.url
+        if url.startswith(origin) or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    page.route("**/*", gate)
+    page.goto(f"{origin}/{quote(path, safe='/?=&')}")
+    _settle(page)
+    page.get_by_text("Session expired").first.wait_for(timeout=60_000)  # named, as text
+    page.wait_for_timeout(1500)  # time for any image the page would load
+    assert elsewhere == [], elsewhere
+    bad = page.evaluate("""() => [...document.querySelectorAll('a[href], img[src]')]
+        .map(e => e.getAttribute('href') || e.getAttribute('src'))
+        .filter(u => /evil|beacon|127\\.0\\.0\\.1:9/.test(u))""")
+    assert bad == [], bad
+    assert page.locator("img[src*='beacon']").count() == 0 and page.locator("a[href*='evil']").count() == 0

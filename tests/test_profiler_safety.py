@@ -357,7 +357,8 @@ def test_data_parallel_refusals(tmp_path, monkeypatch):
     assert out["status"] == "refused" and out["message"].startswith("world_size: 2 ranks need 2 GPUs, but this process "
                                                                     "sees 1")
     assert run(MLP, wl, world_size=1, lock_dir=tmp_path)["message"].startswith("world_size: must be")
-    assert run(MLP, {**wl, "task": "infer"}, lock_dir=tmp_path)["message"].startswith("task:")
+    infer = {"task": "infer", "batch": 4, "precision": "fp32"}  # a valid inference workload: not a training run
+    assert run(MLP, infer, lock_dir=tmp_path)["message"].startswith("task:")
     assert run(MLP, {**wl, "precision": "int8", "lora_rank": 4, "lora_targets": "fc1"},
                lock_dir=tmp_path)["message"].startswith("precision:")
     assert run(MLP, wl, timeout_s=float("nan"), lock_dir=tmp_path)["message"].startswith("timeout_s:")

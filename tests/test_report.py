@@ -94,7 +94,7 @@ def test_import():
         assert e.value.field == field
     with pytest.raises(InputError) as e:
         import_scenario('{"format": "costmodel-scenario", "x": NaN}')
-    assert e.value.field == "import" and "NaN" in str(e.value)
+    assert e.value.field == "import.x" and "NaN" in str(e.value)  # the key of the bad number is named
 
 
 def test_html_content_and_escaping():

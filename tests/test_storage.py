@@ -234,10 +234,13 @@ def test_migrates_v1_file(tmp_path):
     assert Store(p).schema_version() == 2
 
 
-def test_v0_empty_file_is_initialised(tmp_path):
+def test_empty_file_is_reported_not_initialised(tmp_path):
     p = tmp_path / "empty.db"
-    p.touch()  # an empty file is a valid, empty SQLite database: version 0
-    assert Store(p).schema_version() == SCHEMA_VERSION
+    p.touch()  # SQLite would read it as an empty database; costmodel never leaves one, so it is reported
+    with pytest.raises(InputError) as e:
+        Store(p)
+    assert _field(e) == "db" and "0 bytes" in str(e.value)
+    assert p.stat().st_size == 0 and sorted(x.name for x in tmp_path.iterdir()) == ["empty.db"]
 
 
 # ---- concurrency: 8 processes x 100 scenarios -----------------------------------------------------
@@ -408,7 +411,7 @@ def test_cli_scenarios(tmp_path):
     rc, out, _ = _cli(["scenarios", "export", "--db", db, "from file", "copy 2", "--format", "csv"])
     assert rc == 0 and out.count("\n") == 3
     for argv, field in ((["show", "nope"], "scenario"), (["save", "--name", "", "--model", "gpt2"], "name"),
-                        (["save", "--name", "x", "--model", "gpt2", "--plan", '{"a": NaN}'], "plan"),
+                        (["save", "--name", "x", "--model", "gpt2", "--plan", '{"a": NaN}'], "plan.a"),
                         (["save", "--name", "x", "--model", "/no/such.json"], "model"),
                         (["export", "copy 2", "--format", "pdf"], "format"),
                         (["import", str(tmp_path / "missing.json")], "file")):

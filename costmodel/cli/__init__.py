@@ -12,7 +12,7 @@ import sys
 from ..errors import InputError
 from . import estimate, plans, scenarios
 from .args import Parser
-from .output import printable
+from .output import flush_notes, one_line
 
 
 def _command_modules():
@@ -31,14 +31,18 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flush_notes(False)
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        rc = args.run(args)
     except InputError as err:
-        print(f"error: {printable(err)}", file=sys.stderr)
+        flush_notes(False)  # a failing command prints its one error line only
+        print(f"error: {one_line(err)}", file=sys.stderr)  # always exactly one line
         return 2
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
+    flush_notes()
+    return rc
 
 
 if __name__ == "__main__":  # pragma: no cover

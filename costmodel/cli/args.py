@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from dataclasses import replace
 
-from ..catalog import resolve_hardware
+from ..catalog import catalog_notes, replaced_catalog_note, resolve_hardware
 from ..errors import InputError
 from ..perf import default_efficiency
-from ..workload import Workload
+from ..workload import DEFAULT_OPTIMIZER, TRAINING_ONLY, Workload
+from .output import note
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,7 +34,8 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generate", default=128, help="generated tokens (infer)")
     p.add_argument("--precision", default="amp-bf16",
                    help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4")
-    p.add_argument("--optimizer", default="adamw", help="adamw | adam | sgd | sgd-momentum | adafactor | adamw-8bit")
+    p.add_argument("--optimizer", default=None, help="adamw (default) | adam | sgd | sgd-momentum | adafactor | "
+                                                     "adamw-8bit (training only)")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="activation checkpointing: keep each block's input, recompute its forward in backward")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
@@ -53,9 +56,12 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
 
 
 def workload_from_args(a: argparse.Namespace):
+    if a.task == "infer" and a.optimizer is not None:  # explicit, even the default name: the one rule (refuse)
+        raise InputError("optimizer", f"{TRAINING_ONLY['optimizer']}; inference has none: drop --optimizer or use "
+                                      "--task train")
     return Workload(
         task=a.task, batch=a.batch, seq=a.seq, image_size=a.image_size, prompt=a.prompt, generate=a.generate,
-        precision=a.precision, optimizer=a.optimizer, grad_checkpointing=a.grad_checkpointing,
+        precision=a.precision, optimizer=a.optimizer or DEFAULT_OPTIMIZER, grad_checkpointing=a.grad_checkpointing,
         lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
         sparsity_pattern=a.sparsity_pattern,
         attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,
@@ -94,19 +100,36 @@ def number_arg(name: str, v, lo: float = -math.inf, hi: float = math.inf) -> flo
 
 
 def int_arg(name: str, v, lo: int = 1, hi: int = 1 << 30) -> int:
-    """A whole number from a flag's text (``1e6`` is fine), in [lo, hi]."""
-    try:
-        f = float(str(v).strip()[:64])
-    except (TypeError, ValueError):
-        f = math.nan
-    if not math.isfinite(f) or not f.is_integer() or not lo <= f <= hi:
-        raise InputError(name, f"must be a whole number from {lo} to {hi}, got {str(v)[:40]!r}")
-    return int(f)
+    """A whole number from a flag's text (``1e6`` is fine; plain digits are read exactly), in [lo, hi]."""
+    text = str(v).strip()[:64]
+    if _DIGITS.fullmatch(text):
+        n = int(text)
+        if lo <= n <= hi:
+            return n
+    else:
+        try:
+            f = float(text)
+        except (TypeError, ValueError):
+            f = math.nan
+        if math.isfinite(f) and f.is_integer() and lo <= f <= hi:
+            return int(f)
+    raise InputError(name, f"must be a whole number from {lo} to {hi}, got {str(v)[:40]!r}")
+
+
+_DIGITS = re.compile(r"[+-]?[0-9]{1,40}")
 
 
 def hardware_from_args(a):
-    """The device a command runs on: ``--hardware`` (catalog id or a hardware JSON file) or the default."""
-    return resolve_hardware(a.hardware)
+    """The device a command runs on: ``--hardware`` (catalog id or a hardware JSON file) or the default. A file
+    that reuses a catalog id gets a note on stderr (its record replaces the catalog's), as do user catalog
+    files that were skipped."""
+    hw = resolve_hardware(a.hardware)
+    for line in catalog_notes():
+        note(line)
+    replaced = replaced_catalog_note(hw, a.hardware)
+    if replaced:
+        note(replaced)
+    return hw
 
 
 def efficiency_from_args(a, hw):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..api import estimate
-from ..catalog import list_hardware
+from ..catalog import catalog_notes, list_hardware
 from ..models import list_presets
 from ..units import GiB
 from .args import (add_assumption_args, add_workload_args, efficiency_from_args, hardware_from_args,
                    pricing_from_args, workload_from_args)
-from .output import dumps, printable
+from .output import dumps, note, printable
 
 
 def _fmt_bytes(b: float) -> str:
@@ -92,6 +92,8 @@ def _presets(args) -> int:
 
 def _hardware(args) -> int:
     hws = list_hardware()
+    for line in catalog_notes():
+        note(line)
     if args.json:
         print(dumps([h.to_dict() for h in hws]))
     else:

@@ -4,21 +4,16 @@ terminal control characters."""
 from __future__ import annotations
 
 import json
-import math
 import re
+import sys
 
+from ..safe_json import finite_json
+
+_BREAKS = re.compile(r"[\t\n\r\u2028\u2029\x85]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def clean_json(obj):
-    """The same data with every non-finite float (NaN, +-inf) as None: JSON has no such numbers."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    return obj
+clean_json = finite_json  # the same data with every non-finite float (NaN, +-inf) as None
 
 
 def dumps(obj) -> str:
@@ -34,5 +29,29 @@ def money(usd: float | None) -> str:
 
 
 def printable(text) -> str:
-    """User-derived text for a terminal: control characters (escape sequences, bidi overrides) removed."""
-    return _CONTROL.sub("", str(text))
+    """User-derived text for a terminal: control characters (escape sequences, bidi overrides) removed, and
+    anything that is not valid Unicode (a lone surrogate) replaced, so printing it cannot fail."""
+    return _CONTROL.sub("", str(text)).encode("utf-8", "replace").decode("utf-8")
+
+
+def one_line(text) -> str:
+    """``printable`` text on one line: line breaks and tabs (a user's value may hold them) become spaces."""
+    return _BREAKS.sub(" ", printable(text))
+
+
+_NOTES: list[str] = []
+
+
+def note(text) -> None:
+    """A ``note: ...`` line for stderr (something the user should know that is not an error). Notes are held
+    until the command succeeds (``flush_notes``): a command that fails prints its one error line only."""
+    line = f"note: {one_line(text)}"
+    if line not in _NOTES:
+        _NOTES.append(line)
+
+
+def flush_notes(print_them: bool = True) -> None:
+    if print_them:
+        for line in _NOTES:
+            print(line, file=sys.stderr)
+    _NOTES.clear()

@@ -7,6 +7,7 @@ from ..engines import ENGINES
 from ..errors import InputError
 from ..parallel import Layout
 from ..plans import chinchilla_params, compute_optimal_tokens, plan_serving, plan_training, search_layouts
+from ..safe_json import read_config_file
 from ..units import GiB
 from ..workload import Workload
 from .args import (add_assumption_args, add_workload_args, efficiency_from_args, hardware_from_args, int_arg,
@@ -14,7 +15,28 @@ from .args import (add_assumption_args, add_workload_args, efficiency_from_args,
 from .output import dumps, money
 
 
+def links_from_args(a, hw):
+    """``--link-calibration``: latest | a stored id | a JSON file with the record (``probe --collectives --json``
+    prints one) -> LinkCalibration, or None when not given."""
+    from ..collectives import LinkCalibration
+    from ..storage import Store
+
+    value = getattr(a, "link_calibration", None)
+    if not value:
+        return None
+    hw_id = hw if isinstance(hw, str) else getattr(hw, "id", "h100-sxm-80gb")
+    if value == "latest" or value.isdigit():
+        rec = Store(a.db).link_calibration(hw_id, "latest" if value == "latest" else int_arg("link_calibration", value))
+    else:
+        rec = read_config_file(value, field="link_calibration")
+        rec = rec.get("calibration", rec) if isinstance(rec, dict) else rec
+    return LinkCalibration.from_dict(rec)
+
+
 def _plan_train(a) -> int:
+    if a.task != "train":
+        raise InputError("task", f"plan-train plans a training run, got --task {a.task[:20]!r}; for serving use "
+                                 "plan-serve (or estimate --task infer)")
     hw = hardware_from_args(a)
     wl = workload_from_args(a)
     layout = Layout(dp=int_arg("dp", a.dp), tp=int_arg("tp", a.tp), pp=int_arg("pp", a.pp), cp=int_arg("cp", a.cp),
@@ -27,7 +49,7 @@ def _plan_train(a) -> int:
                          epochs=number_arg("epochs", a.epochs, 1e-6, 1e6),
                          global_batch=int_arg("global_batch", a.global_batch) if a.global_batch else None,
                          efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing_from_args(a),
-                         engine=a.engine or "auto")
+                         engine=a.engine or "auto", links=links_from_args(a, hw or "h100-sxm-80gb"))
     if a.json:
         print(dumps(plan.to_dict()))
         return 0
@@ -90,8 +112,9 @@ def _search(a) -> int:
     price = number_arg("usd_per_device_hour", a.usd_per_device_hour, 0.0, 1e6) if a.usd_per_device_hour else None
     res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
                          global_batch=int_arg("global_batch", a.global_batch),
-                         max_devices=int_arg("max_devices", a.max_devices), rank_by=a.rank_by,
-                         usd_per_device_hour=price, limit=int_arg("top", a.top), engine=a.engine)
+                         max_devices=int_arg("max_devices", a.max_devices, 1, 1 << 20), rank_by=a.rank_by,
+                         usd_per_device_hour=price, limit=int_arg("top", a.top), engine=a.engine,
+                         links=links_from_args(a, hw or "h100-sxm-80gb"))
     if a.json:
         print(dumps([r.to_dict() for r in res]))
         return 0
@@ -126,6 +149,15 @@ TRAIN_ENGINE_HELP = ("training stack: auto (megatron when the model is split, fs
                      + " | ".join(f"{e.name} ({e.summary})" for e in ENGINES.values()))
 
 
+def _add_link_args(p) -> None:
+    p.add_argument("--link-calibration", default=None,
+                   help="measured NVLink-domain link for the collectives: latest | a stored id (probe --collectives "
+                        "--save) | a JSON file with the record")
+    if not any(x.dest == "db" for x in p._actions):
+        p.add_argument("--db", default=None, help="SQLite file of stored calibrations (default: $COSTMODEL_DB or "
+                                                  "~/.costmodel/costmodel.db)")
+
+
 def register(sub) -> None:
     pt = sub.add_parser("plan-train", help="a whole training run: layout, step time, wall clock, GPU-hours, $, kWh, CO2")
     add_workload_args(pt)
@@ -140,6 +172,7 @@ def register(sub) -> None:
     pt.add_argument("--offload", action="store_true", help="optimizer states and step on the host")
     pt.add_argument("--vp", default=1, help="virtual pipeline stages per pipeline rank (interleaved 1F1B)")
     add_assumption_args(pt, engine_help=TRAIN_ENGINE_HELP)
+    _add_link_args(pt)
     pt.set_defaults(run=_plan_train)
 
     ps = sub.add_parser("plan-serve", help="serving: TTFT, decode latency, throughput, max batch/context, $ per M tokens")
@@ -168,6 +201,7 @@ def register(sub) -> None:
     sl.add_argument("--top", default=10, help="how many layouts to print")
     sl.add_argument("--usd-per-device-hour", default=None, help="your price per device-hour (default: the catalog's)")
     sl.add_argument("--engine", default="auto", help=TRAIN_ENGINE_HELP)
+    _add_link_args(sl)
     sl.add_argument("--json", action="store_true", help="print JSON")
     sl.set_defaults(run=_search)
 

@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..safe_json import MAX_BYTES, parse_config_text, read_config_file
+from ..safe_json import MAX_BYTES, parse_config_text, read_config_file, read_file_bytes
 from ..scenario import evaluate_scenario
 from ..storage import Store
 from ..ui import report
 from .args import add_workload_args, workload_from_args
 from .estimate import print_estimate
-from .output import printable
+from .output import dumps, note, printable
 
 
 def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -75,19 +75,27 @@ def _json_arg(text, field: str) -> dict:
     return parse_config_text(text, max_bytes=100_000, field=field)
 
 
+def _is_file(value: str) -> bool:
+    """Whether a regular file is there; a name the OS refuses (too long, a NUL byte) is not one."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _file_or_id(value, field: str):
     """A preset/catalog id stays a string; a path to a JSON file is read (as data) and embedded."""
     if value is None:
         return None
-    if value.endswith(".json") or "/" in value or Path(value).is_file():
-        if not Path(value).is_file():
-            raise InputError(field, f"no such file: {value}")
+    if value.endswith(".json") or "/" in value or _is_file(value):
+        if not _is_file(value):
+            raise InputError(field, f"no such file: {value[:200]}")
         return read_config_file(value, field=field)
     return value
 
 
 def _print(obj) -> None:
-    print(json.dumps(obj, indent=1, ensure_ascii=False))
+    print(dumps(obj))  # strict JSON, ASCII: control and bidi characters in names arrive escaped (\u001b)
 
 
 def run(args) -> int:
@@ -98,7 +106,7 @@ def run(args) -> int:
         if args.json:
             _print(rows)
         elif not rows:
-            print(f"no scenarios saved in {store.path}")
+            print(f"no scenarios saved in {printable(store.path)}")
         else:
             for r in rows:
                 print(f"{r['id']:>5d}  {printable(r['name']):<32s} {printable(r['model']):<20s} "
@@ -124,7 +132,7 @@ def run(args) -> int:
         if args.json:
             _print({"id": sid, "name": args.name.strip()})
         else:
-            print(f"saved scenario {args.name.strip()!r} (id {sid}) in {store.path}")
+            print(f"saved scenario {printable(repr(args.name.strip()))} (id {sid}) in {printable(store.path)}")
     elif cmd == "export":
         fmt = args.format.lower()
         scenarios = [store.load_scenario(n) for n in args.names]
@@ -142,43 +150,40 @@ def run(args) -> int:
                 Path(args.output).write_text(text, encoding="utf-8")
             except OSError as exc:
                 raise InputError("output", f"cannot write {args.output}: {exc.strerror or exc}") from None
-            print(f"wrote {args.output}", file=sys.stderr)
+            note(f"wrote {args.output}")
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
     elif cmd == "import":
         if args.file == "-":
             raw = sys.stdin.buffer.read(MAX_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read()
-        else:
-            try:
-                with open(args.file, "rb") as fh:
-                    raw = fh.read(MAX_BYTES + 1)
-            except OSError as exc:
-                raise InputError("file", f"cannot read {args.file}: {exc.strerror or exc}") from None
+        else:  # a regular file only: a FIFO or device is refused, never waited on
+            raw = read_file_bytes(args.file, MAX_BYTES, field="file")
         items = report.import_scenarios(raw)
         if args.name is not None:
             if len(items) != 1:
                 raise InputError("name", f"the file holds {len(items)} scenarios; --name needs exactly one")
             items = [{**items[0], "name": args.name}]
-        saved = [{"id": store.save_scenario(s["name"], s, overwrite=args.overwrite), "name": s["name"]}
-                 for s in items]
+        ids = store.save_scenarios(items, overwrite=args.overwrite)  # all or nothing
+        saved = [{"id": i, "name": s["name"]} for i, s in zip(ids, items)]
         if args.json:
             _print(saved)
         else:
             for r in saved:
-                print(f"imported scenario {r['name']!r} (id {r['id']})")
+                print(f"imported scenario {printable(repr(r['name']))} (id {r['id']})")
     elif cmd == "delete":
         store.delete_scenario(args.name)
-        _print({"deleted": args.name}) if args.json else print(f"deleted scenario {args.name!r}")
+        _print({"deleted": args.name}) if args.json else print(f"deleted scenario {printable(repr(args.name))}")
     elif cmd == "rename":
         store.rename_scenario(args.name, args.new_name)
         if args.json:
             _print({"renamed": args.name, "to": args.new_name.strip()})
         else:
-            print(f"renamed scenario {args.name!r} to {args.new_name.strip()!r}")
+            print(f"renamed scenario {printable(repr(args.name))} to {printable(repr(args.new_name.strip()))}")
     elif cmd == "duplicate":
         sid = store.duplicate_scenario(args.name, args.new_name)
         if args.json:
             _print({"id": sid, "name": args.new_name.strip()})
         else:
-            print(f"copied scenario {args.name!r} to {args.new_name.strip()!r} (id {sid})")
+            print(f"copied scenario {printable(repr(args.name))} to {printable(repr(args.new_name.strip()))} "
+                  f"(id {sid})")
     return 0

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 
+from ..cli.output import dumps, printable
 from ..errors import InputError
 
 
@@ -61,6 +63,11 @@ def register(sub) -> None:
                     "with --calibrated and `calibrate` fits start from it)")
     pr.add_argument("--db", default=None, help="SQLite file (default: $COSTMODEL_DB or ~/.costmodel/costmodel.db)")
     pr.add_argument("--json", action="store_true", help="print the calibration record as JSON")
+    pr.add_argument("--collectives", action="store_true", help="measure all-reduce / all-gather / reduce-scatter bus "
+                    "bandwidth over message sizes on --world-size local ranks (NCCL on GPUs, gloo on CPU); --save "
+                    "stores the fitted link for plan-train/search-layouts --link-calibration")
+    pr.add_argument("--world-size", default=None, help="ranks for --collectives (default: every visible GPU, or 2 on "
+                    "CPU)")
     pr.set_defaults(run=run_probe_cmd)
 
     g = sub.add_parser("gpu-check", help="acceptance checks on this machine's GPUs (device mapping, smoke profile, "
@@ -83,25 +90,42 @@ def register(sub) -> None:
 
 
 def _int(value, field: str, lo: int, hi: int) -> int:
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise InputError(field, f"must be a whole number from {lo} to {hi}, got {value!r}") from None
-    if not lo <= v <= hi:
-        raise InputError(field, f"must be from {lo} to {hi}, got {v}")
-    return v
+    from ..cli.args import int_arg
+
+    return int_arg(field, value, lo, hi)
+
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 
 
 def _overrides(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items: VALUE is JSON when it parses as JSON (through ``costmodel.safe_json``, so NaN,
+    infinities and huge integers are refused) and plain text otherwise."""
+    from ..safe_json import parse_json_value
+
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError("set", f"expected KEY=VALUE, got {item!r}")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError("set", f"expected KEY=VALUE, got {item[:80]!r}")
+        if not _KEY.fullmatch(key):
+            raise InputError("set", f"the key must be a config key name (letters, digits, _ . -, at most 100), "
+                                    f"got {key[:60]!r}")
         try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
+            json.loads(raw)
+        except ValueError:  # not JSON (a bare word such as gelu_new): the text itself
+            if len(raw) > 10_000:
+                raise InputError(f"set.{key}", "must be at most 10,000 characters") from None
+            try:
+                raw.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"set.{key}", "is not valid Unicode text (a non-UTF-8 byte)") from None
+            out[key] = raw
+        except RecursionError:
+            raise InputError(f"set.{key}", "is nested too deeply") from None
+        else:
+            out[key] = parse_json_value(raw, field=f"set.{key}")
     return out
 
 
@@ -153,16 +177,16 @@ def run(args) -> int:
                 return 1
             res = handle.cancel(reason)  # kills the child's group; the device lock is free when this returns
     if args.json:
-        print(json.dumps(res.to_dict(), indent=1))
+        print(dumps(res.to_dict()))
     else:
         env = res.environment
-        print(f"{res.model} on {res.device or args.device} ({args.task}): {res.status} -- {res.message}")
+        print(printable(f"{res.model} on {res.device or args.device} ({args.task}): {res.status} -- {res.message}"))
         if res.comparison:
             print(f"predicted with hardware {res.predicted.get('hardware')} "
                   f"(efficiency: {res.predicted.get('efficiency_source')})")
             print(format_table(res.comparison))
         for n in res.notes:
-            print(f"note: {n}")
+            print(f"note: {printable(n)}")
         if env.get("torch"):
             print(f"environment: torch {env.get('torch')}, python {env.get('python')}, {env.get('cpu')}"
                   + (f", {env.get('gpu')} driver {env.get('driver')} CUDA {env.get('cuda')}" if env.get("gpu") else ""))
@@ -219,10 +243,10 @@ def run_calibrate(args) -> int:
         for r in store.list_measurements():
             counts[r.get("device") or "?"] = counts.get(r.get("device") or "?", 0) + 1
         if args.json:
-            print(json.dumps(counts, indent=1))
+            print(dumps(counts))
         else:
             for dev, n in sorted(counts.items()):
-                print(f"{n:5d} run(s)  {dev}")
+                print(f"{n:5d} run(s)  {printable(dev)}")
             if not counts:
                 print("no stored runs: `python -m costmodel profile ... --save` stores one")
         return 0
@@ -234,7 +258,7 @@ def run_calibrate(args) -> int:
                                                                           if known else ""))
     cal = calibrate_device(store, device, save=not args.dry_run)
     if args.json:
-        print(json.dumps(cal, indent=1))
+        print(dumps(cal))
     else:
         print(format_calibration(cal))
         print("\n" + ("not stored (--dry-run)" if args.dry_run else
@@ -269,6 +293,8 @@ def run_probe_cmd(args) -> int:
         raise InputError("device", f"must be cpu, cuda or cuda:N, got {args.device!r}")
     label = _resolve_device(args.device)
     hardware = args.hardware or default_hardware(args.device, label)
+    if args.collectives:
+        return _probe_collectives(args, timeout, threads, hardware, on_signals, Interrupted, signal_name)
     with on_signals():
         try:
             measured = run_probe(args.device, threads=threads, timeout_s=timeout)
@@ -284,12 +310,55 @@ def run_probe_cmd(args) -> int:
 
         cal["id"] = Store(args.db).save_calibration(label, cal)
     if args.json:
-        print(json.dumps(cal, indent=1))
+        print(dumps(cal))
     else:
         print(format_probe(cal))
         if args.save:
             print(f"\nstored as calibration {cal['id']} of {label}: `profile --calibrated` predicts with it and "
                   "`calibrate` fits start from it")
+    return 0
+
+
+def _probe_collectives(args, timeout, threads, hardware, on_signals, Interrupted, signal_name) -> int:
+    from ..catalog import load_hardware
+    from .collectives_probe import format_collectives, run_collectives_probe
+
+    device = "cuda" if args.device.startswith("cuda") else "cpu"
+    if args.world_size is None:
+        if device == "cuda":
+            from .gpus import visible_devices
+
+            world = max(2, len(visible_devices()["devices"]))
+        else:
+            world = 2
+    else:
+        world = _int(args.world_size, "world_size", 2, 64)
+    load_hardware(hardware)  # an unknown --hardware is an input error before any rank starts
+    with on_signals():
+        try:
+            res = run_collectives_probe(world, device, hardware=hardware, threads=threads, timeout_s=timeout)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            print(f"probe cancelled by {signal_name(getattr(exc, 'signum', 2))}; the ranks were stopped", file=sys.stderr)
+            return 1
+    if res["status"] == "refused":
+        raise InputError(*res["message"].split(": ", 1)) if ": " in res["message"] else InputError("probe", res["message"])
+    if res["status"] != "ok":
+        print(f"probe --collectives {res['status']}: {res['message']}", file=sys.stderr)
+        return 1
+    cal = res["summary"].get("calibration")
+    if args.save and cal:
+        from ..storage import Store
+
+        res["stored_id"] = Store(args.db).save_link_calibration(hardware, cal)
+    if args.json:
+        print(dumps(res))
+    else:
+        print(format_collectives(res))
+        if args.save and cal:
+            print(f"\nstored as link calibration {res['stored_id']} of {hardware}: plan-train / search-layouts "
+                  f"--hardware {hardware} --link-calibration latest use it")
+        elif args.save:
+            print("\nnothing stored: no link could be fitted")
     return 0
 
 
@@ -303,16 +372,17 @@ def run_measurements(args) -> int:
             raise InputError("id", "give the measurement id to show (see `measurements list`)")
         rec = store.get_measurement(_int(args.id, "id", 1, 2**62))
         if args.json:
-            print(json.dumps(rec, indent=1))
+            print(dumps(rec))
         else:
-            print(f"measurement {rec['id']} saved {rec.get('created_at')}: {rec.get('model')} {rec.get('task')} on "
-                  f"{rec.get('device')} ({rec.get('status')}) workload {json.dumps(rec.get('workload'))}")
+            print(printable(f"measurement {rec['id']} saved {rec.get('created_at')}: {rec.get('model')} "
+                            f"{rec.get('task')} on {rec.get('device')} ({rec.get('status')}) workload "
+                            f"{json.dumps(rec.get('workload'))}"))
             if rec.get("comparison"):
                 print(format_table(rec["comparison"]))
         return 0
     rows = history_rows(store.list_measurements(device=args.device, model=args.model))
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(dumps(rows))
         return 0
     if not rows:
         print("no stored runs match" + ("" if args.device is None and args.model is None else " the filter"))
@@ -331,7 +401,7 @@ def run_measurements(args) -> int:
         e = r["step_err_pct"] if r["task"] == "train" else (r["prefill_err_pct"] if r["prefill_err_pct"] is not None
                                                            else r["forward_err_pct"])
         print(f"{r['id']:>5d}  {r['saved']:<16s}  {str(r['task']):<5s} {str(r['batch']):>5s}  {sec(t):>9s}  "
-              f"{pct(e):>8s}  {pct(r['peak_err_pct']):>8s}  {r['model']} / {r['device']}")
+              f"{pct(e):>8s}  {pct(r['peak_err_pct']):>8s}  {printable(r['model'])} / {printable(r['device'])}")
     return 0
 
 

@@ -270,6 +270,42 @@ def _predicted_rank_bytes(cfg, wl, device, hardware, entries) -> float:
     return float(est.memory_bytes.device_total + est.memory_bytes.gradients)
 
 
+def spawn_ranks(run_dir: Path, module: str, world_size: int, timeout_s: float, result_path: Path) -> tuple[str, str, float]:
+    """Start ``python -m module RUN_DIR RANK`` for every rank (each leads its own process group and dies with this
+    process), wait up to ``timeout_s``, and end them all when one fails or time runs out (a failed rank leaves
+    the others waiting in a collective). Returns (status ok | timeout | error, message, elapsed seconds)."""
+    from . import proc as procs_mod
+
+    t0 = time.time()
+    procs = []
+    status, message = "ok", "measured"
+    try:
+        with open(run_dir / "child.log", "ab") as log:
+            for rank in range(world_size):
+                procs.append(procs_mod.spawn([sys.executable, "-m", module, str(run_dir), str(rank)],
+                                             stdout=log, stderr=subprocess.STDOUT))
+        try:
+            for p in procs:
+                p.wait(timeout=max(0.1, t0 + timeout_s - time.time()))
+        except subprocess.TimeoutExpired:
+            status, message = "timeout", f"killed after its time limit of {timeout_s:.0f} s"
+    except BaseException:  # Ctrl-C / SIGTERM: end every rank before the locks are released
+        for p in procs:
+            procs_mod.stop(p)
+        raise
+    if status != "ok" or any(p.returncode for p in procs):
+        for p in procs:
+            if p.poll() is None:
+                procs_mod.kill_group(p.pid)
+            p.wait()
+    for p in procs:
+        procs_mod.release(p.pid)
+    codes = [p.returncode for p in procs]
+    if status == "ok" and (any(codes) or not result_path.exists()):
+        status, message = "error", f"a rank failed (exit codes {codes})"
+    return status, message, time.time() - t0
+
+
 def _run_dp(run_dir, name, cfg, wl, world_size, device, steps, warmup, timeout_s, hardware, repeats, sizes,
             threads) -> dict:
     from ..catalog import load_hardware
@@ -281,39 +317,11 @@ def _run_dp(run_dir, name, cfg, wl, world_size, device, steps, warmup, timeout_s
     job = {"config": cfg, "workload": wl.to_dict(), "world_size": world_size, "device": device, "steps": steps,
            "warmup": warmup, "repeats": repeats, "sizes": list(sizes), "threads": threads}
     (run_dir / "dp_job.json").write_text(json.dumps(job))
-    from . import proc as procs_mod
-
-    t0 = time.time()
-    procs = []
-    status, message = "ok", "measured"
-    try:
-        with open(run_dir / "child.log", "ab") as log:
-            for rank in range(world_size):  # each rank leads its own process group and dies with this process
-                procs.append(procs_mod.spawn(
-                    [sys.executable, "-m", "costmodel.profiler.distributed", str(run_dir), str(rank)],
-                    stdout=log, stderr=subprocess.STDOUT))
-        try:
-            for p in procs:
-                p.wait(timeout=max(0.1, t0 + timeout_s - time.time()))
-        except subprocess.TimeoutExpired:
-            status, message = "timeout", f"killed after its time limit of {timeout_s:.0f} s"
-    except BaseException:  # Ctrl-C / SIGTERM: end every rank before the locks are released
-        for p in procs:
-            procs_mod.stop(p)
-        raise
-    if status != "ok" or any(p.returncode for p in procs):
-        for p in procs:  # a failed rank leaves the others waiting: end them all
-            if p.poll() is None:
-                procs_mod.kill_group(p.pid)
-            p.wait()
-    for p in procs:
-        procs_mod.release(p.pid)
+    status, message, elapsed = spawn_ranks(run_dir, "costmodel.profiler.distributed", world_size, timeout_s,
+                                           run_dir / "dp_result.json")
     res_path = run_dir / "dp_result.json"
-    codes = [p.returncode for p in procs]
-    if status == "ok" and (any(codes) or not res_path.exists()):
-        status, message = "error", f"a data-parallel rank failed (exit codes {codes})"
     out = {"status": status, "message": message, "model": name, "run_dir": str(run_dir),
-           "elapsed_s": round(time.time() - t0, 3), "device": device_label("cuda:0" if device == "cuda" else "cpu")}
+           "elapsed_s": round(elapsed, 3), "device": device_label("cuda:0" if device == "cuda" else "cpu")}
     if status != "ok":
         out["log_tail"] = (run_dir / "child.log").read_text(errors="replace")[-3000:]
         return out

@@ -9,10 +9,10 @@ decoder approximation (specs/generic.py, torch imported only then). Anything els
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
+from ..safe_json import read_json_file as _read_json_file
 from ..errors import InputError
 from .base import ModelSpec
 from .encdec import t5_from_hf
@@ -26,6 +26,7 @@ from .transformer import TransformerSpec
 from .vit import vit_from_hf
 
 MAX_CONFIG_BYTES = 1_000_000
+from .hf_fields import MAX_POSITIONS
 
 
 def _gpt2(cfg: dict) -> TransformerSpec:
@@ -36,7 +37,7 @@ def _gpt2(cfg: dict) -> TransformerSpec:
         ffn=_req(cfg, "n_inner", default=4 * h), gated_mlp=False,
         activation=_act(cfg.get("activation_function", "gelu_new"), "config.activation_function"),
         norm="layernorm", norm_bias=True, qkv_bias=True, out_bias=True, mlp_bias=True, fused_qkv=True,
-        positions="learned", max_positions=_req(cfg, "n_positions", default=1024), tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+        positions="learned", max_positions=_req(cfg, "n_positions", default=1024, hi=MAX_POSITIONS), tied_embeddings=bool(cfg.get("tie_word_embeddings", True)),
         hidden_dropout=_req(cfg, "resid_pdrop", default=0.1, kind=float),
         attention_dropout=_req(cfg, "attn_pdrop", default=0.1, kind=float),
         module_names=("c_attn", "c_attn", "c_attn", "c_proj", "c_fc", "c_fc", "c_proj"),
@@ -49,12 +50,12 @@ def _llama_like(cfg: dict, **overrides) -> TransformerSpec:
     base = dict(
         name=_name(cfg, cfg.get("model_type", "llama")), vocab_size=_req(cfg, "vocab_size"), hidden=h,
         layers=_req(cfg, "num_hidden_layers"), heads=heads,
-        kv_heads=_req(cfg, "num_key_value_heads", default=heads),
+        kv_heads=_req(cfg, "num_key_value_heads", default=heads, lo=1),
         head_dim=_req(cfg, "head_dim", default=h // heads if heads else 0), ffn=_req(cfg, "intermediate_size"),
         gated_mlp=True, activation=_act(cfg.get("hidden_act", cfg.get("hidden_activation", "silu")), "config.hidden_act"),
         norm="rmsnorm", qkv_bias=bool(cfg.get("attention_bias", False)), out_bias=bool(cfg.get("attention_bias", False)),
         mlp_bias=bool(cfg.get("mlp_bias", False)), positions="rotary",
-        max_positions=_req(cfg, "max_position_embeddings", default=4096),
+        max_positions=_req(cfg, "max_position_embeddings", default=4096, hi=MAX_POSITIONS),
         tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         attention_dropout=_req(cfg, "attention_dropout", default=0.0, kind=float),
     )
@@ -67,14 +68,14 @@ def _llama(cfg: dict) -> TransformerSpec:
 
 
 def _mistral(cfg: dict) -> TransformerSpec:
-    window = cfg.get("sliding_window") or 0
-    return _llama_like(cfg, sliding_window=int(window), sliding_layers=_req(cfg, "num_hidden_layers") if window else 0)
+    window = _req(cfg, "sliding_window", default=0, hi=MAX_POSITIONS)
+    return _llama_like(cfg, sliding_window=window, sliding_layers=_req(cfg, "num_hidden_layers") if window else 0)
 
 
 def _qwen2(cfg: dict) -> TransformerSpec:
     # Qwen2: biases on q, k, v only; sliding window only when use_sliding_window
     layers = _req(cfg, "num_hidden_layers")
-    window = int(cfg.get("sliding_window") or 0) if cfg.get("use_sliding_window") else 0
+    window = _req(cfg, "sliding_window", default=0, hi=MAX_POSITIONS) if cfg.get("use_sliding_window") else 0
     n_full = min(_req(cfg, "max_window_layers", default=layers), layers) if window else layers
     return _llama_like(cfg, qkv_bias=True, out_bias=False, sliding_window=window,
                        sliding_layers=(layers - n_full) if window else 0)
@@ -88,7 +89,7 @@ def _gemma(cfg: dict) -> TransformerSpec:
 
 def _gemma2(cfg: dict) -> TransformerSpec:
     layers = _req(cfg, "num_hidden_layers")
-    window = int(cfg.get("sliding_window") or 0)
+    window = _req(cfg, "sliding_window", default=0, hi=MAX_POSITIONS)
     types = cfg.get("layer_types")
     n_sliding = sum(1 for t in types if t == "sliding_attention") if isinstance(types, list) else (layers + 1) // 2
     return _llama_like(cfg, norm="gemma_rmsnorm", norms_per_block=4,
@@ -99,7 +100,7 @@ def _gemma2(cfg: dict) -> TransformerSpec:
 
 
 def _phi3(cfg: dict) -> TransformerSpec:
-    window = int(cfg.get("sliding_window") or 0)
+    window = _req(cfg, "sliding_window", default=0, hi=MAX_POSITIONS)
     return _llama_like(cfg, fused_qkv=True, fused_gate_up=True, sliding_window=window,
                        sliding_layers=_req(cfg, "num_hidden_layers") if window else 0,
                        hidden_dropout=_req(cfg, "resid_pdrop", default=0.0, kind=float),
@@ -108,8 +109,9 @@ def _phi3(cfg: dict) -> TransformerSpec:
 
 
 def _mixtral(cfg: dict) -> TransformerSpec:
-    window = int(cfg.get("sliding_window") or 0)
-    return _llama_like(cfg, num_experts=_req(cfg, "num_local_experts"), top_k=_req(cfg, "num_experts_per_tok"),
+    window = _req(cfg, "sliding_window", default=0, hi=MAX_POSITIONS)
+    return _llama_like(cfg, num_experts=_req(cfg, "num_local_experts", lo=1),
+                       top_k=_req(cfg, "num_experts_per_tok", lo=1),
                        sliding_window=window, sliding_layers=_req(cfg, "num_hidden_layers") if window else 0)
 
 
@@ -135,7 +137,8 @@ def _bert(cfg: dict) -> TransformerSpec:
         ffn=_req(cfg, "intermediate_size", default=3072), gated_mlp=False,
         activation=_act(cfg.get("hidden_act", "gelu"), "config.hidden_act"), norm="layernorm", norm_bias=True,
         qkv_bias=True, out_bias=True, mlp_bias=True, positions="learned",
-        max_positions=_req(cfg, "max_position_embeddings", default=512), tied_embeddings=True, causal=False,
+        max_positions=_req(cfg, "max_position_embeddings", default=512, hi=MAX_POSITIONS), tied_embeddings=True,
+        causal=False,
         post_norm=True, final_norm=False, type_vocab=_req(cfg, "type_vocab_size", default=2), embed_norm=True,
         hidden_dropout=_req(cfg, "hidden_dropout_prob", default=0.1, kind=float),
         attention_dropout=_req(cfg, "attention_probs_dropout_prob", default=0.1, kind=float),
@@ -168,9 +171,9 @@ def spec_from_hf_config(cfg: dict) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise InputError("config", "must be a JSON object (a Hugging Face config.json)")
     mt = cfg.get("model_type")
+    if not isinstance(mt, str) or not mt:
+        raise InputError("config.model_type", f"is required, as text; supported: {', '.join(IMPORTERS)}")
     if mt not in IMPORTERS:
-        if not isinstance(mt, str) or not mt:
-            raise InputError("config.model_type", f"is required; supported: {', '.join(IMPORTERS)}")
         from .generic import generic_from_hf  # imports torch/transformers, only for such configs
 
         return generic_from_hf(cfg, tuple(IMPORTERS))
@@ -179,21 +182,12 @@ def spec_from_hf_config(cfg: dict) -> ModelSpec:
         return imp(cfg)
     except InputError:
         raise
-    except (TypeError, ValueError, KeyError) as exc:  # malformed values inside the config
-        raise InputError("config", f"could not read this {mt} config: {exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+        # malformed values inside the config: the user's input, not our crash
+        raise InputError("config", f"could not read this {mt} config ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def read_json_file(path: str | Path, what: str = "model") -> dict:
-    """Read a JSON file as data (size-limited; never executes anything)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(what, f"no such file: {path}")
-    if p.stat().st_size > MAX_CONFIG_BYTES:
-        raise InputError(what, f"{path} is larger than {MAX_CONFIG_BYTES} bytes; a config.json is a few KB")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(what, f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(what, f"{path} must hold a JSON object")
-    return data
+    """Read a JSON file as data through ``costmodel.safe_json`` (regular file, size, depth, numbers, duplicate
+    keys, Unicode; never executes anything)."""
+    return _read_json_file(path, MAX_CONFIG_BYTES, field=what)

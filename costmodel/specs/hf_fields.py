@@ -8,23 +8,39 @@ family module can import it without a cycle.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import InputError
 
 
-def req(cfg: dict, *keys: str, default: Any = None, kind: type = int) -> Any:
-    """First present key among ``keys`` (HF renamed several fields across versions)."""
+# the largest count a config may give (widths, vocabularies, layers, heads, experts): 16.7M, far above any real
+# model, and small enough that every product the estimator forms stays a finite float
+MAX_COUNT = 1 << 24
+MAX_POSITIONS = 1 << 31
+NAME_MAX_CHARS = 200
+
+
+def req(cfg: dict, *keys: str, default: Any = None, kind: type = int, lo: float = 0, hi: float | None = None) -> Any:
+    """First present key among ``keys`` (HF renamed several fields across versions), checked: a whole number
+    from ``lo`` to ``hi`` (default ``MAX_COUNT``), or a finite number from ``lo`` to ``hi`` (a dropout
+    probability, any key with "drop" in its name: from 0 to below 1)."""
     for k in keys:
         if k in cfg and cfg[k] is not None:
             v = cfg[k]
+            number = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
             if kind is int:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 0:
-                    raise InputError(f"config.{k}", f"must be a non-negative whole number, got {v!r}")
+                top = MAX_COUNT if hi is None else hi
+                if not number or int(v) != v or not lo <= v <= top:
+                    raise InputError(f"config.{k}", f"must be a whole number from {lo:,} to {top:,}, got {v!r:.60}")
                 return int(v)
             if kind is float:
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise InputError(f"config.{k}", f"must be a number, got {v!r}")
+                if "drop" in k:
+                    if not number or not 0 <= v < 1:
+                        raise InputError(f"config.{k}", f"must be a probability from 0 to below 1, got {v!r:.60}")
+                elif not number or not lo <= v <= (math.inf if hi is None else hi):
+                    rng = f"from {lo:g}" + ("" if hi is None else f" to {hi:g}")
+                    raise InputError(f"config.{k}", f"must be a finite number {rng}, got {v!r:.60}")
                 return float(v)
             return v
     if default is None:
@@ -44,13 +60,16 @@ def act(name: str, field: str) -> str:
 
 
 def name(cfg: dict, default: str) -> str:
-    return str(cfg.get("_name_or_path") or cfg.get("name") or default)
+    value = cfg.get("_name_or_path") or cfg.get("name") or default
+    if not isinstance(value, str):
+        raise InputError("config._name_or_path", f"must be text, got {type(value).__name__}")
+    return value[:NAME_MAX_CHARS]
 
 
-def whole(value, field_name: str, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value \
-            or value < lo:
-        raise InputError(field_name, f"must be a whole number >= {lo}, got {value!r}")
+def whole(value, field_name: str, lo: int = 1, hi: int = MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or int(value) != value or not lo <= value <= hi:
+        raise InputError(field_name, f"must be a whole number >= {lo} (at most {hi:,}), got {value!r:.60}")
     return int(value)
 
 

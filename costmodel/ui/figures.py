@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 import plotly.graph_objects as go
 
 from ..units import GiB
+from .safe_text import plotly_text
 from .tables import peak_segments, plan_step_rows
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
@@ -101,7 +102,7 @@ def layers_figure(est, top: int = 15) -> go.Figure:
     rows = sorted(est.layers, key=lambda r: r.forward_flops * r.count, reverse=True)[:top]
     rows = rows[::-1]
     fig = go.Figure(go.Bar(x=[r.forward_flops * r.count for r in rows],
-                           y=[f"{r.name} (x{r.count})" for r in rows], orientation="h",
+                           y=[plotly_text(f"{r.name} (x{r.count})") for r in rows], orientation="h",
                            marker_color=PALETTE[2], hovertemplate="%{y}: %{x:.4g} FLOPs<extra></extra>"))
     fig.update_layout(xaxis_title="forward FLOPs (all instances)")
     return _layout(fig, "Where the forward FLOPs go", max(260, 22 * len(rows) + 80))
@@ -109,7 +110,7 @@ def layers_figure(est, top: int = 15) -> go.Figure:
 
 def compare_figure(rows: Sequence[dict], metric: str, title: str, unit: str = "") -> go.Figure:
     """One bar per compared setting/device of ``row[metric]``; bars of settings that do not fit are red."""
-    fig = go.Figure(go.Bar(x=[r["setting"] for r in rows], y=[r[metric] for r in rows],
+    fig = go.Figure(go.Bar(x=[plotly_text(r["setting"]) for r in rows], y=[r[metric] for r in rows],
                            marker_color=[PALETTE[0] if r.get("fits", True) else "#D62728" for r in rows],
                            hovertemplate="%{x}: %{y:.4g} " + unit + "<extra></extra>"))
     fig.update_layout(yaxis_title=f"{metric} {('(' + unit + ')') if unit else ''}")
@@ -139,7 +140,7 @@ def pareto_figure(points: Iterable[dict], x: str = "time_s", y: str = "cost_usd"
     front = pareto_front(pts, x, y)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[p[x] for p in pts], y=[p[y] for p in pts], mode="markers+text",
-                             text=[p[label] for p in pts], textposition="top center", name="options",
+                             text=[plotly_text(p[label]) for p in pts], textposition="top center", name="options",
                              marker=dict(size=10, color=PALETTE[0])))
     fig.add_trace(go.Scatter(x=[p[x] for p in front], y=[p[y] for p in front], mode="lines",
                              name="Pareto front", line=dict(color=PALETTE[1], dash="dash")))
@@ -210,11 +211,12 @@ def serving_figure(plan) -> go.Figure:
                              yaxis="y2"))
     fig.update_layout(xaxis=dict(title="batch", type="log"), yaxis=dict(title="tokens/s"),
                       yaxis2=dict(title="ms per decode step", overlaying="y", side="right"))
-    return _layout(fig, f"Serving {plan.model} on {plan.hardware} (tp={plan.tp}): throughput and latency", 340)
+    return _layout(fig, f"Serving {plotly_text(plan.model)} on {plotly_text(plan.hardware)} (tp={plan.tp}): "
+                        "throughput and latency", 340)
 
 
 def serving_cost_figure(plan) -> go.Figure:
-    pts = [p for p in plan.points if math.isfinite(p.usd_per_million_tokens)]
+    pts = [p for p in plan.points if p.usd_per_million_tokens is not None and math.isfinite(p.usd_per_million_tokens)]
     fig = go.Figure(go.Bar(x=[str(p.batch) for p in pts], y=[p.usd_per_million_tokens for p in pts],
                            marker_color=[PALETTE[2] if p.fits else "#D62728" for p in pts],
                            hovertemplate="batch %{x}: $%{y:.4g} per million tokens<extra></extra>"))

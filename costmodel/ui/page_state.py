@@ -195,10 +195,12 @@ def workload_from_state(state: Mapping[str, Any]):
     if pruning not in PRUNING:
         raise InputError("pruning", f"must be one of {', '.join(PRUNING)}, got {pruning!r}")
     sparsity, pattern = PRUNING[pruning] if state["task"] == "infer" else PRUNING["none"]
+    train = state["task"] == "train"  # the training-only widgets are hidden for inference: their values are unused
     return Workload(task=state["task"], batch=state["batch"], seq=state["seq"], image_size=state["image_size"],
                     prompt=state["prompt"], generate=state["generate"], precision=state["precision"],
-                    optimizer=state["optimizer"], grad_checkpointing=bool(state["ckpt"]),
-                    lora_rank=state["lora_rank"], lora_targets=targets, attention=state["attention"],
+                    optimizer=state["optimizer"] if train else WORKLOAD_STATE["optimizer"],
+                    grad_checkpointing=bool(state["ckpt"]) and train,
+                    lora_rank=state["lora_rank"] if train else 0, lora_targets=targets, attention=state["attention"],
                     sparsity=sparsity, sparsity_pattern=pattern)
 
 

@@ -28,13 +28,16 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InputError
 from ..results import Estimate
-from ..safe_json import parse_config_text
+from ..safe_json import MAX_INT, check_ints, parse_config_text
 from ..scenario import evaluate_scenario, hardware_label, model_label, validate_scenario
 from .figures import PALETTE
+from .safe_text import csv_cell
 
 FORMAT_ONE = "costmodel-scenario"
 FORMAT_MANY = "costmodel-comparison"
 FORMAT_VERSION = 1
+# integers an export may hold in its results (ignored on import); the scenarios keep the +-2**63 rule
+RESULTS_INT_LIMIT = MAX_INT ** 8
 GIB = 2**30
 FORMULAS_MD = Path(__file__).resolve().parents[2] / "docs" / "formulas.md"  # in a source checkout
 FORMULAS_URL = "docs/formulas.md"  # relative to the costmodel repository
@@ -90,8 +93,8 @@ def export_csv(scenarios) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    for r in rows:  # formula-like text (=, +, -, @ ...) gets a leading ': spreadsheets show it, never run it
+        w.writerow({k: ("" if r.get(k) is None else csv_cell(r.get(k))) for k in columns})
     return buf.getvalue()
 
 
@@ -111,8 +114,12 @@ def export_json(scenarios) -> str:
 
 
 def import_scenarios(text: str | bytes) -> list[dict]:
-    """Every scenario in an exported JSON file (either format, or a bare scenario object), validated."""
-    d = parse_config_text(text, field="import")
+    """Every scenario in an exported JSON file (either format, or a bare scenario object), validated.
+
+    A costmodel export must say ``format_version``: a whole number from 1 to ``FORMAT_VERSION``. The exported
+    results are ignored (recomputed from the inputs), so integers beyond 2**63 there (a huge model's parameter
+    count) do not stop an export from being imported again; the scenarios themselves keep the strict rules."""
+    d = parse_config_text(text, field="import", int_limit=RESULTS_INT_LIMIT)
     fmt = d.get("format")
     if fmt == FORMAT_ONE:
         raw = [d.get("scenario")]
@@ -126,12 +133,22 @@ def import_scenarios(text: str | bytes) -> list[dict]:
     else:
         raise InputError("import.format", f"must be {FORMAT_ONE!r} or {FORMAT_MANY!r} (a costmodel export), "
                                           f"got {fmt!r}")
-    if fmt is not None and isinstance(d.get("format_version"), int) and d["format_version"] > FORMAT_VERSION:
-        raise InputError("import.format_version", f"is {d['format_version']}, newer than this costmodel understands")
+    if fmt is not None:
+        v = d.get("format_version")
+        if "format_version" not in d:
+            raise InputError("import.format_version", f"is missing; a costmodel export says which version of the "
+                                                      f"format it is (this costmodel reads 1 to {FORMAT_VERSION})")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError("import.format_version", f"must be a whole number from 1 to {FORMAT_VERSION}, "
+                                                      f"got {v!r:.40}")
+        if v > FORMAT_VERSION:
+            raise InputError("import.format_version", f"is {v}, newer than this costmodel understands "
+                                                      f"({FORMAT_VERSION}); upgrade costmodel")
     out = []
     for i, s in enumerate(raw):
         if not isinstance(s, dict):
             raise InputError("import.scenario", f"entry {i} has no scenario object")
+        check_ints(s, "import.scenario")
         out.append(validate_scenario(s))
     return out
 

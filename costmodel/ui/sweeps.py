@@ -85,7 +85,7 @@ def scaling_rows(model, hardware, workload: dict, counts: Iterable[int], tp: int
         if n % (tp * pp):
             continue
         dp = n // (tp * pp)
-        if micro_batch * dp > global_batch:
+        if micro_batch * dp > global_batch or global_batch % (micro_batch * dp):  # plans refuse uneven splits
             continue
         p = plan_training(model, hardware, workload=workload, tokens=tokens, samples=samples, epochs=epochs,
                           global_batch=global_batch, pricing=pricing,

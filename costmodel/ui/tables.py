@@ -7,7 +7,9 @@ import json
 from dataclasses import asdict
 from typing import Any, Iterable, Mapping
 
+from ..safe_json import finite_json
 from ..units import GiB
+from .safe_text import csv_cell
 
 
 MEMORY_LABELS = {
@@ -111,11 +113,11 @@ def to_frame(rows: Iterable[dict]):
 
 
 def to_csv(rows: Iterable[dict]) -> str:
-    return to_frame(rows).to_csv(index=False)
+    return to_frame(rows).map(csv_cell).to_csv(index=False)  # formula-like text cells get a leading '
 
 
 def to_json(obj) -> str:
-    return json.dumps(obj, indent=1, default=str)
+    return json.dumps(finite_json(obj), indent=1, default=str, allow_nan=False)  # strict JSON: NaN/inf -> null
 
 
 def assumption_rows(assumptions: Mapping[str, Any]) -> list[dict]:
