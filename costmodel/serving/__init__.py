@@ -1,0 +1,1 @@
+"""Serving: engine profiles, continuous batching, the online simulator and capacity planning."""
