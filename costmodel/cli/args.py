@@ -61,7 +61,9 @@ def workload_from_args(a: argparse.Namespace):
 def add_assumption_args(p: argparse.ArgumentParser) -> None:
     """Flags for every editable assumption: efficiency, engine, price, energy and carbon."""
     g = p.add_argument_group("assumptions (shown next to the numbers they affect)")
-    g.add_argument("--engine", default=None, help="eager (HF/PyTorch eager, measured) | compiled (CUDA graphs, fused)")
+    g.add_argument("--engine", default=None, help="eager (HF/PyTorch eager, measured) | compiled (CUDA graphs, fused); "
+                   "plan-serve: a serving profile (auto, hf-eager, vllm, sglang, tensorrt-llm, lmdeploy, vllm-rocm, "
+                   "jetstream, cpu-eager)")
     g.add_argument("--matmul-efficiency", default=None, help="fraction of peak FLOP/s reached by matmuls (0-1)")
     g.add_argument("--bandwidth-efficiency", default=None, help="fraction of peak memory bandwidth reached (0-1)")
     g.add_argument("--overhead-us", default=None, help="host time per eager torch call in a forward pass, microseconds (docs/formulas.md, Host overhead)")

@@ -32,6 +32,7 @@ from ..estimator import ALLOCATOR_SLACK, CUDA_RUNTIME_BYTES, ledger, make_ctx
 from ..models import load_model
 from ..parallel import group_link
 from ..perf import HOST_OPS
+from ..validate import check_positions  # noqa: F401 - re-exported for serving callers
 from ..workload import Workload
 from .engines import EngineProfile
 from .ops import RooflineOps, op_times
@@ -46,16 +47,6 @@ def expected_distinct_experts(num_experts: int, top_k: int, tokens):
     if num_experts <= 0:
         return 0.0 * tokens
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
-
-
-def check_positions(spec, prompt: int, generate: int, field: str = "generate") -> None:
-    """prompt + generate must not exceed the model's position limit (``max_positions``: HF
-    max_position_embeddings / n_positions): learned position tables have no row beyond it and rotary models
-    are not trained past it."""
-    limit = getattr(spec, "max_positions", 0)
-    if limit and prompt + generate > limit:
-        raise InputError(field, f"prompt + generate = {prompt} + {generate} = {prompt + generate} tokens exceeds "
-                                f"{spec.name}'s maximum positions {limit:,} (max_position_embeddings)")
 
 
 @dataclass(frozen=True)
@@ -170,7 +161,8 @@ class StepModel:
     """Iteration time and memory of one engine on one device of a replica (the slowest pipeline stage)."""
 
     def __init__(self, model, hardware, *, precision: str = "bf16", kv_cache_precision: str | None = None,
-                 engine: EngineProfile, layout: Layout | None = None, ops=None):
+                 engine: EngineProfile, layout: Layout | None = None, ops=None, speculation=None):
+        self.speculation = speculation
         self.spec = load_model(model)
         self.hw = resolve_hardware(hardware)
         self.shape = s = model_shape(self.spec)
@@ -256,9 +248,13 @@ class StepModel:
 
     @property
     def kv_pool_bytes(self) -> float:
-        """KV-cache pool of a paged engine (0 or less: the model does not fit)."""
+        """KV-cache pool of a paged engine (0 or less: the model does not fit). A draft model's weights come out
+        of it (speculative decoding)."""
         e, cap = self.engine, float(self.hw.memory_bytes)
         used = self.weights_bytes + self.engine_activation_bytes + self.runtime_bytes
+        sp = self.speculation
+        if sp is not None and sp.draft is not None:
+            used += sp.draft.weights_bytes
         if e.kv_fraction_of == "total":
             return e.kv_memory_fraction * cap - used
         if e.kv_fraction_of == "free":
@@ -266,10 +262,13 @@ class StepModel:
         return cap - used
 
     def kv_bytes(self, tokens):
-        """KV bytes of one sequence of ``tokens`` on this device (windowed layers keep the last ``window``)."""
+        """KV bytes of one sequence of ``tokens`` on this device (windowed layers keep the last ``window``; a
+        draft model keeps its own cache of the same tokens)."""
         w = self.shape.window
         win = np.minimum(tokens, w) if w else tokens
-        return self.kv_layer_bytes * (self.full_layers * tokens + self.window_layers * win)
+        own = self.kv_layer_bytes * (self.full_layers * tokens + self.window_layers * win)
+        sp = self.speculation
+        return own + (sp.draft.kv_bytes(tokens) if sp is not None and sp.draft is not None else 0.0)
 
     def request_kv_bytes(self, tokens) -> float:
         """KV a request holds at ``tokens`` tokens, rounded up to whole blocks."""
@@ -280,8 +279,15 @@ class StepModel:
 
     @property
     def kv_bytes_per_token(self) -> float:
-        """All layers of the stage, one token (no window)."""
-        return self.kv_layer_bytes * self.stage_layers
+        """All layers of the stage, one token (no window), the draft model's cache included."""
+        sp = self.speculation
+        extra = sp.draft.kv_bytes_per_token if sp is not None and sp.draft is not None else 0.0
+        return self.kv_layer_bytes * self.stage_layers + extra
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Output tokens a decoding sequence gains per iteration: 1, or speculative decoding's expectation."""
+        return self.speculation.tokens_per_step if self.speculation is not None else 1.0
 
     def static_device_bytes(self, batch: int, prompt: int, generate: int) -> float:
         """Device memory of a static batch: weights, the batch's cache at prompt + generate, the prefill's
@@ -294,6 +300,25 @@ class StepModel:
     # ---- time ----------------------------------------------------------------------------------------------
     def iteration_s(self, n_dec=0.0, ctx=0.0, pre_tok=0.0, pre_attn=0.0, pre_kv=0.0, n_logits=None, n_seqs=None,
                     ctx_win=None, pre_attn_win=None):
+        """Seconds of one iteration (see ``_iteration_s``). Under speculative decoding every decoding sequence
+        verifies k + 1 tokens in the target pass (k + 1 GEMM rows and attention queries over the same KV) after
+        k draft steps (the draft model's own iterations, or ``draft_fraction`` of a plain decode iteration)."""
+        sp = self.speculation
+        if sp is None:
+            return self._iteration_s(n_dec, ctx, pre_tok, pre_attn, pre_kv, n_logits, n_seqs, ctx_win, pre_attn_win)
+        kk = sp.k + 1
+        t = self._iteration_s(n_dec, ctx, pre_tok, pre_attn, pre_kv, n_logits, n_seqs, ctx_win, pre_attn_win,
+                              rows_per_decode=kk)
+        if sp.draft is not None:
+            draft = sp.draft.iteration_s(n_dec=n_dec, ctx=ctx, n_seqs=n_seqs)
+        else:
+            draft = sp.draft_fraction * self._iteration_s(n_dec, ctx, n_seqs=n_seqs, ctx_win=ctx_win)
+        arr = isinstance(n_dec, np.ndarray)
+        has_dec = (n_dec > 0).astype(float) if arr else float(n_dec > 0)
+        return t + sp.k * draft * has_dec
+
+    def _iteration_s(self, n_dec=0.0, ctx=0.0, pre_tok=0.0, pre_attn=0.0, pre_kv=0.0, n_logits=None, n_seqs=None,
+                     ctx_win=None, pre_attn_win=None, rows_per_decode: int = 1):
         """Seconds of one iteration on the slowest stage.
 
         n_dec: decode rows; ctx: sum of their context lengths (KV positions read); pre_tok: prefill rows;
@@ -304,9 +329,9 @@ class StepModel:
         arr = isinstance(n_dec, np.ndarray) or isinstance(ctx, np.ndarray) or isinstance(pre_tok, np.ndarray)
         mx = np.maximum if arr else max
         s, e, lay = self.shape, self.engine, self.layout
-        T = n_dec + pre_tok
+        T = n_dec * rows_per_decode + pre_tok
         if n_logits is None:
-            n_logits = n_dec
+            n_logits = n_dec * rows_per_decode
         if n_seqs is None:
             n_seqs = n_dec
         if ctx_win is None:
@@ -337,7 +362,7 @@ class StepModel:
         d = s.head_dim
         Lf, Lw = self.full_layers, self.window_layers
         dec_pos = Lf * ctx + Lw * ctx_win
-        t_dec = mx(4.0 * self.heads_local * d * dec_pos / self.attn_rate, dec_pos * kvb / br)
+        t_dec = mx(4.0 * self.heads_local * d * dec_pos * rows_per_decode / self.attn_rate, dec_pos * kvb / br)
         pre_pos = Lf * pre_attn + Lw * pre_attn_win
         t_pre = mx(4.0 * self.heads_local * d * pre_pos / self.attn_rate, self.stage_layers * pre_kv * kvb / br)
         t = t + t_dec + t_pre + T * self.ew_bytes_token / br

@@ -159,12 +159,19 @@ class SimResult:
 
 
 def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, prefix_hit: float = 0.0,
-             tokens_per_step: float = 1.0, step_scale: float = 1.0, prefilled: bool = False,
-             max_iterations: int = 5_000_000) -> SimResult:
+             prefilled: bool = False, max_iterations: int = 5_000_000) -> SimResult:
     """Run ``reqs`` through one replica. ``concurrency``: closed loop (that many users, each sending its next
     request when the previous finishes; arrival times ignored). ``prefix_hit``: fraction of each prompt
-    already in the prefix cache; ``tokens_per_step`` / ``step_scale``: speculative decoding;
-    ``prefilled``: requests arrive with their KV (the decode pool of a disaggregated deployment)."""
+    already in the prefix cache (skipped, its blocks shared); ``prefilled``: requests arrive with their KV (the
+    decode pool of a disaggregated deployment). Speculative decoding comes with the step model."""
+    if not 0.0 <= prefix_hit < 1.0:
+        raise InputError("prefix_hit", f"must be from 0 to below 1, got {prefix_hit}")
+    tokens_per_step = sm.tokens_per_step
+    limit = getattr(sm.spec, "max_positions", 0)
+    if limit and len(reqs) and int((reqs.input_tokens + reqs.output_tokens).max()) > limit:
+        i = int(np.argmax(reqs.input_tokens + reqs.output_tokens))
+        raise InputError("input_tokens", f"a request of {int(reqs.input_tokens[i])} + {int(reqs.output_tokens[i])} "
+                                          f"tokens exceeds {sm.shape.name}'s maximum positions {limit:,}")
     n = len(reqs)
     e, lay = sm.engine, sm.layout
     isl = reqs.input_tokens.astype(float)
@@ -195,8 +202,8 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
     blk = max(e.block_size, 1)
     cap_tokens = pool / per_tok
     reserve = e.admission == "reserve"
-    held = np.zeros(n)  # KV tokens held (reserved or allocated, whole blocks)
-    used = 0.0
+    held = np.zeros(n)  # KV tokens a request holds of its own (reserved or allocated, whole blocks)
+    used = float(cached.max()) if n and prefix_hit else 0.0  # a shared prefix is cached once
     need_max = isl + osl
     if (np.ceil(need_max / blk) * blk > cap_tokens).any():
         i = int(np.argmax(need_max))
@@ -234,7 +241,8 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
         # admission (FCFS)
         while waiting and len(prefilling) + len(decoding) < max_seqs:
             i = waiting[0]
-            need = blocks(isl[i] + osl[i]) if reserve else blocks(ctx[i] + left[i] + 1)
+            own = max(ctx[i] - cached[i], 0.0) if not prefilled else ctx[i]
+            need = blocks(isl[i] + osl[i] - cached[i]) if reserve else blocks(own + left[i] + 1)
             if used + need > cap_tokens:
                 break
             waiting.popleft()
@@ -277,7 +285,7 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
             j = np.arange(k, dtype=float)
             ctx_j = ctx_sum + j * nd * tokens_per_step
             win_j = None if not w else np.minimum(ctx_j, nd * w)
-            dts = sm.iteration_s(n_dec=np.full(k, float(nd)), ctx=ctx_j, ctx_win=win_j) * step_scale
+            dts = sm.iteration_s(n_dec=np.full(k, float(nd)), ctx=ctx_j, ctx_win=win_j) 
             cum = np.cumsum(dts)
             ta = next_arrival()
             if not waiting and ta < t + cum[-1] and nd < max_seqs:
@@ -301,7 +309,7 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
                     finishing += 1
             dt = sm.iteration_s(n_dec=float(nd), ctx=ctx_sum, pre_tok=pre_tok, pre_attn=pre_attn, pre_kv=pre_kv,
                                 n_logits=float(nd + finishing), n_seqs=float(nd + len(chunks)), ctx_win=ctx_win,
-                                pre_attn_win=pre_attn_win if w else None) * step_scale
+                                pre_attn_win=pre_attn_win if w else None) 
             t += dt
             iters += 1
             if nd:
@@ -321,7 +329,7 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
                     decoding.append(i)
         if not reserve and decoding:
             da = np.fromiter(decoding, dtype=np.int64, count=len(decoding))
-            nh = np.ceil(ctx[da] / blk) * blk
+            nh = np.ceil(np.maximum(ctx[da] - cached[da], 0.0) / blk) * blk
             used += float((nh - held[da]).sum())
             held[da] = nh
         # completions

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ...errors import InputError
 from ..model import StepModel
 
 
@@ -90,11 +91,13 @@ def max_concurrency(sm: StepModel, isl: int, osl: int, *, prefix_hit: float = 0.
 
 
 def offline_throughput(sm: StepModel, isl: int, osl: int, *, num_requests: int | None = None,
-                       prefix_hit: float = 0.0, tokens_per_step: float = 1.0, step_scale: float = 1.0) -> OfflineResult:
+                       prefix_hit: float = 0.0) -> OfflineResult:
     """Steady-state output tokens/s of one replica serving requests of ``isl`` prompt and ``osl`` output tokens.
-    ``prefix_hit``: fraction of each prompt found in the prefix cache (not recomputed, its blocks shared);
-    ``tokens_per_step`` / ``step_scale``: speculative decoding's expected tokens per target step and the cost of
-    a step relative to a plain one (costmodel.serving.features)."""
+    ``prefix_hit``: fraction of each prompt found in the prefix cache (not recomputed, its blocks shared).
+    Speculative decoding comes with the step model (``sm.tokens_per_step`` tokens per decode iteration)."""
+    if not 0.0 <= prefix_hit < 1.0:
+        raise InputError("prefix_hit", f"must be from 0 to below 1, got {prefix_hit}")
+    tokens_per_step = sm.tokens_per_step
     e, lay = sm.engine, sm.layout
     devices = lay.devices
     ranks = lay.ep if lay.attention_dp else 1  # attention-DP ranks each run their own batch
@@ -111,11 +114,11 @@ def offline_throughput(sm: StepModel, isl: int, osl: int, *, num_requests: int |
         rows = min(e.max_num_batched_tokens, B * isl) if e.chunked_prefill else B * isl
         reqs = rows / isl
         t = sm.iteration_s(pre_tok=reqs * pi, pre_attn=reqs * (pi * (isl - pi) + pi * pi / 2), pre_kv=reqs * isl,
-                           n_logits=reqs, n_seqs=reqs) * step_scale
+                           n_logits=reqs, n_seqs=reqs)
         rps = reqs / t * ranks
         return OfflineResult(rps * osl, rps, reqs * ranks, "token_budget", t, t, cap_tokens, devices)
     b = B / lay.pp
-    t = steady_iteration(sm, b, isl, osl, prefill_isl=pi, tokens_per_step=tokens_per_step) * step_scale
+    t = steady_iteration(sm, b, isl, osl, prefill_isl=pi, tokens_per_step=tokens_per_step)
     per_iter_tokens = b * tokens_per_step
     tok_s = per_iter_tokens / t * osl / (osl - 1) * ranks
     tpot = t * lay.pp / tokens_per_step
