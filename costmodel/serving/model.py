@@ -35,7 +35,7 @@ from ..perf import HOST_OPS
 from ..validate import check_positions  # noqa: F401 - re-exported for serving callers
 from ..workload import Workload
 from .engines import EngineProfile
-from .ops import RooflineOps, op_times
+from .ops import op_times
 from .quant import ServingPrecision, serving_precision
 
 
@@ -212,7 +212,7 @@ class StepModel:
         self.pp_link = group_link(hw, tp, lay.pp)
         self.eager = not e.cuda_graphs and e.per_op_overhead_s > 0
         self.eager_ops = s.eager_ops * frac
-        self.roofline = isinstance(self.ops, RooflineOps)
+        self.roofline = self.ops.name == "roofline"  # measured tables are asked per GEMM shape
 
     # ---- memory --------------------------------------------------------------------------------------------
     @property
