@@ -96,6 +96,16 @@ def test_kv_bytes_tp_and_quantization():
         StepModel("llama-3-8b", H100, engine=get_engine("vllm"), layout=Layout(tp=3))
 
 
+def test_sliding_window_per_engine():
+    # Mistral-7B-v0.1 (window 4,096 on all 32 layers): vLLM caches at most the window per layer; TensorRT-LLM
+    # attends over and caches everything unless max_attention_window is set
+    vllm = StepModel("mistral-7b", H100, engine=get_engine("vllm"))
+    trt = StepModel("mistral-7b", H100, engine=get_engine("tensorrt-llm"))
+    assert vllm.kv_bytes(20000) == 32 * 2 * 8 * 128 * 2 * 4096
+    assert trt.kv_bytes(20000) == 32 * 2 * 8 * 128 * 2 * 20000
+    assert vllm.iteration_s(n_dec=8, ctx=8 * 20000, ctx_win=8 * 4096) < trt.iteration_s(n_dec=8, ctx=8 * 20000)
+
+
 def test_distinct_experts_exact():
     # brute force: every token picks k of E experts uniformly; count the expected union size
     E, k = 4, 2

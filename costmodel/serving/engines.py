@@ -86,6 +86,7 @@ class EngineProfile:
     decode_loop_overhead_s: float = 0.0  # eager loops: extra host time per decode step
     elementwise_traffic: float = 1.0  # bytes moved per byte of a fused elementwise row
     graph_pool_bytes: float = 0.0  # CUDA-graph memory pool beside weights, KV and activations
+    sliding_window: bool = True  # windowed layers attend to and cache only the window (False: full attention)
     time_source: str = "roofline"
     sources: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -146,6 +147,8 @@ _TRT_SOURCES = {
     "kv_memory_fraction": "kv_cache_free_gpu_mem_fraction 0.9 of the memory left after weights and activations "
                           "(the default; the perf-overview runs used 0.95 'in the majority of cases')",
     "allreduce_latency_s": "custom one-shot/two-shot all-reduce kernels: ~6 us for decode-sized messages",
+    "sliding_window": "not applied: max_attention_window defaults to the maximum sequence length, so a Mistral-style "
+                      "window only limits attention when set explicitly (trtllm-bench does not)",
     "kernels": OPTIMISED_SOURCE,
 }
 
@@ -183,12 +186,13 @@ PROFILES: dict[str, EngineProfile] = {p.name: p for p in (
         name="tensorrt-llm", title="TensorRT-LLM (in-flight batching, paged KV, CUDA graphs, chunked context)",
         **OPTIMISED_KERNELS, continuous_batching=True, chunked_prefill=True, max_num_batched_tokens=8192,
         max_num_seqs=2048, block_size=32, admission="reserve", kv_memory_fraction=0.90, kv_fraction_of="free",
-        cuda_graphs=True, graph_pool_bytes=0.5e9, request_overhead_s=FRONTEND_S, sources=_TRT_SOURCES),
+        cuda_graphs=True, graph_pool_bytes=0.5e9, request_overhead_s=FRONTEND_S, sliding_window=False,
+        sources=_TRT_SOURCES),
     EngineProfile(
         name="lmdeploy", title="LMDeploy TurboMind (persistent batch, paged KV, C++ engine)",
         **OPTIMISED_KERNELS, continuous_batching=True, chunked_prefill=False, max_num_batched_tokens=8192,
         max_num_seqs=256, block_size=64, admission="on-demand", kv_memory_fraction=0.90, kv_fraction_of="free",
-        cuda_graphs=True, graph_pool_bytes=0.0, request_overhead_s=FRONTEND_S,
+        cuda_graphs=True, graph_pool_bytes=0.0, request_overhead_s=FRONTEND_S, sliding_window=False,
         sources={"kernels": OPTIMISED_SOURCE,
                  "scheduling": "TurboMind persistent batch (continuous batching), whole prompts per iteration",
                  "kv_memory_fraction": "~0.9 of the free memory: the LMDeploy v0.1 A100 tables show 76.5 GB of 80 GB "

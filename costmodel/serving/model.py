@@ -177,7 +177,10 @@ class StepModel:
         L = s.layers
         self.stage_layers = Ls = math.ceil(L / lay.pp)
         frac = Ls / L
-        self.window_layers = s.window_layers * frac
+        # engines that honour a sliding window cap those layers' attention and cache at it; TensorRT-LLM attends
+        # over everything unless max_attention_window is set (trtllm-bench does not set it)
+        self.window = s.window if e.sliding_window else 0
+        self.window_layers = s.window_layers * frac if self.window else 0.0
         self.full_layers = Ls - self.window_layers
         kv_loc = max(s.kv_heads / tp, 1.0) if tp > 1 else s.kv_heads  # KV heads replicate when tp > KV heads
         self.heads_local = s.heads / tp
@@ -264,7 +267,7 @@ class StepModel:
     def kv_bytes(self, tokens):
         """KV bytes of one sequence of ``tokens`` on this device (windowed layers keep the last ``window``; a
         draft model keeps its own cache of the same tokens)."""
-        w = self.shape.window
+        w = self.window
         win = np.minimum(tokens, w) if w else tokens
         own = self.kv_layer_bytes * (self.full_layers * tokens + self.window_layers * win)
         sp = self.speculation

@@ -226,7 +226,7 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
     preempt = 0
     max_seqs = e.max_num_seqs * lay.pp
     budget_total = e.max_num_batched_tokens * lay.pp if e.chunked_prefill else float("inf")
-    w = sm.shape.window
+    w = sm.window
 
     def blocks(x):
         return math.ceil(x / blk) * blk

@@ -65,7 +65,7 @@ def steady_iteration(sm: StepModel, b: float, isl: float, osl: float, *, prefill
     cached = isl - pi
     pre_attn = r * (pi * cached + pi * pi / 2.0)
     pre_kv = r * (cached * n_ch + pi * (n_ch + 1) / 2.0)
-    w = sm.shape.window
+    w = sm.window
     ctx = b * (isl + osl / 2.0)
     ctx_win = b * min(isl + osl / 2.0, w) if w else ctx
     pre_attn_win = min(pre_attn, r * pi * w) if w else pre_attn
@@ -130,7 +130,7 @@ def static_batch_s(sm: StepModel, batch: int, isl: int, osl: int) -> tuple[float
     pre = sm.iteration_s(pre_tok=batch * isl, pre_attn=batch * isl * isl / 2.0, pre_kv=batch * isl,
                          n_logits=batch, n_seqs=batch)
     mean_ctx = isl + max(osl, 1) / 2.0
-    w = sm.shape.window
+    w = sm.window
     dec = sm.iteration_s(n_dec=batch, ctx=batch * mean_ctx, ctx_win=batch * min(mean_ctx, w) if w else None)
     return pre, dec
 
