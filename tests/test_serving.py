@@ -126,7 +126,15 @@ def test_moe_decode_reads_more_experts_at_larger_batch():
     ep = StepModel("mixtral-8x7b", H100, precision="fp8", engine=get_engine("vllm"),
                    layout=Layout(ep=2, attention_dp=True))
     assert ep.weights_bytes < StepModel("mixtral-8x7b", H100, precision="fp8", engine=get_engine("vllm")).weights_bytes
-    assert ep.iteration_s(n_dec=64, ctx=6400) > 0
+    # attention DP + EP over 2 ranks: each MoE layer dispatches and combines T k h x 2 bytes by all-to-all,
+    # (n-1)/n of it over NVLink x link efficiency + (n-1) latencies (alpha-beta), 2 x 32 layers per iteration
+    T, link = 64, ep.link
+    a2a = (2 - 1) / 2 * T * 2 * 4096 * 2 / (link.bandwidth_bytes_per_s * ep.engine.link_efficiency) + link.latency_s
+    assert ep.ops.alltoall_s(T * 2 * 4096 * 2, 2, link) == pytest.approx(a2a)
+    fast = StepModel("mixtral-8x7b", H100, precision="fp8", layout=Layout(ep=2, attention_dp=True),
+                     engine=get_engine("vllm").with_(link_efficiency=1.0))
+    assert ep.iteration_s(n_dec=T, ctx=T * 100) - fast.iteration_s(n_dec=T, ctx=T * 100) == pytest.approx(
+        2 * 32 * (a2a - ((T * 2 * 4096 * 2) / 2 / link.bandwidth_bytes_per_s + link.latency_s)), rel=1e-6)
 
 
 # ---- queueing ------------------------------------------------------------------------------------------------

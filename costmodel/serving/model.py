@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import resolve_hardware
-from ..collectives import INTRA_NODE_LATENCY_S, p2p_s
+from ..collectives import p2p_s
 from ..errors import InputError
 from ..estimator import ALLOCATOR_SLACK, CUDA_RUNTIME_BYTES, ledger, make_ctx
 from ..models import load_model
@@ -355,9 +355,12 @@ class StepModel:
             lm = self.ops.gemm_s(n_logits, s.vocab / self.tp, s.hidden, "bf16")
         t = dense + lm
         if s.num_experts:
-            touched = expected_distinct_experts(s.num_experts, s.top_k, T) / lay.ep
-            moe = mx(2.0 * T * s.top_k * s.expert_params / (self.tp * self.mm_rate) if not lay.attention_dp else
-                     2.0 * T * s.top_k * s.expert_params / (lay.ep * self.mm_rate),
+            # every rank's experts see the tokens of the whole group: the TP group's T (attention TP), or the T of
+            # each of the ep attention-DP ranks after the all-to-all; balanced routing gives a rank T k / ways rows
+            routed = T * lay.ep if lay.attention_dp else T
+            ways = lay.ep if lay.attention_dp else self.tp
+            touched = expected_distinct_experts(s.num_experts, s.top_k, routed) / lay.ep
+            moe = mx(2.0 * routed * s.top_k * s.expert_params / (ways * self.mm_rate),
                      touched * self.expert_params_local * p.weight_bytes / br)
             t = t + self.stage_layers * moe
         # attention
@@ -394,5 +397,4 @@ class StepModel:
                 "kv_bytes_per_token_per_device": self.kv_bytes_per_token, "time_source": self.ops.name}
 
 
-__all__ = ["StepModel", "Layout", "Shape", "model_shape", "expected_distinct_experts", "check_positions",
-           "INTRA_NODE_LATENCY_S"]
+__all__ = ["StepModel", "Layout", "Shape", "model_shape", "expected_distinct_experts", "check_positions"]
