@@ -43,8 +43,8 @@ from ..perf import DEFAULT_EFFICIENCY
 OPTIMISED_PRIOR = dict(matmul=0.70, matmul_fp8=0.60, matmul_fp4=0.50, bandwidth=0.80, attention=0.45,
                        link_efficiency=0.70, allreduce_latency_s=8e-6, iteration_overhead_s=1.0e-3,
                        layer_overhead_s=15e-6, per_sequence_overhead_s=2.0e-6)
-OPTIMISED_KERNELS = dict(matmul=0.658, matmul_fp8=0.660, matmul_fp4=0.447, bandwidth=0.667, attention=0.429,
-                         link_efficiency=0.530, allreduce_latency_s=8.94e-6, iteration_overhead_s=1.02e-3,
+OPTIMISED_KERNELS = dict(matmul=0.652, matmul_fp8=0.660, matmul_fp4=0.437, bandwidth=0.683, attention=0.439,
+                         link_efficiency=0.517, allreduce_latency_s=8.94e-6, iteration_overhead_s=1.02e-3,
                          layer_overhead_s=16.1e-6, per_sequence_overhead_s=2.0e-6)
 OPTIMISED_SOURCE = ("kernel efficiencies and host time per iteration fitted to the published TensorRT-LLM, "
                     "LMDeploy, NIM and vLLM runs (benchmarks/published_serving.py)")
