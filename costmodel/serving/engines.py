@@ -5,8 +5,8 @@ One profile is chosen per device when none is given (``default_engine``), the sa
 CLI and the API, and the choice is printed with its reason. A profile carries:
 
 - kernel efficiencies (fractions of the datasheet peaks): ``matmul`` for 16-bit GEMMs at large M,
-  ``matmul_low_precision`` for fp8/fp4 GEMMs, ``bandwidth`` for streaming weights and KV, ``attention``
-  for prefill (flash) attention FLOPs;
+  ``matmul_fp8`` / ``matmul_fp4`` for fp8 / fp4 GEMMs, ``bandwidth`` for streaming weights and KV, ``attention``
+  for prefill (flash) attention FLOPs, ``link_efficiency`` and ``allreduce_latency_s`` for collectives;
 - scheduling: continuous (iteration-level) batching or a static batch, chunked prefill with a token budget
   per iteration (``max_num_batched_tokens``), ``max_num_seqs``, paged KV blocks of ``block_size`` tokens,
   admission ``reserve`` (a started request never waits for KV: prompt + max output reserved, TensorRT-LLM's
@@ -15,7 +15,8 @@ CLI and the API, and the choice is printed with its reason. A profile carries:
 - host time per iteration: ``iteration_overhead_s`` (scheduler, sampling, launch of a CUDA graph) and
   ``per_sequence_overhead_s`` (per running request per iteration); eager loops add ``per_op_overhead_s`` per
   kernel call and ``decode_loop_overhead_s`` per decode step and run host and device concurrently
-  (time = max(host, device));
+  (time = max(host, device)); ``layer_overhead_s`` per layer per iteration (kernel gaps inside a graph);
+  ``request_overhead_s`` per request of the frontend (TTFT only);
 - memory: the KV pool is ``kv_memory_fraction`` of the device (``kv_fraction_of = "total"``: vLLM's
   gpu_memory_utilization, from which weights and activations are then subtracted) or of the memory left after
   weights and activations (``"free"``: TensorRT-LLM's kv_cache_free_gpu_mem_fraction); ``"none"``: no pool, the
