@@ -19,7 +19,7 @@ TOPICS = {
 }
 DECODERS = ["gpt2", "gpt2-medium", "gpt2-xl", "llama-3.2-1b", "llama-2-7b", "llama-3-8b", "mistral-7b", "llama-2-13b",
             "llama-2-70b", "llama-3-70b"]
-DEFAULTS = {"topic": "flops", "model": "gpt2", "batch": 8, "seq": 1024, "precision": "amp-bf16", "prompt": 1024,
+DEFAULTS = {"topic": "flops", "model": "gpt2", "batch": 8, "seq": 1024, "precision": "amp-bf16", "prompt": 768,
             "generate": 256, "kv_precision": "bf16", "sparsity": 0.5, "teacher": "llama-2-7b", "student": "gpt2",
             "rank": 16, "lora_model": "llama-2-7b", "par_model": "llama-2-13b", "dp": 8, "tp": 1, "pp": 1, "zero": 0}
 

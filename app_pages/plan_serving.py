@@ -1,24 +1,30 @@
-"""Plan serving: latency, throughput, memory and $ per million tokens for a decoder (costmodel.plans)."""
+"""Plan serving: engine, latency, throughput, memory, $ per million tokens, simulated latency percentiles under
+traffic and the cheapest fleet within SLOs (costmodel.serving)."""
 
 import streamlit as st
 
-import costmodel
 from costmodel import plans, prices
 from costmodel.ui import figures, format as fmt, page_state, tables
 from costmodel.ui.safe_text import md
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
-from costmodel.perf import ENGINES
+from costmodel.serving import capacity as serving_capacity
+from costmodel.serving.engines import engine_names
+from costmodel.serving.plan import step_model
+from costmodel.serving.simulate import LENGTH_DISTRIBUTIONS, poisson_requests, simulate
 from app_pages._widgets import PageState, downloads, figure, model_picker
 
 st.title("Plan serving")
-st.caption("Time to first token, per-token latency, throughput against batch size, the largest batch and context "
-           "that fit, and $ per million generated tokens. Numbers from `costmodel.plans.plan_serving`.")
+st.caption("The engine each device would run, time to first token and per-token latency against batch size, the "
+           "continuous-batching throughput, latency percentiles under your traffic and the cheapest fleet that meets "
+           "your SLOs. Numbers from `costmodel.plans.plan_serving` and `costmodel.serving`.")
 
 DEFAULTS = {**page_state.MODEL_STATE, "preset": "llama-3-8b", "hw": "h100-sxm-80gb", "prompt": 1024, "generate": 256,
-            "precision": "bf16", "kv_precision": "", "tp": 1, "engine": "eager", "provider": "",
-            "tier": "on-demand", "region": "world", "utilization": 1.0, "also": ""}
-SERVE_PRECISIONS = ["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
+            "precision": "bf16", "kv_precision": "", "tp": 1, "engine": "auto", "provider": "",
+            "tier": "on-demand", "region": "world", "utilization": 1.0, "also": "",
+            "qps": 2.0, "dist": "fixed", "slo_ttft_ms": 500.0, "slo_tpot_ms": 50.0, "requests": 500}
+SERVE_PRECISIONS = ["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+ENGINES = ["auto", *engine_names()]
 ps = PageState("plan_serving", DEFAULTS)
 sb = st.sidebar
 hws = {h.id: h for h in list_hardware()}
@@ -30,18 +36,43 @@ def plan_for(hw_id: str):
                               tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state()))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _simulate(model_key, hw_id, precision, kv, tp, engine, prompt, generate, qps, dist, n):
+    sm, _ = step_model(model_key, hw_id, precision=precision, kv_cache_precision=kv, tp=tp, engine=engine)
+    reqs = poisson_requests(qps, n, prompt, generate, distribution=dist, spread=0.5 if dist != "fixed" else 0.0,
+                            seed=0, max_positions=sm.spec.max_positions or None)
+    return simulate(sm, reqs).summary()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _capacity(model_key, devices, precision, kv, engine, prompt, generate, qps, ttft, tpot, dist, pricing_items):
+    return serving_capacity.plan_capacity(
+        model_key, qps=qps, input_tokens=prompt, output_tokens=generate, slo_ttft_s=ttft, slo_tpot_s=tpot,
+        hardware=devices, tps=(1, 2, 4, 8), engines=(engine,), precisions=(precision,), kv_cache_precision=kv,
+        pricing=dict(pricing_items), num_requests=300, distribution=dist, spread=0.5 if dist != "fixed" else 0.0)
+
+
 try:
     model = model_picker(ps)
     hw_id = ps.select(sb, "Hardware", "hw", list(hws), format_func=lambda i: f"{i} — {hws[i].name}")
     ps.number(sb, "Prompt tokens", "prompt", min_value=0, max_value=1 << 24)
     ps.number(sb, "Generated tokens", "generate", min_value=0, max_value=1 << 24)
     ps.select(sb, "Weight precision", "precision", SERVE_PRECISIONS)
-    ps.select(sb, "KV-cache precision", "kv_precision", ["", "fp32", "bf16", "fp16", "fp8", "int8", "int4"],
+    ps.select(sb, "KV-cache precision", "kv_precision", ["", "fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"],
               format_func=lambda p: p or "as the compute dtype")
     ps.number(sb, "Tensor-parallel devices", "tp", min_value=0, max_value=64)
-    ps.select(sb, "Engine", "engine", list(ENGINES),
-              help="eager: Hugging Face generate-style loop (host overhead per step); compiled: CUDA-graph servers "
-                   "such as vLLM / TensorRT-LLM (no per-op host time)")
+    ps.select(sb, "Engine", "engine", ENGINES,
+              help="auto: what a planner deploys on the device (vLLM on NVIDIA, vLLM-ROCm on AMD, JetStream on TPU, "
+                   "eager on CPU); hf-eager: Hugging Face generate, static batch; vllm / sglang / tensorrt-llm: paged KV, "
+                   "continuous batching, CUDA graphs, chunked prefill (docs/serving.md)")
+    with sb.expander("Traffic and SLOs", expanded=True):
+        ps.number(st, "Requests per second", "qps", min_value=0.001, max_value=1e6, step=0.5)
+        ps.select(st, "Length distribution", "dist", list(LENGTH_DISTRIBUTIONS),
+                  help="fixed: every request has the prompt / generated lengths above; uniform: +-50%; exponential; "
+                       "lognormal (sigma 0.5); means as above")
+        ps.number(st, "p99 TTFT SLO (ms)", "slo_ttft_ms", min_value=1.0, max_value=1e7, step=50.0)
+        ps.number(st, "p99 TPOT SLO (ms)", "slo_tpot_ms", min_value=0.1, max_value=1e6, step=5.0)
+        ps.number(st, "Requests to simulate", "requests", min_value=50, max_value=10000, step=50)
     with sb.expander("Price, power, carbon"):
         provs = [""] + prices.list_providers()
         ps.select(st, "Provider", "provider", provs, format_func=lambda p: p or "median across providers")
@@ -53,19 +84,31 @@ except InputError as err:
     ps.stop(err)
 ps.show_problems()
 
+st.info(f"**Engine: {plan.engine}** — {plan.engine_reason}", icon=":material/settings:")
 p1 = plan.points[0]
-best = min((p for p in plan.points if p.fits), key=lambda p: p.usd_per_million_tokens, default=None)
+best = min((p for p in plan.points if p.fits), key=lambda p: p.usd_per_million_tokens
+           if p.usd_per_million_tokens is not None else float("inf"), default=None)
 c = st.columns(4)
 c[0].metric("Time to first token (batch 1)", fmt.fmt_seconds(p1.ttft_s))
 c[1].metric("Decode per token (batch 1)", fmt.fmt_seconds(p1.decode_per_token_s))
 c[2].metric("Largest batch that fits", f"{plan.max_batch:,}")
-c[3].metric("Longest context (batch 1)", f"{plan.max_context:,} tokens")
+c[3].metric("Longest context (batch 1)", f"{plan.max_context:,} tokens",
+            help=f"capped at the model's maximum positions ({plan.max_positions:,})" if plan.max_positions else None)
 c = st.columns(4)
-c[0].metric("KV cache per token", f"{plan.kv_cache_bytes_per_token / 2**20:,.3f} MiB")
-c[1].metric("Weights per device", fmt.fmt_gib(plan.weights_bytes_per_device))
-c[2].metric("Best $ per million tokens", fmt.fmt_usd(best.usd_per_million_tokens) if best else "n/a",
-            help="the cheapest batch size that fits")
-c[3].metric("At batch", f"{best.batch}" if best else "n/a")
+c[0].metric("Offline throughput", f"{plan.offline_throughput_tokens_per_s:,.0f} tok/s",
+            help="continuous batching with every request queued (steady state); "
+                 f"{plan.offline.get('concurrency', 0):,.0f} sequences running, limited by "
+                 f"{plan.offline.get('limited_by', 'n/a')}")
+c[1].metric("$ per million tokens (offline)", fmt.fmt_usd(plan.offline_usd_per_million_tokens)
+            if plan.offline_usd_per_million_tokens is not None else "no price")
+c[2].metric("KV cache per token", f"{plan.kv_cache_bytes_per_token / 2**20:,.3f} MiB")
+c[3].metric("Weights per device", fmt.fmt_gib(plan.weights_bytes_per_device))
+c = st.columns(4)
+c[0].metric("Best static-batch $ per million tokens", fmt.fmt_usd(best.usd_per_million_tokens)
+            if best and best.usd_per_million_tokens is not None else "n/a", help="the cheapest batch size that fits")
+c[1].metric("At batch", f"{best.batch}" if best else "n/a")
+c[2].metric("KV pool per device", fmt.fmt_gib(plan.kv_pool_bytes_per_device))
+c[3].metric("kWh per million tokens (offline)", f"{plan.offline_energy_kwh_per_million_tokens:.3g}")
 
 c1, c2 = st.columns(2)
 with c1:
@@ -80,7 +123,33 @@ st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), f
 with st.expander("Assumptions"):
     st.json(plan.assumptions, expanded=False)
 
-st.subheader("Compare devices")
+st.subheader("Under traffic")
+model_key = model
+kv = ps.get("kv_precision") or None
+qps, n = float(ps.get("qps")), int(ps.get("requests"))
+slo_ttft, slo_tpot = float(ps.get("slo_ttft_ms")) / 1e3, float(ps.get("slo_tpot_ms")) / 1e3
+try:
+    summary = _simulate(model_key, hw_id, ps.get("precision"), kv, ps.get("tp"), ps.get("engine"), ps.get("prompt"),
+                        ps.get("generate"), qps, ps.get("dist"), n)
+except (InputError, TypeError) as err:
+    summary = None
+    st.info(f"simulation — {getattr(err, 'field', 'model')}: {getattr(err, 'message', err)}")
+if summary is not None:
+    c = st.columns(4)
+    c[0].metric("p99 time to first token", fmt.fmt_seconds(summary["ttft_s"]["p99"]))
+    c[1].metric("p99 time per output token", fmt.fmt_seconds(summary["tpot_s"]["p99"]))
+    c[2].metric("Throughput (one replica)", f"{summary['output_tokens_per_s']:,.0f} tok/s")
+    c[3].metric("Meets both SLOs", "yes" if summary["ttft_s"]["p99"] <= slo_ttft and
+                summary["tpot_s"]["p99"] <= slo_tpot else "no")
+    c1, c2 = st.columns(2)
+    with c1:
+        figure(figures.latency_figure(summary), "serving_latency", "ps.lat")
+    with c2:
+        st.dataframe(tables.to_frame(tables.latency_rows(summary)), hide_index=True)
+        st.caption(f"One replica at {qps:g} requests/s (Poisson), {summary['requests']:,} requests, "
+                   f"{summary['preemptions']} preemptions.")
+
+st.subheader("Fleet within the SLOs")
 cur = [h for h in str(ps.get("also")).split(",") if h]
 bad = [h for h in cur if h not in hws]
 if bad:
@@ -91,7 +160,31 @@ if ps.loaded is not None or mk not in st.session_state:
 also = st.multiselect("Also plan on", [h for h in hws if h != hw_id], key=mk,
                       format_func=lambda i: f"{i} — {hws[i].name}")
 ps.values["also"] = ",".join(also)
+try:
+    pricing = page_state.pricing_from_state(ps.state())
+    cap = _capacity(model_key, tuple([hw_id, *also]), ps.get("precision"), kv, ps.get("engine"), ps.get("prompt"),
+                    ps.get("generate"), qps, slo_ttft, slo_tpot, ps.get("dist"), tuple(sorted(pricing.items())))
+except (InputError, TypeError) as err:
+    cap = None
+    st.info(f"fleet — {getattr(err, 'field', 'model')}: {getattr(err, 'message', err)}")
+if cap is not None:
+    b = cap.best
+    c = st.columns(4)
+    if b is None:
+        c[0].metric("Fleet", "none meets the SLOs")
+    else:
+        c[0].metric("Fleet", f"{b.devices} x {b.hardware}", help=f"{b.replicas} replica(s) of tp {b.tp}, {b.engine}")
+        c[1].metric("Fleet $ per hour", fmt.fmt_usd(b.usd_per_hour) if b.usd_per_hour is not None else "no price")
+        c[2].metric("$ per million tokens at the SLO", fmt.fmt_usd(b.usd_per_million_tokens)
+                    if b.usd_per_million_tokens is not None else "no price")
+        c[3].metric("kWh per million tokens", f"{b.kwh_per_million_tokens:.3g}")
+    figure(figures.frontier_figure(cap), "serving_frontier", "ps.front")
+    crows = tables.capacity_rows(cap)
+    st.dataframe(tables.to_frame(crows), hide_index=True)
+    downloads("Fleet candidates", crows, "serving_fleet", "ps.capdl")
+
 if also:
+    st.subheader("Compare devices")
     crow = []
     for h in [hw_id, *also]:
         try:
@@ -99,12 +192,18 @@ if also:
         except InputError as err:
             st.info(md(f"{h} — {err.field}: {err.message}", 2000))
             continue
-        b = min((p for p in pl.points if p.fits), key=lambda p: p.usd_per_million_tokens, default=None)
-        crow.append({"setting": h, "ttft_s": pl.points[0].ttft_s, "decode_s_per_token": pl.points[0].decode_per_token_s,
-                     "max_batch": pl.max_batch, "max_context": pl.max_context, "fits": pl.max_batch > 0,
-                     "best_usd_per_million_tokens": b.usd_per_million_tokens if b else float("nan"),
-                     "best_batch": b.batch if b else 0,
-                     "best_throughput_tokens_per_s": b.throughput_tokens_per_s if b else float("nan")})
+        bb = min((p for p in pl.points if p.fits), key=lambda p: p.usd_per_million_tokens
+                 if p.usd_per_million_tokens is not None else float("inf"), default=None)
+        crow.append({"setting": h, "engine": pl.engine, "ttft_s": pl.points[0].ttft_s,
+                     "decode_s_per_token": pl.points[0].decode_per_token_s, "max_batch": pl.max_batch,
+                     "max_context": pl.max_context, "fits": pl.max_batch > 0,
+                     "offline_tokens_per_s": pl.offline_throughput_tokens_per_s,
+                     "offline_usd_per_million_tokens": pl.offline_usd_per_million_tokens
+                     if pl.offline_usd_per_million_tokens is not None else float("nan"),
+                     "best_usd_per_million_tokens": bb.usd_per_million_tokens
+                     if bb and bb.usd_per_million_tokens is not None else float("nan"),
+                     "best_batch": bb.batch if bb else 0,
+                     "best_throughput_tokens_per_s": bb.throughput_tokens_per_s if bb else float("nan")})
     st.dataframe(tables.to_frame(crow), hide_index=True)
     downloads("Device comparison", crow, "serving_devices", "ps.cmpdl")
     c1, c2 = st.columns(2)
@@ -112,6 +211,6 @@ if also:
         figure(figures.compare_figure(crow, "decode_s_per_token", "Decode latency per token (batch 1)", "s"),
                "serving_latency_devices", "ps.cl")
     with c2:
-        figure(figures.compare_figure(crow, "best_usd_per_million_tokens", "Best $ per million tokens", "USD"),
-               "serving_cost_devices", "ps.cc")
+        figure(figures.compare_figure(crow, "offline_usd_per_million_tokens", "$ per million tokens (offline)",
+                                      "USD"), "serving_cost_devices", "ps.cc")
 ps.write_url()

@@ -14,6 +14,7 @@ from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
 from .timing import RunWork, device_rates, forward_times, generation_times, train_times
+from .validate import check_positions
 from .workload import QUANT_SCALE_BYTES_PER_TENSOR, QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES, Workload
 
 # Device memory a CUDA process uses outside torch's allocator: CUDA context, cuBLAS/cuDNN
@@ -44,6 +45,8 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     p, opt = w.prec, w.opt
     train = w.training
     generative_infer = (not train) and spec.generative
+    if generative_infer:
+        check_positions(spec, w.prompt, w.generate)
     main_phase = "train" if train else ("prefill" if generative_infer else "forward")
     ctx = make_ctx(spec, w, main_phase)
     rows = ledger(spec, ctx)

@@ -310,9 +310,10 @@ def expected_experts(experts: int, top_k: int, tokens: int) -> float:
 
     One token: k. Many tokens: all E. A decode step of batch 64 on Mixtral (E = 8, k = 2) touches
     8 * (1 - 0.75^64) = 7.99999... experts, so it streams nearly all expert weights, not 2 of 8.
+    ``tokens`` may be a numpy array (the serving simulator asks for every batch at once); 0 tokens touch 0.
     """
-    if experts <= 0 or top_k <= 0 or tokens <= 0:
-        return 0.0
+    if experts <= 0 or top_k <= 0:
+        return 0.0 * tokens
     return experts * (1.0 - (1.0 - min(top_k, experts) / experts) ** tokens)
 
 

@@ -3,6 +3,7 @@
     plan_training(model, hardware, tokens=..., global_batch=..., layout=Layout(...))  -> TrainingPlan
     search_layouts(model, hardware, tokens=..., max_devices=...)                       -> list[LayoutResult]
     plan_serving(model, hardware, prompt=..., generate=...)                            -> ServingPlan
+        (costmodel.serving.plan; continuous batching, simulation and capacity in costmodel.serving)
     chinchilla_tokens(params) / chinchilla_params(flops)
 
 All results are frozen records with ``to_dict()``; every assumption is in ``assumptions``.
@@ -15,14 +16,14 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .catalog import resolve_hardware
-from .collectives import INTRA_NODE_LATENCY_S, Link, LinkCalibration, allreduce_s
+from .collectives import LinkCalibration
 from .costs import CostBreakdown, cost_breakdown, hourly_cost
 from .engines import ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine
 from .errors import InputError
 from .estimator import estimate
 from .models import load_model
-from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, check_layout, n_layers, train_step
-from .perf import Efficiency, default_efficiency
+from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, n_layers, train_step
+from .perf import Efficiency
 from .workload import Workload
 
 # Hoffmann et al. 2022 ("Chinchilla"): compute-optimal training uses about 20 tokens per parameter,
@@ -294,136 +295,9 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
 
 
 # ---- serving ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ServingPoint:
-    batch: int
-    fits: bool
-    device_total_bytes: float
-    kv_cache_bytes: float
-    ttft_s: float  # time to first token: the prefill of the whole batch
-    decode_per_token_s: float  # one decode step (every sequence in the batch gets a token)
-    request_s: float  # prefill + generate decode steps
-    throughput_tokens_per_s: float  # generated tokens per second, whole batch
-    usd_per_million_tokens: float | None  # generated tokens; None: no price for this device
-    energy_kwh_per_million_tokens: float
-
-
-@dataclass(frozen=True)
-class ServingPlan:
-    model: str
-    hardware: str
-    tp: int
-    precision: str
-    kv_cache_precision: str
-    prompt: int
-    generate: int
-    kv_cache_bytes_per_token: float  # all layers, one sequence, one position
-    weights_bytes_per_device: float
-    max_batch: int  # largest batch that fits at prompt + generate
-    max_context: int  # longest prompt + generate that fits at batch 1
-    points: tuple[ServingPoint, ...]
-    assumptions: dict = field(default_factory=dict)
-
-    @property
-    def cheapest_fitting_point(self) -> ServingPoint | None:
-        """The batch that fits in memory with the lowest $ per million generated tokens (the highest
-        throughput per device when the device has no price); None when no batch fits."""
-        fitting = [p for p in self.points if p.fits]
-        if not fitting:
-            return None
-        if all(p.usd_per_million_tokens is not None for p in fitting):
-            return min(fitting, key=lambda p: p.usd_per_million_tokens)
-        return max(fitting, key=lambda p: p.throughput_tokens_per_s)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _serve_estimate(spec, hw, w: Workload, eff: Efficiency, tp: int):
-    """Per-device serving numbers under ``tp``-way tensor parallelism: weights, KV cache and compute
-    split by tp; two all-reduces of the hidden state per layer per pass (Megatron)."""
-    est = estimate(spec, w, hw, with_layers=False, efficiency=eff)
-    m = est.memory_bytes
-    t = est.time_s
-    h = _int_attr(spec, "hidden")
-    layers = n_layers(spec) or 1
-    cb = 4.0 if w.precision == "fp32" else 2.0
-    link = Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
-    pre_comm = 2 * layers * allreduce_s(w.batch * w.prompt * h * cb, tp, link)
-    dec_comm = 2 * layers * allreduce_s(w.batch * h * cb, tp, link)
-    device = (m.peak - m.transient) / tp + m.transient + (m.device_total - m.peak)
-    host = est.perf.host_s if est.perf.bound == "host" else 0.0  # host time does not shrink with more devices
-    prefill = (t.prefill_s - host) / tp + host + pre_comm if tp > 1 else t.prefill_s
-    decode = (t.decode_per_token_s / tp + dec_comm) if tp > 1 else t.decode_per_token_s
-    if tp > 1 and est.perf.decode_bound == "host":
-        decode = t.decode_per_token_s + dec_comm
-    return est, device, prefill, decode
-
-
-def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128, precision: str = "bf16",
-                 kv_cache_precision: str | None = None, tp: int = 1, batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-                 engine: str = "eager", efficiency: Efficiency | None = None, pricing: dict | None = None,
-                 attention: str = "fused") -> ServingPlan:
-    """Latency, throughput, memory and $ per million generated tokens across batch sizes, the
-    largest batch and context that fit, for ``tp`` devices serving one model replica."""
-    spec = load_model(model)
-    if not spec.generative:
-        raise InputError("model", f"{spec.name} is not a generative model; serving plans are for decoders")
-    hw = resolve_hardware(hardware)
-    check_layout(spec, Layout(tp=tp))
-    eff = efficiency or default_efficiency(hw, engine)
-    base = Workload(task="infer", batch=1, prompt=prompt, generate=generate, precision=precision,
-                    kv_cache_precision=kv_cache_precision, attention=attention)
-    one_hour = hourly_cost(hw, pricing)
-    usd_per_device_hour = one_hour.compute_usd
-    kwh_per_device_hour = one_hour.energy_kwh
-    points = []
-    for b in sorted(set(int(x) for x in batch_sizes)):
-        w = base.with_(batch=b)
-        est, device, prefill, decode = _serve_estimate(spec, hw, w, eff, tp)
-        request = prefill + decode * generate
-        tput = b * generate / request if request else 0.0
-        per_m = 1e6 / tput / 3600.0 if tput else float("inf")  # device-hours per million tokens, per device
-        points.append(ServingPoint(
-            batch=b, fits=device <= hw.memory_bytes, device_total_bytes=device,
-            kv_cache_bytes=est.memory_bytes.kv_cache / tp, ttft_s=prefill, decode_per_token_s=decode,
-            request_s=request, throughput_tokens_per_s=tput,
-            usd_per_million_tokens=per_m * tp * usd_per_device_hour if usd_per_device_hour is not None else None,
-            energy_kwh_per_million_tokens=per_m * tp * kwh_per_device_hour))
-    kv_per_token = estimate(spec, base.with_(prompt=1, generate=0), hw, with_layers=False,
-                            efficiency=eff).memory_bytes.kv_cache
-    max_batch = _largest(lambda b: _serve_estimate(spec, hw, base.with_(batch=b), eff, tp)[1] <= hw.memory_bytes)
-    max_ctx = _largest(lambda n: _serve_estimate(spec, hw, base.with_(prompt=max(n - generate, 1)), eff, tp)[1]
-                       <= hw.memory_bytes, lo=generate + 1)
-    weights = estimate(spec, base, hw, with_layers=False, efficiency=eff).memory_bytes.weights / tp
-    return ServingPlan(
-        model=spec.name, hardware=hw.id, tp=tp, precision=precision,
-        kv_cache_precision=kv_cache_precision or ("fp32" if precision == "fp32" else "bf16"),
-        prompt=prompt, generate=generate, kv_cache_bytes_per_token=kv_per_token, weights_bytes_per_device=weights,
-        max_batch=max_batch, max_context=max_ctx, points=tuple(points),
-        assumptions={"efficiency": eff.to_dict(), "engine": engine,
-                     "price": one_hour.assumptions, "usd_per_device_hour": usd_per_device_hour,
-                     "tensor_parallel": "weights, KV cache and compute split by tp; 2 all-reduces of the hidden "
-                                        "state per layer per pass over NVLink",
-                     "throughput": "generated tokens / (prefill + generate x decode step) for a static batch"},
-    )
-
-
-def _largest(fits, lo: int = 1, hi: int = 1 << 22) -> int:
-    """Largest n in [lo, hi] with fits(n) (monotone), 0 if none."""
-    if not fits(lo):
-        return 0
-    n = lo
-    while n * 2 <= hi and fits(n * 2):
-        n *= 2
-    a, b = n, min(n * 2, hi)
-    while b - a > 1:
-        mid = (a + b) // 2
-        if fits(mid):
-            a = mid
-        else:
-            b = mid
-    return a if not fits(b) else b
+# The serving plan lives in costmodel.serving (engine profiles, continuous batching, simulation, capacity);
+# re-exported here so ``from costmodel.plans import plan_serving`` keeps working.
+from .serving.plan import ServingPlan, ServingPoint, plan_serving  # noqa: E402
 
 
 __all__ = ["TrainingPlan", "LayoutResult", "ServingPlan", "ServingPoint", "plan_training", "search_layouts",

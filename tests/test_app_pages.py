@@ -254,10 +254,11 @@ def test_learn_topics_show_estimator_numbers():
     assert at.latex
     at.selectbox(key="learn.topic").set_value("kv").run()
     at.selectbox(key="learn.model").set_value("llama-3-8b").run()
-    est = costmodel.estimate("llama-3-8b", task="infer", batch=4, prompt=1024, generate=256, precision="bf16",
+    # the default prompt 768 + 256 generated = 1,024 positions: GPT-2's limit, so every decoder in the list runs
+    est = costmodel.estimate("llama-3-8b", task="infer", batch=4, prompt=768, generate=256, precision="bf16",
                              kv_cache_precision="bf16")
-    # 2 x 32 layers x 4 x 8 KV heads x 128 x (1024 + 256) positions x 2 bytes
-    assert est.memory_bytes.kv_cache == 2 * 32 * 4 * 8 * 128 * 1280 * 2
+    # 2 x 32 layers x 4 x 8 KV heads x 128 x (768 + 256) positions x 2 bytes
+    assert est.memory_bytes.kv_cache == 2 * 32 * 4 * 8 * 128 * 1024 * 2
     assert metrics(at)["KV cache"] == fmt.fmt_gib(est.memory_bytes.kv_cache)
     at.selectbox(key="learn.topic").set_value("lora").run()
     at.slider(key="learn.rank").set_value(8).run()
@@ -353,6 +354,33 @@ def test_plan_serving_numbers_equal_the_package():
     assert_no_exception_but_error(at, "layout.tp")
     at = open_page("plan_serving.py", {"preset": "bert-base"})
     assert_no_exception_but_error(at, "model")  # an encoder has no decode loop
+
+
+def test_plan_serving_traffic_fleet_and_the_l4_h100_seed():
+    from costmodel import plans
+    from costmodel.serving import capacity
+
+    seed = {"preset": "llama-3-8b", "hw": "l4-24gb", "prompt": "1024", "generate": "256", "precision": "bf16",
+            "also": "h100-sxm-80gb", "qps": "2", "slo_ttft_ms": "500", "slo_tpot_ms": "80", "requests": "200"}
+    at = open_page("plan_serving.py", seed)
+    m = metrics(at)
+    l4 = plans.plan_serving("llama-3-8b", "l4-24gb", prompt=1024, generate=256)
+    h100 = plans.plan_serving("llama-3-8b", "h100-sxm-80gb", prompt=1024, generate=256)
+    assert m["Offline throughput"] == f"{l4.offline_throughput_tokens_per_s:,.0f} tok/s"
+    assert any("Engine: vllm" in i.value for i in at.info)
+    devices = frame(at, "best_batch")
+    l4_row, h100_row = devices.iloc[0], devices.iloc[1]
+    # the planner's picture: the H100 decodes ~9x faster and is cheaper per million tokens at full load
+    assert l4_row["decode_s_per_token"] > 6 * h100_row["decode_s_per_token"]
+    assert h100_row["offline_usd_per_million_tokens"] < l4_row["offline_usd_per_million_tokens"]
+    assert h100.offline_usd_per_million_tokens == pytest.approx(h100_row["offline_usd_per_million_tokens"])
+    cap = capacity.plan_capacity("llama-3-8b", qps=2.0, input_tokens=1024, output_tokens=256, slo_ttft_s=0.5,
+                                 slo_tpot_s=0.08, hardware=("l4-24gb", "h100-sxm-80gb"), tps=(1, 2, 4, 8),
+                                 precisions=("bf16",), num_requests=300,
+                                 pricing={"provider": None, "tier": "on-demand", "region": "world", "utilization": 1.0})
+    assert m["Fleet"] == f"{cap.best.devices} x {cap.best.hardware}"
+    assert list(frame(at, "why")["feasible"]) == [c.feasible for c in cap.candidates]
+    assert "p99_ms" in frame(at, "p99_ms").columns and "p99 time to first token" in m
 
 
 # ---- scenarios ------------------------------------------------------------------------------------

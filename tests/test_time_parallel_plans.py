@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ from costmodel.errors import InputError
 from costmodel.parallel import Layout, train_step
 from costmodel.perf import Efficiency, default_efficiency
 from costmodel.plans import (chinchilla_params, chinchilla_tokens, plan_serving, plan_training, search_layouts)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 H100 = load_hardware("h100-sxm-80gb")
 
@@ -220,7 +223,17 @@ def test_serving_plan_kv_cache_and_limits():
     assert p8.usd_per_million_tokens < p1.usd_per_million_tokens
     tp2 = plan_serving("llama-3-8b", "l4-24gb", prompt=512, generate=128, batch_sizes=(1,), tp=2)
     assert tp2.weights_bytes_per_device == pytest.approx(plan.weights_bytes_per_device / 2)
-    assert tp2.max_context > plan.max_context
+    # the longest context is capped at the model's position limit (Llama 3: max_position_embeddings 8192) ...
+    assert plan.max_context == tp2.max_context == plan.max_positions == 8192
+    # ... and below it, memory decides: splitting the weights over two devices leaves more for the KV cache
+    # (Llama 3.1 8B: the same tensors, max_position_embeddings 131072)
+    cfg = {**json.loads((ROOT / "assets" / "presets" / "llama-3-8b.json").read_text())["config"],
+           "max_position_embeddings": 131072}
+    long1 = plan_serving(cfg, "l4-24gb", prompt=512, generate=128, batch_sizes=(1,))
+    long2 = plan_serving(cfg, "l4-24gb", prompt=512, generate=128, batch_sizes=(1,), tp=2)
+    assert long1.max_context < long2.max_context == long1.max_positions == 131072
+    # the memory bound by hand: KV pool / KV bytes per token (2 x 32 layers x 8 KV heads x 128 x 2 B = 128 KiB)
+    assert long1.max_context == int(long1.kv_pool_bytes_per_device // 131072) < 131072
 
 
 # ---- CLI -------------------------------------------------------------------------------------------

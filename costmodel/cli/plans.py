@@ -1,4 +1,5 @@
-"""``python -m costmodel plan-train|plan-serve|search-layouts|chinchilla``: the planning commands."""
+"""``python -m costmodel plan-train|plan-serve|search-layouts|chinchilla``: the planning commands (plan-serve
+lives in ``costmodel.cli.serving``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from __future__ import annotations
 from ..engines import ENGINES
 from ..errors import InputError
 from ..parallel import Layout
-from ..plans import chinchilla_params, compute_optimal_tokens, plan_serving, plan_training, search_layouts
+from ..plans import chinchilla_params, compute_optimal_tokens, plan_training, search_layouts
 from ..safe_json import read_config_file
 from ..units import GiB
 from ..workload import Workload
 from .args import (add_assumption_args, add_workload_args, efficiency_from_args, hardware_from_args, int_arg,
                    number_arg, pricing_from_args, workload_from_args)
+from . import serving
 from .output import dumps, money
 
 
@@ -73,36 +75,6 @@ def _plan_train(a) -> int:
         if k not in ("efficiency", "engine"):
             print(f"  assumption {k}: {v}")
     print(f"  assumption efficiency: {plan.assumptions['efficiency']}")
-    return 0
-
-
-def _plan_serve(a) -> int:
-    hw = hardware_from_args(a)
-    sizes = [int_arg("batch_sizes", x) for x in str(a.batch_sizes).split(",") if x.strip()]
-    if not sizes:
-        raise InputError("batch_sizes", f"must list at least one batch size, e.g. 1,8,64, got {a.batch_sizes!r}")
-    edited = a.matmul_efficiency or a.bandwidth_efficiency or a.overhead_us
-    plan = plan_serving(a.model, hw, prompt=int_arg("prompt", a.prompt), generate=int_arg("generate", a.generate, 0),
-                        precision=a.precision, kv_cache_precision=a.kv_cache_precision, tp=int_arg("tp", a.tp),
-                        batch_sizes=sizes, engine=a.engine or "compiled",
-                        efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing_from_args(a))
-    if a.json:
-        print(dumps(plan.to_dict()))
-        return 0
-    print(f"serving plan: {plan.model} on {plan.tp} x {plan.hardware}, {plan.precision} weights, "
-          f"{plan.kv_cache_precision} KV cache, prompt {plan.prompt} + generate {plan.generate}")
-    print(f"weights/device {plan.weights_bytes_per_device / GiB:.2f} GiB  KV cache {plan.kv_cache_bytes_per_token / 2**10:.1f} "
-          f"KiB/token  max batch {plan.max_batch}  max context (batch 1) {plan.max_context:,}")
-    print(f"{'batch':>6} {'fits':>5} {'mem GiB':>8} {'TTFT s':>8} {'decode ms':>10} {'tok/s':>9} {'$/M tok':>9} {'kWh/M tok':>10}")
-    for p in plan.points:
-        usd = f"{p.usd_per_million_tokens:>9.3f}" if p.usd_per_million_tokens is not None else f"{'no price':>9}"
-        print(f"{p.batch:>6} {'yes' if p.fits else 'NO':>5} {p.device_total_bytes / GiB:>8.2f} {p.ttft_s:>8.3f} "
-              f"{p.decode_per_token_s * 1e3:>10.2f} {p.throughput_tokens_per_s:>9.1f} {usd} "
-              f"{p.energy_kwh_per_million_tokens:>10.3f}")
-    print(f"  assumption engine: {plan.assumptions['engine']}; efficiency: {plan.assumptions['efficiency']}")
-    price = plan.assumptions["usd_per_device_hour"]
-    print(f"  assumption price: {money(price)}/device-hour "
-          f"({plan.assumptions['price']['usd_per_gpu_hour']['source'][:120]})")
     return 0
 
 
@@ -175,18 +147,7 @@ def register(sub) -> None:
     _add_link_args(pt)
     pt.set_defaults(run=_plan_train)
 
-    ps = sub.add_parser("plan-serve", help="serving: TTFT, decode latency, throughput, max batch/context, $ per M tokens")
-    ps.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")
-    ps.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
-    ps.add_argument("--prompt", default=512, help="prompt tokens per request")
-    ps.add_argument("--generate", default=128, help="generated tokens per request")
-    ps.add_argument("--precision", default="bf16", help="fp32 | bf16 | fp16 | fp8 | int8 | int4 (weights)")
-    ps.add_argument("--kv-cache-precision", default=None, help="fp32 | bf16 | fp16 | fp8 | int8 | int4")
-    ps.add_argument("--tp", default=1, help="tensor-parallel devices per replica")
-    ps.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128,256", help="comma-separated batch sizes")
-    ps.add_argument("--json", action="store_true", help="print one JSON object")
-    add_assumption_args(ps)
-    ps.set_defaults(run=_plan_serve)
+    serving.register(sub)
 
     sl = sub.add_parser("search-layouts", help="rank parallel layouts for a training run by time or cost")
     sl.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")

@@ -224,3 +224,39 @@ def serving_cost_figure(plan) -> go.Figure:
                       xaxis_type="category")
     return _layout(fig, "$ per million generated tokens (red: does not fit)", 300)
 
+
+
+def frontier_figure(cap) -> go.Figure:
+    """Latency-throughput frontier of a capacity plan: output tokens/s per device against p99 TPOT for every
+    simulated (device, TP, precision, rate); points missing an SLO are red x; the SLO is a dashed line."""
+    fig = go.Figure()
+    groups: dict = {}
+    for p in cap.frontier:
+        groups.setdefault((p.hardware, p.tp, p.precision, p.engine), []).append(p)
+    for i, ((hw, tp, prec, eng), pts) in enumerate(sorted(groups.items())):
+        pts = sorted(pts, key=lambda p: p.rate_per_s)
+        fig.add_trace(go.Scatter(
+            x=[p.tpot_p99_s * 1e3 for p in pts], y=[p.output_tokens_per_s_per_device for p in pts],
+            name=f"{hw} tp{tp} {prec}", mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)]),
+            marker=dict(symbol=["circle" if p.feasible else "x" for p in pts], size=9,
+                        color=[PALETTE[i % len(PALETTE)] if p.feasible else "#D62728" for p in pts]),
+            customdata=[[p.rate_per_s, p.ttft_p99_s * 1e3] for p in pts],
+            hovertemplate="%{y:.4g} tok/s/device at p99 TPOT %{x:.3g} ms<br>%{customdata[0]:.3g} req/s per replica, "
+                          "p99 TTFT %{customdata[1]:.4g} ms<extra>" + f"{hw} tp{tp} {prec} ({eng})</extra>"))
+    fig.add_vline(x=cap.slo_tpot_s * 1e3, line=dict(color="#D62728", dash="dash"),
+                  annotation_text="TPOT SLO", annotation_position="top")
+    fig.update_layout(xaxis=dict(title="p99 time per output token (ms)", type="log"),
+                      yaxis=dict(title="output tokens/s per device"))
+    return _layout(fig, "Latency-throughput frontier (x: misses an SLO)", 380)
+
+
+def latency_figure(summary: dict) -> go.Figure:
+    """p50 / p90 / p99 of TTFT, TPOT and end-to-end latency of a simulation summary (ms, log axis)."""
+    fig = go.Figure()
+    for i, q in enumerate(("p50", "p90", "p99")):
+        fig.add_trace(go.Bar(name=q, x=["TTFT", "TPOT", "end-to-end"],
+                             y=[summary[m][q] * 1e3 for m in ("ttft_s", "tpot_s", "e2e_s")],
+                             marker_color=PALETTE[i % len(PALETTE)],
+                             hovertemplate="%{x} " + q + ": %{y:.4g} ms<extra></extra>"))
+    fig.update_layout(barmode="group", yaxis=dict(title="ms", type="log"))
+    return _layout(fig, "Simulated latency percentiles (one replica)", 320)

@@ -68,7 +68,7 @@ def lesson_quantization(model: str, batch: int, prompt: int, generate: int, hard
 
 
 def lesson_pruning(model: str, sparsity: float, batch: int, seq: int, hardware: str = DEFAULT_HARDWARE) -> dict:
-    est = estimate(model, hardware=hardware, task="infer", batch=batch, prompt=seq, generate=1, seq=seq,
+    est = estimate(model, hardware=hardware, task="infer", batch=batch, prompt=seq, generate=0, seq=seq,
                    precision="bf16", sparsity=sparsity)
     return {"estimate": est, "total": est.params.total, "nonzero": est.params.nonzero,
             "forward": est.flops.forward, "forward_effective": est.flops.forward_effective}

@@ -216,3 +216,19 @@ def compare_row(label: str, est) -> dict:
     row["kwh"] = kwh.per_unit if kwh else nan
     row["kg_co2e"] = co2.per_unit if co2 else nan
     return row
+
+def latency_rows(summary: dict) -> list[dict]:
+    """One row per latency metric of a simulation summary (milliseconds)."""
+    names = {"ttft_s": "time to first token", "tpot_s": "time per output token", "e2e_s": "end-to-end"}
+    return [{"metric": names[m], "p50_ms": summary[m]["p50"] * 1e3, "p90_ms": summary[m]["p90"] * 1e3,
+             "p99_ms": summary[m]["p99"] * 1e3, "mean_ms": summary[m]["mean"] * 1e3} for m in names]
+
+
+def capacity_rows(cap) -> list[dict]:
+    """One row per fleet candidate of a capacity plan (costmodel.serving.capacity)."""
+    return [{"hardware": c.hardware, "tp": c.tp, "precision": c.precision, "engine": c.engine,
+             "feasible": c.feasible, "max_requests_per_s_per_replica": c.max_rate_per_replica,
+             "replicas": c.replicas, "devices": c.devices, "usd_per_hour": c.usd_per_hour,
+             "usd_per_million_tokens": c.usd_per_million_tokens, "kwh_per_million_tokens": c.kwh_per_million_tokens,
+             "ttft_p99_ms": c.ttft_p99_s * 1e3, "tpot_p99_ms": c.tpot_p99_s * 1e3, "why": c.reason}
+            for c in cap.candidates]
