@@ -8,6 +8,7 @@ import functools
 from .catalog import resolve_hardware
 from .errors import InputError
 from .layers import Ctx, Layer
+from .limits import check_workload
 from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, LayerRow, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
@@ -253,6 +254,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     """
     hw = resolve_hardware(hardware)
     w = workload
+    check_workload(spec, w)  # positions within the context length, image size a fixed head takes
     p, opt = w.prec, w.opt
     train = w.training
     generative_infer = (not train) and spec.generative

@@ -19,6 +19,7 @@ from .collectives import INTRA_NODE_LATENCY_S, Link, allreduce_s
 from .costs import CostBreakdown, cost_breakdown, hourly_cost
 from .errors import InputError
 from .estimator import estimate
+from .limits import model_limits, resolve_defaults
 from .models import load_model
 from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, check_layout, n_layers, train_step
 from .perf import Efficiency, default_efficiency
@@ -40,7 +41,8 @@ def compute_optimal_tokens(model) -> tuple[int, float]:
     """(parameters, compute-optimal tokens) of a model: Chinchilla's rule on the parameters a token uses
     (``params.active``: all of them for a dense model, shared + top-k experts for a mixture of experts, whose
     compute per token is what the rule trades against data; Mixtral-8x7B: 12.9B active of 46.7B)."""
-    n = estimate(load_model(model), Workload(batch=1, seq=16), None, with_layers=False).params.active
+    spec = load_model(model)
+    n = estimate(spec, Workload(**resolve_defaults(spec, {"batch": 1, "seq": 16})), None, with_layers=False).params.active
     return n, chinchilla_tokens(n)
 
 
@@ -92,7 +94,8 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     """
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
+    wl = workload if isinstance(workload, Workload) else \
+        Workload.from_dict(resolve_defaults(spec, {**(workload or {}), "task": "train"}))
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
     eff = efficiency or default_efficiency(hw)
     tps = wl.seq if spec.modality == "text" else 1  # tokens per sample
@@ -195,7 +198,8 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = workload if isinstance(workload, Workload) else Workload.from_dict({**(workload or {}), "task": "train"})
+    wl = workload if isinstance(workload, Workload) else \
+        Workload.from_dict(resolve_defaults(spec, {**(workload or {}), "task": "train"}))
     eff = efficiency or default_efficiency(hw)
     if usd_per_device_hour is None:
         usd_per_device_hour = hourly_cost(hw).compute_usd
@@ -340,8 +344,9 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
     kv_per_token = estimate(spec, base.with_(prompt=1, generate=0), hw, with_layers=False,
                             efficiency=eff).memory_bytes.kv_cache
     max_batch = _largest(lambda b: _serve_estimate(spec, hw, base.with_(batch=b), eff, tp)[1] <= hw.memory_bytes)
+    limit = model_limits(spec).max_positions  # no context beyond the model's own
     max_ctx = _largest(lambda n: _serve_estimate(spec, hw, base.with_(prompt=max(n - generate, 1)), eff, tp)[1]
-                       <= hw.memory_bytes, lo=generate + 1)
+                       <= hw.memory_bytes, lo=generate + 1, hi=limit or 1 << 22)
     weights = estimate(spec, base, hw, with_layers=False, efficiency=eff).memory_bytes.weights / tp
     return ServingPlan(
         model=spec.name, hardware=hw.id, tp=tp, precision=precision,

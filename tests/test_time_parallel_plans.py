@@ -220,7 +220,15 @@ def test_serving_plan_kv_cache_and_limits():
     assert p8.usd_per_million_tokens < p1.usd_per_million_tokens
     tp2 = plan_serving("llama-3-8b", "l4-24gb", prompt=512, generate=128, batch_sizes=(1,), tp=2)
     assert tp2.weights_bytes_per_device == pytest.approx(plan.weights_bytes_per_device / 2)
-    assert tp2.max_context > plan.max_context
+    # the longest context is capped by the model's own (8,192 positions) where memory would allow more ...
+    assert plan.max_context == tp2.max_context == 8192
+    # ... and with that cap lifted, memory sets it: two devices hold a longer KV cache than one
+    from costmodel.models import get_preset
+
+    long_cfg = {**get_preset("llama-3-8b").config, "max_position_embeddings": 1 << 22}
+    one = plan_serving(long_cfg, "l4-24gb", prompt=512, generate=128, batch_sizes=(1,))
+    two = plan_serving(long_cfg, "l4-24gb", prompt=512, generate=128, batch_sizes=(1,), tp=2)
+    assert two.max_context > one.max_context > 8192
 
 
 # ---- CLI -------------------------------------------------------------------------------------------

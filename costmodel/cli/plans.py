@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 from ..errors import InputError
+from ..limits import resolve_defaults
+from ..models import load_model
 from ..parallel import Layout
 from ..plans import chinchilla_params, compute_optimal_tokens, plan_serving, plan_training, search_layouts
 from ..units import GiB
@@ -81,7 +83,11 @@ def _plan_serve(a) -> int:
 
 def _search(a) -> int:
     hw = hardware_from_args(a)
-    wl = Workload(task="train", seq=a.seq, precision=a.precision, optimizer=a.optimizer)
+    spec = load_model(a.model)
+    given = {"task": "train", "precision": a.precision, "optimizer": a.optimizer}
+    if a.seq is not None:
+        given["seq"] = int_arg("seq", a.seq)
+    wl = Workload(**resolve_defaults(spec, given))
     price = number_arg("usd_per_device_hour", a.usd_per_device_hour, 0.0, 1e6) if a.usd_per_device_hour else None
     res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
                          global_batch=int_arg("global_batch", a.global_batch),
@@ -149,7 +155,8 @@ def register(sub) -> None:
     sl.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")
     sl.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
     sl.add_argument("--tokens", required=True, help="training tokens")
-    sl.add_argument("--seq", default=2048, type=int, help="tokens per sample")
+    sl.add_argument("--seq", default=None, help="tokens per sample (default 2048, or the model's context length "
+                                                "if shorter)")
     sl.add_argument("--precision", default="amp-bf16", help="training precision")
     sl.add_argument("--optimizer", default="adamw", help="optimizer")
     sl.add_argument("--global-batch", default=1024, help="samples per optimizer step (fixed, as a recipe fixes it)")

@@ -461,6 +461,8 @@ def make_optimizer(model, workload: Workload):
         return torch.optim.SGD(params, lr=1e-5, momentum=0.0)
     if name == "sgd-momentum":
         return torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    if name == "rmsprop":  # torch's default (and Keras'): momentum 0, not centered; foreach like Adam
+        return torch.optim.RMSprop(params, lr=1e-5, foreach=True)
     if name == "adafactor":
         if not hasattr(torch.optim, "Adafactor"):
             raise Unsupported("torch.optim.Adafactor needs torch >= 2.5")
@@ -475,6 +477,9 @@ def check_workload(workload: Workload) -> None:
                          "Engine); use fp32, amp-bf16, amp-fp16, bf16 or fp16")
     if workload.training and workload.optimizer == "adamw-8bit":
         raise InputError("optimizer", "adamw-8bit is not profiled (needs bitsandbytes)")
+    if workload.training and workload.optimizer == "lamb":
+        raise InputError("optimizer", "lamb is not profiled (torch has no LAMB; apex / torch-optimizer are not "
+                         "driven); profile adamw, adam, rmsprop, sgd, sgd-momentum or adafactor")
     if workload.sparsity_pattern == "2:4":
         raise InputError("sparsity_pattern", "2:4 sparse kernels are not profiled (needs cuSPARSELt); the profiler "
                          "builds dense models: use sparsity_pattern unstructured")
