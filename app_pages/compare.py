@@ -26,15 +26,7 @@ except InputError as err:
 
 if mode == "gpus":
     hws = {h.id: h for h in list_hardware()}
-    cur = [g for g in str(ps.get("gpus")).split(",") if g]
-    bad = [g for g in cur if g not in hws]
-    if bad:
-        ps.problems.append(f"gpus: {', '.join(bad)} not in the catalog")
-    mk = ps.key("gpus_ms")
-    if ps.loaded is not None or mk not in st.session_state:
-        st.session_state[mk] = [g for g in cur if g in hws]
-    chosen = st.multiselect("Devices", list(hws), key=mk, format_func=lambda i: f"{i} — {hws[i].name}")
-    ps.values["gpus"] = ",".join(chosen)
+    chosen = ps.multiselect(st, "Devices", "gpus", list(hws), format_func=lambda i: f"{i} — {hws[i].name}")
     rows, ests, errors = sweeps.compare_devices(model, {g: hws[g] for g in chosen}, workload)
     for err in errors:
         show_error(err)
@@ -71,7 +63,7 @@ c1, c2, c3 = st.columns(3)
 field = ps.select(c1, "Vary", "sweep", list(sweeps.SWEEP_FIELDS))
 lo = ps.number(c2, "from", "sweep_from", min_value=0, max_value=1 << 24)
 hi = ps.number(c3, "to", "sweep_to", min_value=0, max_value=1 << 24)
-sweep_state = {**ps.state(), "hw": (ps.get("hw") if mode == "settings" else (rows[0]["hardware"] if rows else
+sweep_state = {**ps.state, "hw": (ps.get("hw") if mode == "settings" else (rows[0]["hardware"] if rows else
                                                                              page_state.DEFAULT_HARDWARE))}
 try:
     values = sweeps.sweep_values(field, lo, hi)

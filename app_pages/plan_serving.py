@@ -26,7 +26,7 @@ hws = {h.id: h for h in list_hardware()}
 def plan_for(hw_id: str):
     return plans.plan_serving(model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
                               precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None,
-                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state()))
+                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state))
 
 
 try:
@@ -53,7 +53,7 @@ except InputError as err:
 ps.show_problems()
 
 p1 = plan.points[0]
-best = min((p for p in plan.points if p.fits), key=lambda p: p.usd_per_million_tokens, default=None)
+best = plan.cheapest_fitting_point  # None prices (a device without one) are not compared
 c = st.columns(4)
 c[0].metric("Time to first token (batch 1)", fmt.fmt_seconds(p1.ttft_s))
 c[1].metric("Decode per token (batch 1)", fmt.fmt_seconds(p1.decode_per_token_s))
@@ -62,7 +62,8 @@ c[3].metric("Longest context (batch 1)", f"{plan.max_context:,} tokens")
 c = st.columns(4)
 c[0].metric("KV cache per token", f"{plan.kv_cache_bytes_per_token / 2**20:,.3f} MiB")
 c[1].metric("Weights per device", fmt.fmt_gib(plan.weights_bytes_per_device))
-c[2].metric("Best $ per million tokens", fmt.fmt_usd(best.usd_per_million_tokens) if best else "n/a",
+c[2].metric("Best $ per million tokens", fmt.fmt_usd(best.usd_per_million_tokens) if best and
+            best.usd_per_million_tokens is not None else "n/a",
             help="the cheapest batch size that fits")
 c[3].metric("At batch", f"{best.batch}" if best else "n/a")
 
@@ -98,10 +99,11 @@ if also:
         except InputError as err:
             st.info(f"{h} — {err.field}: {err.message}")
             continue
-        b = min((p for p in pl.points if p.fits), key=lambda p: p.usd_per_million_tokens, default=None)
+        b = pl.cheapest_fitting_point
         crow.append({"setting": h, "ttft_s": pl.points[0].ttft_s, "decode_s_per_token": pl.points[0].decode_per_token_s,
                      "max_batch": pl.max_batch, "max_context": pl.max_context, "fits": pl.max_batch > 0,
-                     "best_usd_per_million_tokens": b.usd_per_million_tokens if b else float("nan"),
+                     "best_usd_per_million_tokens": b.usd_per_million_tokens if b and b.usd_per_million_tokens
+                     is not None else float("nan"),
                      "best_batch": b.batch if b else 0,
                      "best_throughput_tokens_per_s": b.throughput_tokens_per_s if b else float("nan")})
     st.dataframe(tables.to_frame(crow), hide_index=True)

@@ -76,7 +76,7 @@ try:
     zero = ps.select(c[3], "ZeRO stage", "zero", [0, 1, 2, 3], format_func=lambda z: f"{z} (FSDP)" if z == 3 else str(z))
     ckpt = ps.checkbox(c[4], "Checkpointing", "ckpt")
     offload = ps.checkbox(c[5], "Optimizer offload", "offload")
-    pricing = page_state.pricing_from_state(ps.state())
+    pricing = page_state.pricing_from_state(ps.state)
     layout = dict(dp=dp, tp=tp, pp=pp, zero=zero, micro_batch=mb, grad_checkpointing=ckpt, offload=offload)
     plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
                                epochs=epochs, global_batch=gb, pricing=pricing)
@@ -95,7 +95,7 @@ c[0].metric("Energy", fmt.fmt_kwh(cost.energy_kwh))
 c[1].metric("Carbon", f"{cost.carbon_kg_co2e / 1000:,.3g} t CO2e")
 c[2].metric("MFU", f"{s.mfu:.1%}")
 c[3].metric("Fits per device", "yes" if s.fits else "NO",
-            delta=f"{fmt.fmt_gib(s.memory_bytes.device_total)} of {fmt.fmt_gib(s.memory_bytes.capacity)}",
+            delta=f"{fmt.fmt_bytes(s.memory_bytes.device_total)} of {fmt.fmt_bytes(s.memory_bytes.capacity)}",
             delta_color="off")
 if not s.fits:
     st.warning("This layout does not fit in device memory: add tensor/pipeline stages, a higher ZeRO stage, "

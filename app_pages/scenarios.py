@@ -53,7 +53,7 @@ except InputError as err:
     st.stop()
 c = st.columns(4)
 c[0].metric("Parameters", fmt.fmt_count(est.params.total))
-c[1].metric("Peak memory", fmt.fmt_gib(est.memory_bytes.peak))
+c[1].metric("Peak memory", fmt.fmt_bytes(est.memory_bytes.peak))
 c[2].metric("Fits", "yes" if est.memory_bytes.fits else "NO")
 c[3].metric(f"Time per {est.unit}", fmt.fmt_seconds(est.time_s.per_unit_s))
 if scn.get("notes"):

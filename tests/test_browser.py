@@ -205,7 +205,7 @@ def test_estimate_batch_change_updates_numbers(page, server):
     new = wait_metric_change(page, "Step time", old)
     est = costmodel.estimate("llama-2-7b", hardware="a100-sxm-80gb", batch=2, seq=2048)
     assert new == fmt.fmt_seconds(est.time_s.step_s)
-    assert metric(page, "Peak memory") == fmt.fmt_gib(est.memory_bytes.peak)
+    assert metric(page, "Peak memory") == fmt.fmt_bytes(est.memory_bytes.peak)
     assert "batch=2" in page.url  # the link reproduces the view
     page.get_by_text("Formulas").first.scroll_into_view_if_needed()
     page.mouse.wheel(0, -10_000)

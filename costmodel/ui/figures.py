@@ -214,7 +214,7 @@ def serving_figure(plan) -> go.Figure:
 
 
 def serving_cost_figure(plan) -> go.Figure:
-    pts = [p for p in plan.points if math.isfinite(p.usd_per_million_tokens)]
+    pts = [p for p in plan.points if p.usd_per_million_tokens is not None and math.isfinite(p.usd_per_million_tokens)]
     fig = go.Figure(go.Bar(x=[str(p.batch) for p in pts], y=[p.usd_per_million_tokens for p in pts],
                            marker_color=[PALETTE[2] if p.fits else "#D62728" for p in pts],
                            hovertemplate="batch %{x}: $%{y:.4g} per million tokens<extra></extra>"))

@@ -214,3 +214,86 @@ def compare_row(label: str, est) -> dict:
     row["kwh"] = kwh.per_unit if kwh else nan
     row["kg_co2e"] = co2.per_unit if co2 else nan
     return row
+
+# ---- display: what a table shows (downloads keep the raw numbers) ------------------------------------------
+
+def _kind_of_column(name: str) -> str:
+    n = name.lower()
+    if n in ("mfu", "hfu") or n.endswith("_pct_of_peak") or n.endswith("_fraction"):
+        return "fraction"
+    if n.endswith("_gib"):
+        return "gib"
+    if n == "bytes" or n.endswith("_bytes") or n.endswith("_bytes_all") or n.endswith("bytes_per_token"):
+        return "bytes"
+    if n in ("seconds", "time_s", "step_s", "ttft_s", "request_s", "wall_clock_s") or n.endswith("_s") \
+            or n.endswith("_s_per_token") or n.startswith("seconds"):
+        return "seconds"
+    if n.startswith("usd") or n.endswith("_usd") or "usd_per" in n:
+        return "usd"
+    if "flops" in n:
+        return "flops"
+    if n.endswith("_days"):
+        return "days"
+    return ""
+
+
+def display_rows(rows: Iterable[dict]) -> tuple[list[dict], dict]:
+    """Rows as a table shows them, and a column -> format map (Streamlit NumberColumn formats) for the numeric
+    columns left numeric: seconds and dollars become human text ("1.45 ms", "$0.00012"), bytes whole numbers
+    with separators, GiB two decimals, FLOPs compact (1.2T), fractions as percentages, other counts with
+    separators and other decimals 4 significant figures. Downloads keep the raw rows."""
+    from .format import fmt_num, fmt_seconds, fmt_usd
+
+    rows = list(rows)
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    kinds = {c: _kind_of_column(c) for c in cols}
+    out = []
+    for r in rows:
+        d = {}
+        for k, v in r.items():
+            kind = kinds[k]
+            num = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if num and kind == "seconds":
+                v = fmt_seconds(v)
+            elif num and kind == "usd":
+                v = fmt_usd(v)
+            elif num and kind == "days":
+                v = fmt_num(v)
+            elif num and kind == "bytes" and v == v:
+                v = int(round(v))
+            d[k] = v
+        out.append(d)
+    formats = {}
+    for c in cols:
+        vals = [r.get(c) for r in out if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)]
+        if not vals:
+            continue
+        kind = kinds[c]
+        if kind == "fraction":
+            formats[c] = "percent"
+        elif kind == "gib":
+            formats[c] = "%.2f GiB"
+        elif kind == "flops":
+            formats[c] = "compact"
+        elif kind == "bytes" or all(float(v).is_integer() for v in vals if v == v):
+            formats[c] = "localized"
+        else:
+            formats[c] = "%.4g"
+    return out, formats
+
+
+def display_value_rows(rows: Iterable[dict]) -> list[dict]:
+    """(… value, unit) rows with the value as human text in its unit (``format.fmt_value``)."""
+    from .format import fmt_value
+
+    return [{**r, "value": fmt_value(r.get("value"), r.get("unit", ""))} for r in rows]
+
+
+def bound_by_phase(est) -> list[tuple[str, str]]:
+    """What limits each phase of the run: [("step", bound)] for training and one forward, [("prefill", bound),
+    ("decode", bound)] for generation (``Perf.bound`` and ``Perf.decode_bound``)."""
+    if est.unit == "request" and est.perf.decode_bound:
+        return [("prefill", str(est.perf.bound)), ("decode", str(est.perf.decode_bound))]
+    return [(est.unit, str(est.perf.bound))]
