@@ -8,7 +8,7 @@ from costmodel.ui import figures, format as fmt, page_state, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.perf import ENGINES
-from app_pages._widgets import PageState, downloads, figure, model_picker
+from app_pages._widgets import PageState, downloads, figure, model_picker, show_error
 
 st.title("Plan serving")
 st.caption("Time to first token, per-token latency, throughput against batch size, the largest batch and context "
@@ -79,6 +79,25 @@ st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), f
                    mime="application/json", key="ps.json", on_click="ignore")
 with st.expander("Assumptions"):
     st.json(plan.assumptions, expanded=False)
+with st.expander("Save this plan as a named scenario (see the Scenarios page)"):
+    with st.form("ps.save", clear_on_submit=False, border=False):
+        sname = st.text_input("Scenario name", key="ps.save_name", max_chars=120)
+        snotes = st.text_area("Notes", key="ps.save_notes", height=80)
+        sover = st.checkbox("Overwrite a scenario with the same name", key="ps.save_over")
+        if st.form_submit_button("Save plan"):
+            try:
+                from costmodel.plan_scenario import serving_scenario
+                from costmodel.storage import Store
+
+                Store().save_scenario(sname, serving_scenario(
+                    sname, model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
+                    precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None, tp=ps.get("tp"),
+                    engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state), notes=snotes),
+                    overwrite=sover)
+            except InputError as err:
+                show_error(err)
+            else:
+                st.success("Saved. Compare and export it from the Scenarios page.")
 
 st.subheader("Compare devices")
 cur = [h for h in str(ps.get("also")).split(",") if h]

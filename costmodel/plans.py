@@ -168,7 +168,9 @@ def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=
             if tp > 1 and (not heads or heads % tp or tp > 8):
                 continue
             for pp in _divisors(n // tp):
-                if pp > 1 and (pp > layers or not heads):
+                # a pipeline stage holds whole blocks, the same number each (Megatron-LM needs num_layers % pp
+                # == 0): 80 layers split 2, 4, 5, 8, 10, 16, 20, 40 or 80 ways, never 32 or 64
+                if pp > 1 and (pp > layers or not heads or layers % pp):
                     continue
                 dp = n // (tp * pp)
                 eps = [e for e in _divisors(dp) if experts and experts % e == 0] if experts else [1]
@@ -187,12 +189,16 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
                    workload: Workload | dict | None = None, global_batch: int | None = None, max_devices: int = 1024,
                    device_counts=None, micro_batches=(1, 2, 4, 8), zero_stages=(0, 1, 2, 3),
                    checkpointing=(False, True), efficiency: Efficiency | None = None, usd_per_device_hour: float | None = None,
-                   rank_by: str = "time", include_unfit: bool = False, limit: int | None = None) -> list[LayoutResult]:
+                   rank_by: str = "time", include_unfit: bool = False, limit: int | None = None,
+                   min_devices: int = 1, deadline_s: float | None = None,
+                   budget_usd: float | None = None) -> list[LayoutResult]:
     """Rank feasible layouts by wall-clock ``time`` or ``cost`` for one training run.
 
     ``global_batch``: samples per optimizer step (fixed, as a training recipe fixes it; default
     the largest micro-batch x the largest device count). Each distinct (micro-batch, checkpointing)
-    single-device estimate is computed once and shared by every layout using it.
+    single-device estimate is computed once and shared by every layout using it. Goals: only layouts of
+    ``min_devices``..``max_devices`` devices, finishing within ``deadline_s`` and costing at most ``budget_usd``
+    (each None: no limit).
     """
     if rank_by not in ("time", "cost"):
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
@@ -211,6 +217,8 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     micro_cache: dict = {}
     results = []
     for lay in candidate_layouts(spec, max_devices, device_counts, micro_batches, zero_stages, checkpointing):
+        if lay.num_devices < min_devices:
+            continue
         per_step = lay.micro_batch * lay.dp
         if per_step > gb:
             continue
@@ -230,6 +238,10 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         steps = max(1, math.ceil(total_samples / st.global_batch))
         wall = steps * st.step_s
         gpu_hours = wall * lay.num_devices / 3600.0
+        if deadline_s is not None and wall > deadline_s:
+            continue
+        if budget_usd is not None and usd_per_device_hour is not None and gpu_hours * usd_per_device_hour > budget_usd:
+            continue
         results.append(LayoutResult(
             layout=st.layout, num_devices=lay.num_devices, fits=st.fits, peak_bytes=st.memory_bytes.peak,
             device_total_bytes=st.memory_bytes.device_total, step_s=st.step_s, wall_clock_s=wall,

@@ -307,15 +307,23 @@ def test_plan_training_numbers_equal_the_package():
     m = metrics(at)
     assert m["Devices"] == "16"
     assert m["Wall clock"] == fmt.fmt_seconds(plan.wall_clock_s)
-    assert m["GPU-hours"] == f"{plan.gpu_hours:,.0f}"
+    assert m["GPU-hours"] == fmt.fmt_hours(plan.gpu_hours)
     assert m["Cost"] == fmt.fmt_usd(plan.cost.compute_usd + plan.cost.storage_usd)
     assert m["Energy"] == fmt.fmt_kwh(plan.cost.energy_kwh)
     assert m["MFU"] == f"{plan.step.mfu:.1%}"
     steps = frame(at, "part").set_index("part")["seconds"]
-    assert steps["pipeline bubble"] == plan.step.bubble_s and steps["optimizer step"] == plan.step.optimizer_s
-    # a layout the model cannot take: tensor parallel 5 does not divide GPT-2's 12 heads
+    assert steps["pipeline bubble"] == fmt.fmt_seconds(plan.step.bubble_s)
+    assert steps["optimizer step"] == fmt.fmt_seconds(plan.step.optimizer_s)
+    # a layout the model cannot take: tensor parallel 5 does not divide GPT-2's 12 heads. The error is named, the
+    # valid layouts are offered (each with a Use button), and using one plans it
     at.number_input(key="plan_training.tp").set_value(5).run()
     assert_no_exception_but_error(at, "layout.tp")
+    use = [b for b in at.button if b.key and b.key.startswith("pt.use")]
+    assert use, "valid layouts offered"
+    use[0].click().run()
+    at.run()  # the request is applied on the rerun
+    assert not errors(at) and at.number_input(key="plan_training.tp").value in (1, 2, 3, 4, 6, 12)
+    assert "Wall clock" in metrics(at)
 
 
 def test_plan_training_search_and_seeds_of_vision():
@@ -334,7 +342,7 @@ def test_plan_training_search_and_seeds_of_vision():
                                  workload={"seq": 2048, "image_size": 224, "precision": "amp-bf16",
                                            "optimizer": "sgd-momentum"}, max_devices=8)
     assert len(layouts) == min(25, len(found))
-    assert layouts["step_s"].iloc[0] == found[0].step_s
+    assert layouts["step_s"].iloc[0] == fmt.fmt_seconds(found[0].step_s)
 
 
 # ---- plan serving ---------------------------------------------------------------------------------

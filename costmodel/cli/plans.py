@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 from ..errors import InputError
+from ..checkpoint import checkpoint_of
 from ..limits import resolve_defaults
+from ..ui.format import fmt_bytes, fmt_co2, fmt_hours, fmt_kwh, fmt_seconds
 from ..models import load_model
 from ..parallel import Layout
 from ..plans import chinchilla_params, compute_optimal_tokens, plan_serving, plan_training, search_layouts
@@ -21,14 +23,28 @@ def _plan_train(a) -> int:
     layout = Layout(dp=int_arg("dp", a.dp), tp=int_arg("tp", a.tp), pp=int_arg("pp", a.pp), cp=int_arg("cp", a.cp),
                     ep=int_arg("ep", a.ep), zero=int_arg("zero", a.zero, 0, 3), micro_batch=int_arg("batch", a.batch),
                     grad_checkpointing=a.grad_checkpointing, offload=a.offload)
+    pricing = pricing_from_args(a)
+    kept = int_arg("checkpoints_kept", a.checkpoints_kept, 0, 10_000)
+    ckpt = checkpoint_of(a.model, wl)
+    if kept:
+        pricing.update(storage_bytes=ckpt.training_checkpoint_bytes * kept,
+                       storage_months=number_arg("storage_months", a.storage_months, 0.0, 1200.0))
     plan = plan_training(a.model, hw, workload=wl, layout=layout,
                          tokens=number_arg("tokens", a.tokens, 1.0, 1e18) if a.tokens else None,
                          samples=int_arg("samples", a.samples, 1, 1 << 50) if a.samples else None,
                          epochs=number_arg("epochs", a.epochs, 1e-6, 1e6),
                          global_batch=int_arg("global_batch", a.global_batch) if a.global_batch else None,
-                         efficiency=efficiency_from_args(a, hw), pricing=pricing_from_args(a))
+                         efficiency=efficiency_from_args(a, hw), pricing=pricing)
+    goals = {}
+    if a.deadline_days:
+        d = number_arg("deadline_days", a.deadline_days, 1e-6, 1e6)
+        goals["deadline_days"] = {"value": d, "met": plan.wall_clock_s <= d * 86400}
+    if a.budget_usd:
+        b = number_arg("budget_usd", a.budget_usd, 0.0, 1e15)
+        total = plan.cost.total_usd
+        goals["budget_usd"] = {"value": b, "met": total is not None and total <= b}
     if a.json:
-        print(dumps(plan.to_dict()))
+        print(dumps({**plan.to_dict(), "checkpoint": {**ckpt.__dict__, "kept": kept}, "goals": goals}))
         return 0
     s, c = plan.step, plan.cost
     m = s.memory_bytes
@@ -38,9 +54,13 @@ def _plan_train(a) -> int:
           f"{s.optimizer_s:.3g} + exposed comm {s.exposed_comm_s:.3g}   MFU {s.mfu:.1%}  HFU {s.hfu:.1%}")
     print(f"memory/device peak {m.peak / GiB:.2f} GiB, with runtime {m.device_total / GiB:.2f} GiB of "
           f"{m.capacity / GiB:.2f} GiB: {'fits' if s.fits else 'DOES NOT FIT'}")
-    print(f"wall clock {plan.wall_clock_s / 86400:.3g} days  GPU-hours {plan.gpu_hours:,.0f}  "
+    print(f"wall clock {fmt_seconds(plan.wall_clock_s)}  GPU-hours {fmt_hours(plan.gpu_hours)}  "
           f"FLOPs {plan.total_flops:.4g} (with recompute {plan.total_flops_with_recompute:.4g}; 6ND {plan.six_n_d_flops:.4g})")
-    print(f"cost {money(c.compute_usd)}  energy {c.energy_kwh:,.0f} kWh  carbon {c.carbon_kg_co2e / 1000:,.1f} t CO2e")
+    print(f"cost {money(c.compute_usd)}  energy {fmt_kwh(c.energy_kwh)}  carbon {fmt_co2(c.carbon_kg_co2e)}")
+    print(f"checkpoint {fmt_bytes(ckpt.training_checkpoint_bytes)} (weights + optimizer states; model file "
+          f"{fmt_bytes(ckpt.model_file_bytes)})" + (f", {kept} kept: storage {money(c.storage_usd)}" if kept else ""))
+    for g, v in goals.items():
+        print(f"goal {g} {v['value']:,.4g}: {'met' if v['met'] else 'NOT met'}")
     for k, v in c.assumptions.items():
         if not k.startswith("storage"):
             print(f"  assumption {k}: {v['value']}")
@@ -92,7 +112,15 @@ def _search(a) -> int:
     res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
                          global_batch=int_arg("global_batch", a.global_batch),
                          max_devices=int_arg("max_devices", a.max_devices), rank_by=a.rank_by,
-                         usd_per_device_hour=price, limit=int_arg("top", a.top))
+                         usd_per_device_hour=price, limit=int_arg("top", a.top),
+                         min_devices=int_arg("min_devices", a.min_devices),
+                         deadline_s=number_arg("deadline_days", a.deadline_days, 1e-6, 1e6) * 86400
+                         if a.deadline_days else None,
+                         budget_usd=number_arg("budget_usd", a.budget_usd, 0.0, 1e15) if a.budget_usd else None)
+    if not res and not a.json:
+        print("no layout fits the device memory within the goals (--min-devices/--max-devices, --deadline-days, "
+              "--budget-usd): raise --max-devices, the deadline or the budget")
+        return 0
     if a.json:
         print(dumps([r.to_dict() for r in res]))
         return 0
@@ -135,6 +163,11 @@ def register(sub) -> None:
                                 ("ep", 1, "expert-parallel ways (MoE)"), ("zero", 0, "ZeRO stage 0-3 (3 = FSDP)")):
         pt.add_argument(f"--{name}", default=default, help=what)
     pt.add_argument("--offload", action="store_true", help="optimizer states and step on the host")
+    pt.add_argument("--deadline-days", default=None, help="say whether the run finishes within this many days")
+    pt.add_argument("--budget-usd", default=None, help="say whether the run costs at most this many US dollars")
+    pt.add_argument("--checkpoints-kept", default=0, help="full training checkpoints kept in object storage "
+                                                          "(weights + optimizer states each; costmodel.checkpoint)")
+    pt.add_argument("--storage-months", default=1, help="months the kept checkpoints are stored")
     add_assumption_args(pt)
     pt.set_defaults(run=_plan_train)
 
@@ -160,7 +193,10 @@ def register(sub) -> None:
     sl.add_argument("--precision", default="amp-bf16", help="training precision")
     sl.add_argument("--optimizer", default="adamw", help="optimizer")
     sl.add_argument("--global-batch", default=1024, help="samples per optimizer step (fixed, as a recipe fixes it)")
-    sl.add_argument("--max-devices", default=1024, help="largest device count to try")
+    sl.add_argument("--max-devices", default=1024, help="largest device count to try (powers of two)")
+    sl.add_argument("--min-devices", default=1, help="smallest device count to try")
+    sl.add_argument("--deadline-days", default=None, help="only layouts that finish within this many days")
+    sl.add_argument("--budget-usd", default=None, help="only layouts that cost at most this many US dollars")
     sl.add_argument("--rank-by", default="time", help="time | cost")
     sl.add_argument("--top", default=10, help="how many layouts to print")
     sl.add_argument("--usd-per-device-hour", default=None, help="your price per device-hour (default: the catalog's)")
