@@ -3,7 +3,7 @@
 import streamlit as st
 
 import costmodel
-from costmodel.ui import figures, format as fmt, formulas, i18n, page_state, tables
+from costmodel.ui import figures, format as fmt, formulas, i18n, page_state, sweeps, tables
 from costmodel.errors import InputError
 from app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error,
                                 table, workload_picker)
@@ -97,7 +97,7 @@ with tab_mem:
     downloads("Memory table", rows, "memory", "est.memdl")
 with tab_time:
     figure(figures.time_figure(est), "time", "est.time")
-    figure(figures.roofline_figure(est, hw), "roofline", "est.roof")
+    figure(figures.roofline_figure(est, hw, sweeps.roofline_points(model, est)), "roofline", "est.roof")
     trows = tables.time_rows(est)
     table(trows)
     downloads("Time table", trows, "time", "est.timedl")

@@ -132,7 +132,9 @@ class PassTime:
     compute_s: float  # the compute-bound rows' share
     memory_s: float  # the memory-bound rows' share
     host_s: float
-    bound: str  # "compute", "memory" or "host": what sets the pass time
+    bound: str  # "compute", "memory", "latency" or "host": what sets the pass time
+    # ("latency": a recurrence's dependent time steps, each a few small kernels, whose floor
+    # ``Efficiency.recurrent_step_s`` x steps exceeds their FLOPs at the matmul rate: an LSTM at 0.5% MFU)
     # FLOPs of the pass by the peak rate (FLOP/s, efficiency not applied) its rows run at: MFU's denominator
     flops_by_peak: tuple[tuple[float, float], ...] = ()
 
@@ -251,7 +253,7 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
     cudnn_rate = (rates.cudnn_peak_flops_per_s * eff.matmul) if rates.cudnn_peak_flops_per_s else flop_rate
     byte_rate = rates.bandwidth_bytes_per_s * eff.bandwidth
     ew = eff.elementwise_traffic
-    f_comp = f_mem = b_comp = b_mem = 0.0
+    f_comp = f_mem = b_comp = b_mem = f_lat = b_lat = 0.0
     f_by_peak: dict[float, float] = {}
     b_by_peak: dict[float, float] = {}
     instances = 0
@@ -267,44 +269,54 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
             peak *= rates.sparse_speedup
         if row.forward_flops:
             f_by_peak[peak] = f_by_peak.get(peak, 0.0) + row.forward_flops * n
-        c = max(row.forward_flops / rate, row.sequential_steps * eff.recurrent_step_s)
+        lat = row.sequential_steps * eff.recurrent_step_s
+        c = max(row.forward_flops / rate, lat)
         m = traffic / byte_rate
-        if c >= m:
-            f_comp += c * n
-        else:
+        if c < m:
             f_mem += m * n
+        elif lat > row.forward_flops / rate:
+            f_lat += c * n
+        else:
+            f_comp += c * n
         if training:
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
             if bflops:
                 b_by_peak[peak] = b_by_peak.get(peak, 0.0) + bflops * n
             btraffic = 2.0 * (traffic - (row.params - row.inactive_params) * weight_read) + \
                 (row.params - row.inactive_params) * spec.backward_weight_bytes
+            latency = False
             if row.sequential_steps:
                 # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
                 wg = row.weight_grad_flops if full_backward else 0.0
-                c = max(row.input_grad_flops / rate, row.sequential_steps * eff.recurrent_step_s) + wg / rate
+                lat = row.sequential_steps * eff.recurrent_step_s
+                latency = lat > row.input_grad_flops / rate
+                c = max(row.input_grad_flops / rate, lat) + wg / rate
             else:
                 c = bflops / rate
             m = btraffic / byte_rate
-            if c >= m:
-                b_comp += c * n
-            else:
+            if c < m:
                 b_mem += m * n
+            elif latency:
+                b_lat += c * n
+            else:
+                b_comp += c * n
     fwd_host = eff.overhead_s * instances + spec.fixed_host_s
-    fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()))
+    fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()), f_lat)
     if not training:
         return fwd, PassTime(0.0, 0.0, 0.0, 0.0, 0.0, "compute")
-    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances, tuple(b_by_peak.items()))
+    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances, tuple(b_by_peak.items()), b_lat)
     return fwd, bwd
 
 
-def _pass(comp: float, mem: float, host: float, flops_by_peak=()) -> PassTime:
-    device = comp + mem
+def _pass(comp: float, mem: float, host: float, flops_by_peak=(), lat: float = 0.0) -> PassTime:
+    """``comp``: compute-bound rows, ``mem``: memory-bound rows, ``lat``: rows held by a recurrence's sequential
+    steps (counted in ``compute_s``, as before; only the bound tells them apart)."""
+    device = comp + mem + lat
     if host > device:
         bound = "host"
     else:
-        bound = "compute" if comp >= mem else "memory"
-    return PassTime(max(host, device), device, comp, mem, host, bound, flops_by_peak)
+        bound = max((("compute", comp), ("latency", lat), ("memory", mem)), key=lambda kv: kv[1])[0]
+    return PassTime(max(host, device), device, comp + lat, mem, host, bound, flops_by_peak)
 
 
 def optimizer_time_s(trainable: float, bytes_per_param: float, bandwidth: float, eff: Efficiency) -> float:
