@@ -335,6 +335,25 @@ def limit_caption(spec) -> str:
     return "" if not (lim.max_positions or lim.sliding_window or lim.image_hw) else lim.describe()
 
 
+def method_picker(ps: PageState, spec, where=None) -> str:
+    """Training method (Estimate): standard, distillation (with its teacher, a preset taking the same input) or
+    QAT (with the deployed bits). Drawn for training only; inference always uses "standard"."""
+    where = where or st.sidebar
+    if ps.get("task") != "train":
+        return "standard"
+    method = ps.select(where, "Training method", "method", list(page_state.METHODS),
+                       format_func=page_state.METHODS.get)
+    if method == "distill":
+        names = {p.id: f"{p.id} — {p.name}" for p in costmodel.list_presets()
+                 if costmodel.load_model(p.id).modality == spec.modality}
+        ps.select(where, "Teacher", "teacher", list(names), format_func=names.get,
+                  help="runs forward on every batch (frozen, in this precision without amp); the model above is the "
+                       "student")
+    elif method == "qat":
+        ps.select(where, "Deployed weight bits", "qat_bits", [8, 4])
+    return method
+
+
 def workload_picker(ps: PageState, model, where=None, fixed_task: str | None = None):
     """Task, shapes, precision, optimizer, checkpointing, LoRA, attention. Returns a validated Workload."""
     from costmodel.limits import model_limits

@@ -2,11 +2,13 @@
 
 import streamlit as st
 
+import costmodel
 
 from costmodel.ui import figures, page_state, sweeps, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
-from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
+from app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error, table,
+                                workload_picker)
 
 st.title("Compare")
 st.caption("The same workload side by side: across devices, or across settings. Red bars do not fit in memory.")
@@ -14,6 +16,7 @@ st.caption("The same workload side by side: across devices, or across settings. 
 DEFAULTS = {**page_state.ESTIMATE_STATE, "mode": "gpus", "gpus": "a100-sxm-80gb,h100-sxm-80gb,l4-24gb",
             "group": "precision", "sweep": "batch", "sweep_from": 1, "sweep_to": 64}
 ps = PageState("compare", DEFAULTS)
+lang(ps)
 mode = ps.radio(st, "Compare", "mode", ["gpus", "settings"], horizontal=True,
                 format_func={"gpus": "Several devices", "settings": "Several settings"}.get)
 try:
@@ -38,7 +41,7 @@ else:
 ps.show_problems()
 
 if rows:
-    st.dataframe(tables.to_frame(rows), hide_index=True)
+    table(rows)
     downloads("Comparison", rows, "comparison", "cmp.dl")
     c1, c2 = st.columns(2)
     with c1:
@@ -61,18 +64,21 @@ st.caption("Memory and time against one workload size on one device. Time and co
            "are on *Plan training* (scaling) and *Plan serving* (tensor parallel).")
 c1, c2, c3 = st.columns(3)
 field = ps.select(c1, "Vary", "sweep", list(sweeps.SWEEP_FIELDS))
-lo = ps.number(c2, "from", "sweep_from", min_value=0, max_value=1 << 24)
-hi = ps.number(c3, "to", "sweep_to", min_value=0, max_value=1 << 24)
+lo = ps.number(c2, "from", "sweep_from", min_value=1, max_value=1 << 24)
+hi = ps.number(c3, "to", "sweep_to", min_value=1, max_value=1 << 24)
 sweep_state = {**ps.state, "hw": (ps.get("hw") if mode == "settings" else (rows[0]["hardware"] if rows else
                                                                              page_state.DEFAULT_HARDWARE))}
 try:
     values = sweeps.sweep_values(field, lo, hi)
+    values, capped = sweeps.cap_sweep(costmodel.load_model(model), sweep_state, field, values)
+    if capped:
+        st.info(capped)
     srows = sweeps.sweep_rows(sweep_state, field, values)
 except InputError as err:
     show_error(err)
 else:
-    st.caption(f"On {sweep_state['hw']}, powers of two from {values[0]} to {values[-1]}.")
+    st.caption(f"On {sweep_state['hw']}, powers of two from {values[0]:,} to {values[-1]:,}.")
     figure(figures.sweep_figure(srows, field), f"sweep_{field}", "cmp.sw")
-    st.dataframe(tables.to_frame(srows), hide_index=True)
+    table(srows)
     downloads("Sweep", srows, f"sweep_{field}", "cmp.swdl")
 ps.write_url()

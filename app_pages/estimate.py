@@ -5,8 +5,8 @@ import streamlit as st
 import costmodel
 from costmodel.ui import figures, format as fmt, formulas, i18n, page_state, sweeps, tables
 from costmodel.errors import InputError
-from app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error,
-                                table, workload_picker)
+from app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, method_picker, model_picker,
+                                show_error, table, workload_picker)
 
 ps = PageState("estimate", page_state.ESTIMATE_STATE)
 L = lang(ps)
@@ -16,7 +16,17 @@ try:
     model = model_picker(ps)
     hw = hardware_picker(ps)
     workload = workload_picker(ps, model)
+    method = method_picker(ps, costmodel.load_model(model))
     est = costmodel.estimate(model, hardware=hw, workload=workload)
+    technique = None
+    if method == "distill":
+        from costmodel.techniques import distillation_estimate
+
+        technique = distillation_estimate(ps.get("teacher"), model, hw, workload)
+    elif method == "qat":
+        from costmodel.techniques import qat_estimate
+
+        technique = qat_estimate(model, hw, workload, bits=ps.get("qat_bits"))
 except InputError as err:
     ps.stop(err)
 ps.show_problems()
@@ -34,6 +44,35 @@ if hasattr(spec, "layer_table"):
         size = workload.image_size if spec.modality == "image" else None
         rows = spec.layer_table(image_size=size) if spec.family == "sequential" else spec.layer_table()
         table(rows)
+
+if technique is not None:
+    money = technique.money
+    usd = fmt.fmt_usd(money["usd_per_step"]) if money.get("usd_per_step") is not None else "no price"
+    if method == "distill":
+        st.markdown(f"**Distillation step**: teacher `{technique.teacher.model}` forward + student `{est.model}` "
+                    "training step (the numbers further down are the student's own step).")
+        c = st.columns(5)
+        c[0].metric("Teacher forward", fmt.fmt_seconds(technique.teacher_forward_s))
+        c[1].metric("Student step", fmt.fmt_seconds(technique.student.time_s.step_s))
+        c[2].metric("Distillation step", fmt.fmt_seconds(technique.step_s))
+        c[3].metric("Memory with the teacher", fmt.fmt_bytes(technique.device_total_bytes),
+                    delta="fits" if technique.fits else "does NOT fit", delta_color="off",
+                    help="student peak + teacher weights + teacher outputs kept for the loss, + runtime overhead")
+        c[4].metric("Cost per step", usd)
+    else:
+        st.markdown(f"**Quantization-aware training** ({technique.bits}-bit): fake quantization of every conv/linear "
+                    "weight and of the activations they read (the numbers further down are the plain step).")
+        c = st.columns(5)
+        c[0].metric("QAT step", fmt.fmt_seconds(technique.step_s),
+                    delta=f"+{fmt.fmt_seconds(technique.extra_time_s)}", delta_color="off")
+        c[1].metric("Peak memory with QAT", fmt.fmt_bytes(technique.peak_bytes),
+                    delta=f"+{fmt.fmt_bytes(technique.extra_saved_bytes)}", delta_color="off")
+        c[2].metric("Deployed model", fmt.fmt_bytes(technique.deployed_model_bytes),
+                    help=f"{technique.bits}-bit matmul weights + the rest in fp32")
+        c[3].metric("fp32 model", fmt.fmt_bytes(technique.float_model_bytes))
+        c[4].metric("Cost per step", usd)
+    with st.expander("What this technique assumes"):
+        table([{"assumption": k, "value": str(v)} for k, v in technique.assumptions.items()])
 
 c = st.columns(4)
 c[0].metric(i18n.t("metric.params", L), fmt.fmt_count(p.total), help="exact count, all parameters (incl. LoRA adapters)")

@@ -51,7 +51,12 @@ WORKLOAD_STATE = {
 PRUNING = {"none": (0.0, "unstructured"), "50% unstructured": (0.5, "unstructured"), "2:4": (0.5, "2:4")}
 
 
-ESTIMATE_STATE = {**MODEL_STATE, **HARDWARE_STATE, **WORKLOAD_STATE}
+# Estimate's training method: a plain step, knowledge distillation (teacher forward + this model's step) or
+# quantization-aware training (costmodel.techniques)
+METHODS = {"standard": "standard training", "distill": "distillation (teacher forward + student step)",
+           "qat": "quantization-aware training (fake-quantized weights and activations)"}
+ESTIMATE_STATE = {**MODEL_STATE, **HARDWARE_STATE, **WORKLOAD_STATE, "method": "standard",
+                  "teacher": "course-teacher-28", "qat_bits": 8}
 
 
 def _parse(value: str, default):

@@ -60,6 +60,32 @@ def sweep_values(field: str, start: int, stop: int) -> list[int]:
     return out or [int(start)]
 
 
+def cap_sweep(spec, state: Mapping[str, Any], field: str, values: list[int]) -> tuple[list[int], str]:
+    """The swept values the model takes (``costmodel.limits``): sequence lengths up to its context length (a
+    prompt leaves room for the generated tokens); image sizes only its own for a fixed-size net. Returns
+    (values, a sentence saying what was left out, or "")."""
+    from ..limits import model_limits
+
+    lim = model_limits(spec)
+    hi = None
+    if field == "seq" and lim.max_positions:
+        hi = lim.max_positions
+    elif field == "prompt" and lim.max_positions:
+        hi = lim.max_positions - int(state.get("generate", 0))
+    elif field == "image_size" and lim.image_hw:
+        kept = [lim.image_hw[0]]
+        return kept, f"{lim.model} takes only {lim.image_hw[0]}x{lim.image_hw[1]} images (fixed head)"
+    if hi is None:
+        return list(values), ""
+    kept = [v for v in values if v <= hi]
+    if len(kept) == len(values):
+        return kept, ""
+    if not kept or kept[-1] != hi:
+        kept.append(hi)
+    return kept, (f"{field} stops at {hi:,}: {lim.model} takes at most {lim.max_positions:,} positions"
+                  + (f" ({int(state.get('generate', 0)):,} of them generated)" if field == "prompt" else ""))
+
+
 def sweep_rows(state: Mapping[str, Any], field: str, values: Iterable[int]) -> list[dict]:
     """Estimate at each value of one workload field: memory and time per value."""
     if field not in SWEEP_FIELDS:
