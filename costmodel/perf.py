@@ -274,10 +274,10 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
         m = traffic / byte_rate
         if c < m:
             f_mem += m * n
-        elif lat > row.forward_flops / rate:
-            f_lat += c * n
         else:
             f_comp += c * n
+            if lat > row.forward_flops / rate:
+                f_lat += c * n  # (also in f_comp: the bound tells them apart)
         if training:
             bflops = row.input_grad_flops + (row.weight_grad_flops if full_backward else 0.0)
             if bflops:
@@ -296,10 +296,10 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
             m = btraffic / byte_rate
             if c < m:
                 b_mem += m * n
-            elif latency:
-                b_lat += c * n
             else:
                 b_comp += c * n
+                if latency:
+                    b_lat += c * n
     fwd_host = eff.overhead_s * instances + spec.fixed_host_s
     fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()), f_lat)
     if not training:
@@ -309,14 +309,14 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
 
 
 def _pass(comp: float, mem: float, host: float, flops_by_peak=(), lat: float = 0.0) -> PassTime:
-    """``comp``: compute-bound rows, ``mem``: memory-bound rows, ``lat``: rows held by a recurrence's sequential
-    steps (counted in ``compute_s``, as before; only the bound tells them apart)."""
-    device = comp + mem + lat
+    """``comp``: rows not memory-bound, ``mem``: memory-bound rows; ``lat``: the part of ``comp`` held by a
+    recurrence's sequential steps (only the bound tells it apart)."""
+    device = comp + mem
     if host > device:
         bound = "host"
     else:
-        bound = max((("compute", comp), ("latency", lat), ("memory", mem)), key=lambda kv: kv[1])[0]
-    return PassTime(max(host, device), device, comp + lat, mem, host, bound, flops_by_peak)
+        bound = max((("compute", comp - lat), ("latency", lat), ("memory", mem)), key=lambda kv: kv[1])[0]
+    return PassTime(max(host, device), device, comp, mem, host, bound, flops_by_peak)
 
 
 def optimizer_time_s(trainable: float, bytes_per_param: float, bandwidth: float, eff: Efficiency) -> float:
