@@ -93,8 +93,10 @@ c = st.columns(4)
 bounds = tables.bound_by_phase(est)
 if est.unit == "step":
     c[0].metric(i18n.t("metric.step_time", L), fmt.fmt_seconds(t.step_s))
-    c[1].metric(f"{words['Samples']}/s", fmt.fmt_num(est.perf.samples_per_s)
-                if est.modality != "text" else f"{fmt.fmt_num(est.perf.tokens_per_s)} tokens")
+    if est.modality == "text":
+        c[1].metric("Tokens/s", fmt.fmt_num(est.perf.tokens_per_s), help=f"batch x sequence / step time")
+    else:
+        c[1].metric(f"{words['Samples']}/s", fmt.fmt_num(est.perf.samples_per_s))
 elif est.unit == "request":
     c[0].metric(i18n.t("metric.prefill", L), fmt.fmt_seconds(t.prefill_s), help="time to first token")
     c[1].metric(i18n.t("metric.decode", L), fmt.fmt_seconds(t.decode_per_token_s))

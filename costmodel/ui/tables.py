@@ -238,50 +238,44 @@ def _kind_of_column(name: str) -> str:
 
 
 def display_rows(rows: Iterable[dict]) -> tuple[list[dict], dict]:
-    """Rows as a table shows them, and a column -> format map (Streamlit NumberColumn formats) for the numeric
-    columns left numeric: seconds and dollars become human text ("1.45 ms", "$0.00012"), bytes whole numbers
-    with separators, GiB two decimals, FLOPs compact (1.2T), fractions as percentages, other counts with
-    separators and other decimals 4 significant figures. Downloads keep the raw rows."""
-    from .format import fmt_num, fmt_seconds, fmt_usd
-
-    rows = list(rows)
+    """Rows as a table shows them, and a column -> format map (Streamlit NumberColumn formats): numbers stay
+    numbers (sortable, and the same values as the downloads), shown for people: seconds with 4 significant
+    figures and "s" (or in days from 100,000 s), dollars with thousands separators (or 3 significant figures
+    below $1), bytes as whole numbers with separators, GiB with two decimals, FLOPs compact (1.2T), fractions as
+    percentages, other whole numbers with separators, other decimals with 4 significant figures."""
+    rows = [dict(r) for r in rows]
     cols: list[str] = []
     for r in rows:
         cols.extend(k for k in r if k not in cols)
     kinds = {c: _kind_of_column(c) for c in cols}
-    out = []
     for r in rows:
-        d = {}
         for k, v in r.items():
-            kind = kinds[k]
-            num = isinstance(v, (int, float)) and not isinstance(v, bool)
-            if num and kind == "seconds":
-                v = fmt_seconds(v)
-            elif num and kind == "usd":
-                v = fmt_usd(v)
-            elif num and kind == "days":
-                v = fmt_num(v)
-            elif num and kind == "bytes" and v == v:
-                v = int(round(v))
-            d[k] = v
-        out.append(d)
+            if kinds[k] == "bytes" and isinstance(v, float) and v == v and not isinstance(v, bool):
+                r[k] = int(round(v))  # no fractional bytes on screen
     formats = {}
     for c in cols:
-        vals = [r.get(c) for r in out if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)]
+        vals = [r.get(c) for r in rows if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)]
+        vals = [v for v in vals if v == v]
         if not vals:
             continue
-        kind = kinds[c]
+        kind, top = kinds[c], max(abs(v) for v in vals)
         if kind == "fraction":
             formats[c] = "percent"
         elif kind == "gib":
             formats[c] = "%.2f GiB"
         elif kind == "flops":
             formats[c] = "compact"
-        elif kind == "bytes" or all(float(v).is_integer() for v in vals if v == v):
+        elif kind == "seconds":
+            formats[c] = "%.4g s" if top < 1e5 else "%.0f s"
+        elif kind == "usd":
+            formats[c] = "dollar" if top >= 1 else "$%.3g"
+        elif kind == "days":
+            formats[c] = "%.3g days" if top < 1000 else "%.0f days"
+        elif kind == "bytes" or all(float(v).is_integer() for v in vals):
             formats[c] = "localized"
         else:
             formats[c] = "%.4g"
-    return out, formats
+    return rows, formats
 
 
 def display_value_rows(rows: Iterable[dict]) -> list[dict]:
