@@ -36,7 +36,7 @@ m, fl, p, t = est.memory_bytes, est.flops, est.params, est.time_s
 words = i18n.unit_words(est, L)
 train = workload.task == "train"
 st.subheader(f"{est.model} on {hw.name}: {i18n.t('estimate.run_' + est.unit, L)}, "
-             f"{i18n.t('estimate.batch', L)} {workload.batch:,} {words['samples']}")
+             f"{i18n.t('estimate.batch', L)} {workload.batch:,} ({words['samples']})")
 
 spec = costmodel.load_model(model)
 if hasattr(spec, "layer_table"):
@@ -104,7 +104,8 @@ else:
     c[0].metric(i18n.t("metric.forward_time", L), fmt.fmt_seconds(t.forward_s))
     c[1].metric(f"{words['Samples']}/s", fmt.fmt_num(est.perf.samples_per_s))
 c[2].metric("MFU", f"{est.perf.mfu:.1%}", help="model FLOPs / (time x the peak FLOP/s its kernels run at)")
-c[3].metric(i18n.t("metric.bound", L), " · ".join(f"{ph} {b}" for ph, b in bounds) if len(bounds) > 1 else bounds[0][1],
+c[3].metric(i18n.t("metric.bound", L) + (f" ({' · '.join(ph for ph, _ in bounds)})" if len(bounds) > 1 else ""),
+            " · ".join(b for _, b in bounds),
             help="what sets each phase's time: compute (FLOP/s), memory (bandwidth), host (Python/launch overhead) "
                  "or latency (a recurrence's sequential time steps)")
 

@@ -125,13 +125,24 @@ try:
                                epochs=epochs, global_batch=gb, pricing=pricing)
 except InputError as err:  # a layout the model cannot take: said here, the valid ones below, the page goes on
     show_error(err)
-    st.markdown("**Layouts this model can take** (within the goals; pick one to use it):")
+    st.markdown("**Layouts this model can take** (within the goals, nearest to the devices you typed first; pick "
+                "one to use it):")
     try:
-        valid = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs, workload=workload,
-                                     global_batch=gb, max_devices=max_dev, rank_by="time", limit=8, **goal_kw)
+        found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs, workload=workload,
+                                     global_batch=gb, max_devices=max_dev, rank_by="time", **goal_kw)
     except InputError as err2:
         show_error(err2)
-        valid = []
+        found = []
+    import math
+
+    typed = max(dp * tp * pp, 1)
+    best: dict = {}  # the fastest variant of each (dp, tp, pp)
+    for r in found:
+        k = (r.layout.dp, r.layout.tp, r.layout.pp)
+        if k not in best:
+            best[k] = r
+    valid = sorted(best.values(), key=lambda r: (abs(math.log2(r.num_devices) - math.log2(typed)),
+                                                 r.wall_clock_s))[:6]
     if not valid:
         st.info("None fits within the goals: raise *At most devices*, the deadline or the budget.")
     for i, r in enumerate(valid):

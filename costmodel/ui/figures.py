@@ -47,7 +47,7 @@ def _base_layout(title: str, height: int) -> dict:
     # the title sits above the plot and the toolbar stands vertically at the right edge: on a phone it no longer
     # covers the title
     return dict(title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), height=height + 40,
-                margin=dict(l=10, r=30, t=60, b=10), modebar=dict(orientation="v"),
+                margin=dict(l=10, r=44, t=60, b=10), modebar=dict(orientation="v"),
                 legend=dict(orientation="h", yanchor="top", y=-0.28, xanchor="left", x=0))
 
 
@@ -279,17 +279,20 @@ def pareto_figure(points: Iterable[dict], x: str = "time_s", y: str = "cost_usd"
     front_ids = {id(p) for p in front}
     rest = [p for p in ok if id(p) not in front_ids]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[p[x] for p in ok], y=[p[y] for p in ok], mode="markers", name="options",
-                             text=[p[label] for p in ok], hovertemplate="%{text}: %{x:.4g}, %{y:.4g}<extra></extra>",
-                             marker=dict(size=8, color=PALETTE[0], opacity=0.45 if len(rest) > 30 else 0.8)))
-    fig.add_trace(go.Scatter(x=[p[x] for p in front], y=[p[y] for p in front], mode="lines+markers+text",
-                             name="Pareto front", text=[p[label] for p in front], textposition="top right",
-                             line=dict(color=PALETTE[1], dash="dash"), marker=dict(size=10, color=PALETTE[1])))
-    if bad:
+    if bad:  # underneath, faint: they are not options
         fig.add_trace(go.Scatter(x=[p[x] for p in bad], y=[p[y] for p in bad], mode="markers",
                                  name="does not fit", text=[p[label] for p in bad],
                                  hovertemplate="%{text} (does not fit)<extra></extra>",
-                                 marker=dict(size=9, symbol="x", color=UNFIT)))
+                                 marker=dict(size=7, symbol="x", color=UNFIT, opacity=0.45)))
+    fig.add_trace(go.Scatter(x=[p[x] for p in ok], y=[p[y] for p in ok], mode="markers", name="options",
+                             text=[p[label] for p in ok], hovertemplate="%{text}: %{x:.4g}, %{y:.4g}<extra></extra>",
+                             marker=dict(size=8, color=PALETTE[0], opacity=0.45 if len(rest) > 30 else 0.8)))
+    positions = ["top right", "bottom right", "top left", "bottom left"]
+    fig.add_trace(go.Scatter(x=[p[x] for p in front], y=[p[y] for p in front], mode="lines+markers+text",
+                             name="Pareto front", text=[p[label] for p in front],
+                             textposition=[positions[i % len(positions)] for i in range(len(front))],
+                             textfont=dict(size=12, color="#333333"),
+                             line=dict(color=PALETTE[1], dash="dash"), marker=dict(size=11, color=PALETTE[1])))
     fig.update_layout(xaxis=dict(title=dict(text=x_title), rangemode="tozero"),
                       yaxis=dict(title=dict(text=y_title), rangemode="tozero"))
     return _layout(fig, "Cost vs time (lower left is better; labelled: the Pareto front)", 380)
