@@ -204,8 +204,9 @@ class PageState:
         cur = [t for t in str(self.state.get(field) or "").split(",") if t]
         keep = [t for t in cur if t in options]
         if keep != cur:
-            self.problems.append(f"{field}: {', '.join(t for t in cur if t not in options)[:200]} not available here; "
-                                 f"available: {', '.join(map(str, options))[:300]}")
+            msg = (f"{field}: {', '.join(t for t in cur if t not in options)[:200]} not available here; "
+                   f"available: {', '.join(map(str, options))[:300]}")
+            (self.problems if self.loaded is not None else self.notes).append(msg)  # a link's, or the model changed
         if not keep and fallback:
             keep = [t for t in fallback if t in options]
         self.state[field] = ",".join(keep)

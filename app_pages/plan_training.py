@@ -86,11 +86,10 @@ try:
     deadline = ps.number(c[0], "Deadline (days, 0 = none)", "deadline_days", min_value=0.0, max_value=1e5)
     budget = ps.number(c[1], "Budget (USD, 0 = none)", "budget_usd", min_value=0.0, max_value=1e12)
     min_dev = ps.select(c[2], "At least devices", "min_devices", DEVICE_COUNTS)
-    max_dev = ps.select(c[3], "At most devices", "max_devices", DEVICE_COUNTS)
-    if min_dev > max_dev:
-        ps.notes.append(f"max_devices: {max_dev:,} -> {min_dev:,} (at least the minimum)")
+    if ps.get("max_devices") < min_dev:  # before the box is drawn, so it shows what is used
+        ps.notes.append(f"max_devices: {ps.get('max_devices'):,} -> {min_dev:,} (at least the minimum)")
         ps.set("max_devices", min_dev)
-        max_dev = min_dev
+    max_dev = ps.select(c[3], "At most devices", "max_devices", DEVICE_COUNTS)
 
     st.subheader("Layout")
     c = st.columns(6)
