@@ -18,6 +18,13 @@ from app_pages._registry import PAGES  # noqa: E402
 # an emoji favicon is drawn locally (a data: URL); a :material/...: one is fetched from fonts.gstatic.com, a request
 # that would leave the machine on every page view
 st.set_page_config(page_title="costmodel", page_icon="🧮", layout="wide")
+# metric values wrap instead of being cut ("8,030,261,…" at 1280 px); a smaller font on narrow screens
+st.html("""<style>
+[data-testid="stMetricValue"] { font-size: clamp(1.15rem, 1.7vw, 1.9rem); }
+[data-testid="stMetricValue"] > div { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; overflow-wrap: anywhere; }
+[data-testid="stMetricLabel"] p { white-space: normal !important; }
+</style>""")
 nav = st.navigation({section: [st.Page(str(ROOT / p["file"]), title=p["title"], url_path=p["url"],
                                        default=p.get("default", False), icon=p.get("icon"))
                                for p in pages] for section, pages in PAGES.items()})

@@ -2,12 +2,14 @@
 
 import streamlit as st
 
+import costmodel
 
-from costmodel.ui import figures, page_state, sweeps, tables
+from costmodel.ui import figures, page_state, sweeps
 from costmodel.ui.safe_text import md
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
-from app_pages._widgets import PageState, downloads, figure, hardware_picker, model_picker, show_error, workload_picker
+from app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error, table,
+                                workload_picker)
 
 st.title("Compare")
 st.caption("The same workload side by side: across devices, or across settings. Red bars do not fit in memory.")
@@ -15,6 +17,7 @@ st.caption("The same workload side by side: across devices, or across settings. 
 DEFAULTS = {**page_state.ESTIMATE_STATE, "mode": "gpus", "gpus": "a100-sxm-80gb,h100-sxm-80gb,l4-24gb",
             "group": "precision", "sweep": "batch", "sweep_from": 1, "sweep_to": 64}
 ps = PageState("compare", DEFAULTS)
+lang(ps)
 mode = ps.radio(st, "Compare", "mode", ["gpus", "settings"], horizontal=True,
                 format_func={"gpus": "Several devices", "settings": "Several settings"}.get)
 try:
@@ -27,15 +30,7 @@ except InputError as err:
 
 if mode == "gpus":
     hws = {h.id: h for h in list_hardware()}
-    cur = [g for g in str(ps.get("gpus")).split(",") if g]
-    bad = [g for g in cur if g not in hws]
-    if bad:
-        ps.problems.append(f"gpus: {', '.join(bad)} not in the catalog")
-    mk = ps.key("gpus_ms")
-    if ps.loaded is not None or mk not in st.session_state:
-        st.session_state[mk] = [g for g in cur if g in hws]
-    chosen = st.multiselect("Devices", list(hws), key=mk, format_func=lambda i: f"{i} — {hws[i].name}")
-    ps.values["gpus"] = ",".join(chosen)
+    chosen = ps.multiselect(st, "Devices", "gpus", list(hws), format_func=lambda i: f"{i} — {hws[i].name}")
     rows, ests, errors = sweeps.compare_devices(model, {g: hws[g] for g in chosen}, workload)
     for err in errors:
         show_error(err)
@@ -47,7 +42,7 @@ else:
 ps.show_problems()
 
 if rows:
-    st.dataframe(tables.to_frame(rows), hide_index=True)
+    table(rows)
     downloads("Comparison", rows, "comparison", "cmp.dl")
     c1, c2 = st.columns(2)
     with c1:
@@ -70,18 +65,21 @@ st.caption("Memory and time against one workload size on one device. Time and co
            "are on *Plan training* (scaling) and *Plan serving* (tensor parallel).")
 c1, c2, c3 = st.columns(3)
 field = ps.select(c1, "Vary", "sweep", list(sweeps.SWEEP_FIELDS))
-lo = ps.number(c2, "from", "sweep_from", min_value=0, max_value=1 << 24)
-hi = ps.number(c3, "to", "sweep_to", min_value=0, max_value=1 << 24)
-sweep_state = {**ps.state(), "hw": (ps.get("hw") if mode == "settings" else (rows[0]["hardware"] if rows else
+lo = ps.number(c2, "from", "sweep_from", min_value=1, max_value=1 << 24)
+hi = ps.number(c3, "to", "sweep_to", min_value=1, max_value=1 << 24)
+sweep_state = {**ps.state, "hw": (ps.get("hw") if mode == "settings" else (rows[0]["hardware"] if rows else
                                                                              page_state.DEFAULT_HARDWARE))}
 try:
     values = sweeps.sweep_values(field, lo, hi)
+    values, capped = sweeps.cap_sweep(costmodel.load_model(model), sweep_state, field, values)
+    if capped:
+        st.info(capped)
     srows = sweeps.sweep_rows(sweep_state, field, values)
 except InputError as err:
     show_error(err)
 else:
-    st.caption(f"On {sweep_state['hw']}, powers of two from {values[0]} to {values[-1]}.")
+    st.caption(f"On {sweep_state['hw']}, powers of two from {values[0]:,} to {values[-1]:,}.")
     figure(figures.sweep_figure(srows, field), f"sweep_{field}", "cmp.sw")
-    st.dataframe(tables.to_frame(srows), hide_index=True)
+    table(srows)
     downloads("Sweep", srows, f"sweep_{field}", "cmp.swdl")
 ps.write_url()

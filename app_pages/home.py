@@ -1,34 +1,42 @@
-"""Start page: what costmodel is, and seed scenarios that open in one click."""
+"""Start page: what costmodel is, seed scenarios that open in one click, and the course's own models; in English
+or Chinese (``lang=zh`` in the URL)."""
 
 import streamlit as st
 
-from costmodel.ui import seeds
+from costmodel.models import get_preset
+from costmodel.ui import i18n, seeds
+from app_pages._widgets import PageState, lang
 
-st.title("costmodel")
-st.markdown("**What does this model cost to train and to serve?** Pick a model, a device and a workload; get "
-            "exact parameter counts, FLOPs (2 per multiply-add), per-device memory, step time, and the formulas "
-            "behind every number. Everything is in the URL: copy the address bar to share a view.")
+ps = PageState("home", {})
+L = lang(ps)
+st.title(i18n.t("home.title", L))
+st.markdown(i18n.t("home.intro", L))
 
-st.subheader("Open a scenario")
-seeds = seeds.load_seeds()
+st.subheader(i18n.t("home.seeds", L))
+all_seeds = seeds.load_seeds()
 cols = st.columns(2)
-for i, seed in enumerate(seeds):
+for i, seed in enumerate(s for s in all_seeds if not s["id"].startswith("course-")):
     with cols[i % 2].container(border=True):
         st.markdown(f"**{seed['title']}**")
         st.caption(seed["description"])
         st.page_link(seed["page"], label=f"Open: {seed['title']}", icon=":material/play_arrow:",
-                     query_params=seed["query"], help=f"opens {seed['page']} with this scenario's settings")
+                     query_params={**seed["query"], **({"lang": L} if L != "en" else {})},
+                     help=f"opens {seed['page']} with this scenario's settings")
 
-st.subheader("Pages")
-st.markdown(
-    "- **Estimate**: one model on one device: params, FLOPs and MACs, memory against capacity, step time with its "
-    "roofline bound, \\$ and energy, per-layer table, and the formulas behind each number.\n"
-    "- **Compare**: the same workload on several devices, or several settings (precision, full fine-tune vs LoRA "
-    "vs QLoRA, checkpointing, optimizer), with sweeps over batch, sequence, prompt or image size.\n"
-    "- **Plan training**: a whole run on many devices: parallel layout, wall clock, GPU-hours, \\$, kWh, CO2, "
-    "scaling with the device count, and a layout search.\n"
-    "- **Plan serving**: time to first token, per-token latency, throughput, the largest batch and context that "
-    "fit, \\$ per million tokens, on several devices.\n"
-    "- **Profile**: run real steps of a model on this machine and see predicted vs measured.\n"
-    "- **Scenarios**: saved views, compared and exported as CSV, JSON or an HTML report.\n"
-    "- **Learn**: where cost comes from, with small examples computed by the same estimator.")
+st.subheader(i18n.t("home.course", L))
+st.markdown(i18n.t("home.course_intro", L))
+cols = st.columns(2)
+for i, seed in enumerate(s for s in all_seeds if s["id"].startswith("course-")):
+    with cols[i % 2].container(border=True):
+        st.markdown(f"**{seed['title']}**")
+        st.caption(seed["description"])
+        preset = seed["query"].get("preset")
+        if preset:
+            st.caption(f"{get_preset(preset).published_params:,} parameters — "
+                       f"{get_preset(preset).published_params_source.split(';')[0][:140]}")
+        st.page_link(seed["page"], label=f"Open: {seed['title']}", icon=":material/school:",
+                     query_params={**seed["query"], **({"lang": L} if L != "en" else {})})
+
+st.subheader(i18n.t("home.pages", L))
+st.markdown(i18n.t("home.pages_list", L))
+ps.write_url()

@@ -12,7 +12,7 @@ from costmodel.serving import capacity as serving_capacity
 from costmodel.serving.engines import engine_names
 from costmodel.serving.plan import step_model
 from costmodel.serving.simulate import LENGTH_DISTRIBUTIONS, poisson_requests, simulate
-from app_pages._widgets import PageState, downloads, figure, model_picker
+from app_pages._widgets import PageState, downloads, figure, model_picker, show_error
 
 st.title("Plan serving")
 st.caption("The engine each device would run, time to first token and per-token latency against batch size, the "
@@ -33,7 +33,7 @@ hws = {h.id: h for h in list_hardware()}
 def plan_for(hw_id: str):
     return plans.plan_serving(model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
                               precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None,
-                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state()))
+                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -122,6 +122,25 @@ st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), f
                    mime="application/json", key="ps.json", on_click="ignore")
 with st.expander("Assumptions"):
     st.json(plan.assumptions, expanded=False)
+with st.expander("Save this plan as a named scenario (see the Scenarios page)"):
+    with st.form("ps.save", clear_on_submit=False, border=False):
+        sname = st.text_input("Scenario name", key="ps.save_name", max_chars=120)
+        snotes = st.text_area("Notes", key="ps.save_notes", height=80)
+        sover = st.checkbox("Overwrite a scenario with the same name", key="ps.save_over")
+        if st.form_submit_button("Save plan"):
+            try:
+                from costmodel.plan_scenario import serving_scenario
+                from costmodel.storage import Store
+
+                Store().save_scenario(sname, serving_scenario(
+                    sname, model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
+                    precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None, tp=ps.get("tp"),
+                    engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state), notes=snotes),
+                    overwrite=sover)
+            except InputError as err:
+                show_error(err)
+            else:
+                st.success("Saved. Compare and export it from the Scenarios page.")
 
 st.subheader("Under traffic")
 model_key = model
@@ -131,9 +150,9 @@ slo_ttft, slo_tpot = float(ps.get("slo_ttft_ms")) / 1e3, float(ps.get("slo_tpot_
 try:
     summary = _simulate(model_key, hw_id, ps.get("precision"), kv, ps.get("tp"), ps.get("engine"), ps.get("prompt"),
                         ps.get("generate"), qps, ps.get("dist"), n)
-except (InputError, TypeError) as err:
+except InputError as err:
     summary = None
-    st.info(f"simulation — {getattr(err, 'field', 'model')}: {getattr(err, 'message', err)}")
+    st.info(f"simulation — {md(err.field, 200)}: {md(err.message, 2000)}")
 if summary is not None:
     c = st.columns(4)
     c[0].metric("p99 time to first token", fmt.fmt_seconds(summary["ttft_s"]["p99"]))
@@ -161,12 +180,12 @@ also = st.multiselect("Also plan on", [h for h in hws if h != hw_id], key=mk,
                       format_func=lambda i: f"{i} — {hws[i].name}")
 ps.values["also"] = ",".join(also)
 try:
-    pricing = page_state.pricing_from_state(ps.state())
+    pricing = page_state.pricing_from_state(ps.state)
     cap = _capacity(model_key, tuple([hw_id, *also]), ps.get("precision"), kv, ps.get("engine"), ps.get("prompt"),
                     ps.get("generate"), qps, slo_ttft, slo_tpot, ps.get("dist"), tuple(sorted(pricing.items())))
-except (InputError, TypeError) as err:
+except InputError as err:
     cap = None
-    st.info(f"fleet — {getattr(err, 'field', 'model')}: {getattr(err, 'message', err)}")
+    st.info(f"fleet — {md(err.field, 200)}: {md(err.message, 2000)}")
 if cap is not None:
     b = cap.best
     c = st.columns(4)

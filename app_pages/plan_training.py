@@ -1,26 +1,32 @@
 """Plan training: a whole run on many devices (costmodel.plans): time, GPU-hours, money, energy, carbon,
-the parallel layout, scaling with the device count, and a layout search."""
+checkpoint storage, the parallel layout against a deadline and a budget, scaling with the device count, and a
+layout search. A layout the model cannot take is named beside the valid ones, and the rest of the page stays."""
 
 import streamlit as st
 
 import costmodel
 from costmodel import plans, prices
-from costmodel.ui import figures, format as fmt, page_state, sweeps, tables
+from costmodel.checkpoint import checkpoint_of
+from costmodel.ui import figures, format as fmt, i18n, page_state, sweeps, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
 from costmodel.workload import OPTIMIZERS, PRECISIONS
-from app_pages._widgets import PageState, downloads, figure, model_picker, show_error
-
-st.title("Plan training")
-st.caption("A whole training run: how long, how many devices, how much money, energy and CO2. "
-           "Numbers from `costmodel.plans.plan_training`; every assumption is listed below them.")
+from costmodel.ui.safe_text import md
+from app_pages._widgets import PageState, downloads, figure, lang, model_picker, show_error, table
 
 DEFAULTS = {**page_state.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image_size": 224, "precision": "amp-bf16",
             "optimizer": "adamw", "tokens_b": 10.0, "chinchilla": False, "samples": 1_000_000, "epochs": 1.0,
             "global_batch": 512, "dp": 8, "tp": 1, "pp": 1, "zero": 1, "micro_batch": 4, "ckpt": False,
             "offload": False, "provider": "", "tier": "on-demand", "region": "world", "utilization": 1.0,
-            "scaling": True, "search": False, "max_devices": 64, "rank_by": "time"}
+            "deadline_days": 0.0, "budget_usd": 0.0, "min_devices": 1, "max_devices": 64,
+            "ckpt_kept": 0, "storage_months": 1.0,
+            "scaling": True, "search": False, "rank_by": "time"}
+DEVICE_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 ps = PageState("plan_training", DEFAULTS)
+L = lang(ps)
+st.title("Plan training")
+st.caption("A whole training run: how long, how many devices, how much money, energy and CO2. "
+           "Numbers from `costmodel.plans.plan_training`; every assumption is listed below them.")
 sb = st.sidebar
 
 
@@ -37,10 +43,19 @@ try:
     spec = costmodel.load_model(model)
     hws = {h.id: h for h in list_hardware()}
     hw_id = ps.select(sb, "Hardware", "hw", list(hws), format_func=lambda i: f"{i} — {hws[i].name}")
+    from costmodel.limits import model_limits
+
+    lim = model_limits(spec)
     if spec.modality == "image":
-        ps.number(sb, "Image size", "image_size", min_value=0, max_value=16384)
+        if lim.image_hw:
+            ps.set("image_size", lim.image_hw[0])
+            sb.caption(f"Image size {lim.image_hw[0]} x {lim.image_hw[1]}, fixed by the model")
+        else:
+            ps.number(sb, "Image size", "image_size", min_value=8, max_value=16384)
     elif spec.modality == "text":
-        ps.number(sb, "Sequence length", "seq", min_value=0, max_value=1 << 24)
+        ps.number(sb, "Sequence length", "seq", min_value=1, max_value=lim.max_positions or (1 << 24))
+        if lim.max_positions:
+            sb.caption(md(lim.describe(), 2000))  # the model's name is user text
     ps.select(sb, "Precision", "precision", list(PRECISIONS))
     ps.select(sb, "Optimizer", "optimizer", list(OPTIMIZERS))
     with sb.expander("Price, power, carbon"):
@@ -60,99 +75,194 @@ try:
             c1.caption(f"{fmt.fmt_si(tokens, 'tokens')} for {fmt.fmt_count(n_active)} active parameters "
                        "(Hoffmann et al. 2022)")
         else:
-            tokens = ps.number(c1, "Training tokens (billions)", "tokens_b", min_value=0.0, max_value=1e6) * 1e9
+            tokens = ps.number(c1, "Training tokens (billions)", "tokens_b", min_value=0.001, max_value=1e6) * 1e9
     else:
-        samples = ps.number(c1, "Samples (images)", "samples", min_value=0, max_value=1 << 40)
-        epochs = ps.number(c1, "Epochs", "epochs", min_value=0.0, max_value=1e6)
-    gb = ps.number(c2, "Global batch (samples per optimizer step)", "global_batch", min_value=0, max_value=1 << 24)
-    mb = ps.number(c3, "Micro-batch per device", "micro_batch", min_value=0, max_value=1 << 16)
+        unit = "images" if spec.modality == "image" else "samples"
+        samples = ps.number(c1, f"Training {unit} (per epoch)", "samples", min_value=1, max_value=1 << 40)
+        epochs = ps.number(c1, "Epochs", "epochs", min_value=0.01, max_value=1e6)
+    gb = ps.number(c2, "Global batch (samples per optimizer step)", "global_batch", min_value=1, max_value=1 << 24)
+    mb = ps.number(c3, "Micro-batch per device", "micro_batch", min_value=1, max_value=1 << 16)
+
+    st.subheader("Goals")
+    c = st.columns(4)
+    deadline = ps.number(c[0], "Deadline (days, 0 = none)", "deadline_days", min_value=0.0, max_value=1e5)
+    budget = ps.number(c[1], "Budget (USD, 0 = none)", "budget_usd", min_value=0.0, max_value=1e12)
+    min_dev = ps.select(c[2], "At least devices", "min_devices", DEVICE_COUNTS)
+    if ps.get("max_devices") < min_dev:  # before the box is drawn, so it shows what is used
+        ps.notes.append(f"max_devices: {ps.get('max_devices'):,} -> {min_dev:,} (at least the minimum)")
+        ps.set("max_devices", min_dev)
+    max_dev = ps.select(c[3], "At most devices", "max_devices", DEVICE_COUNTS)
 
     st.subheader("Layout")
     c = st.columns(6)
-    dp = ps.number(c[0], "Data parallel", "dp", min_value=0, max_value=1 << 20)
-    tp = ps.number(c[1], "Tensor parallel", "tp", min_value=0, max_value=1024)
-    pp = ps.number(c[2], "Pipeline stages", "pp", min_value=0, max_value=1024)
+    dp = ps.number(c[0], "Data parallel", "dp", min_value=1, max_value=1 << 20)
+    tp = ps.number(c[1], "Tensor parallel", "tp", min_value=1, max_value=1024)
+    pp = ps.number(c[2], "Pipeline stages", "pp", min_value=1, max_value=1024)
     zero = ps.select(c[3], "ZeRO stage", "zero", [0, 1, 2, 3], format_func=lambda z: f"{z} (FSDP)" if z == 3 else str(z))
     ckpt = ps.checkbox(c[4], "Checkpointing", "ckpt")
     offload = ps.checkbox(c[5], "Optimizer offload", "offload")
-    pricing = page_state.pricing_from_state(ps.state())
-    layout = dict(dp=dp, tp=tp, pp=pp, zero=zero, micro_batch=mb, grad_checkpointing=ckpt, offload=offload)
-    plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
-                               epochs=epochs, global_batch=gb, pricing=pricing)
+
+    st.subheader("Checkpoints in storage")
+    c = st.columns(3)
+    kept = ps.number(c[0], "Checkpoints kept", "ckpt_kept", min_value=0, max_value=10_000)
+    months = ps.number(c[1], "Months stored", "storage_months", min_value=0.0, max_value=1200.0)
+    ck = checkpoint_of(model, workload)
+    c[2].metric("One checkpoint", fmt.fmt_bytes(ck.training_checkpoint_bytes),
+                help=f"weights + optimizer states (costmodel.checkpoint); model file alone "
+                     f"{fmt.fmt_bytes(ck.model_file_bytes)}")
+    pricing = page_state.pricing_from_state(ps.state)
+    if kept:
+        pricing.update(storage_bytes=ck.training_checkpoint_bytes * kept, storage_months=months)
 except InputError as err:
     ps.stop(err)
 ps.show_problems()
 
-s, cost = plan.step, plan.cost
-c = st.columns(4)
-c[0].metric("Devices", f"{plan.num_devices:,}")
-c[1].metric("Wall clock", fmt.fmt_seconds(plan.wall_clock_s))
-c[2].metric("GPU-hours", f"{plan.gpu_hours:,.0f}")
-c[3].metric("Cost", fmt.fmt_usd(cost.total_usd) if cost.total_usd is not None else "no price")
-c = st.columns(4)
-c[0].metric("Energy", fmt.fmt_kwh(cost.energy_kwh))
-c[1].metric("Carbon", f"{cost.carbon_kg_co2e / 1000:,.3g} t CO2e")
-c[2].metric("MFU", f"{s.mfu:.1%}")
-c[3].metric("Fits per device", "yes" if s.fits else "NO",
-            delta=f"{fmt.fmt_gib(s.memory_bytes.device_total)} of {fmt.fmt_gib(s.memory_bytes.capacity)}",
-            delta_color="off")
-if not s.fits:
-    st.warning("This layout does not fit in device memory: add tensor/pipeline stages, a higher ZeRO stage, "
-               "checkpointing or a smaller micro-batch — or let the layout search below find one.")
-
-c1, c2 = st.columns(2)
-with c1:
-    figure(figures.plan_step_figure(plan), "plan_step", "pt.step")
-with c2:
-    figure(figures.plan_memory_figure(plan), "plan_memory", "pt.mem")
-rows = tables.plan_training_rows(plan)
-t1, t2, t3 = st.tabs(["Plan", "Step time", "Assumptions"])
-with t1:
-    st.dataframe(tables.to_frame([{**r, "value": str(r["value"])} for r in rows]), hide_index=True)
-    downloads("Plan", rows, "training_plan", "pt.dl")
-    st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), file_name="training_plan.json",
-                       mime="application/json", key="pt.json", on_click="ignore")
-with t2:
-    srows = tables.plan_step_rows(plan)
-    st.dataframe(tables.to_frame(srows), hide_index=True)
-    downloads("Step", srows, "training_step", "pt.sdl")
-with t3:
-    st.dataframe(tables.to_frame(tables.assumption_rows(cost.assumptions)), hide_index=True)
-    st.json({k: v for k, v in plan.assumptions.items()}, expanded=False)
-
-st.subheader("Scaling with the number of devices")
-if ps.checkbox(st, "Show time and cost from 1 device up (data parallel grows; tensor/pipeline fixed)", "scaling"):
-    counts = [n for n in (2 ** i for i in range(0, 15)) if n >= tp * pp and n <= max(plan.num_devices * 4, 8)]
+layout = dict(dp=dp, tp=tp, pp=pp, zero=zero, micro_batch=mb, grad_checkpointing=ckpt, offload=offload)
+goal_kw = dict(min_devices=min_dev, deadline_s=deadline * 86400 if deadline else None,
+               budget_usd=budget if budget else None)
+plan = None
+try:
+    plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
+                               epochs=epochs, global_batch=gb, pricing=pricing)
+except InputError as err:  # a layout the model cannot take: said here, the valid ones below, the page goes on
+    show_error(err)
+    st.markdown("**Layouts this model can take** (within the goals, nearest to the devices you typed first; pick "
+                "one to use it):")
     try:
-        scal = sweeps.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
-                                  tokens=tokens, samples=samples, epochs=epochs)
-    except InputError as err:
-        show_error(err)
-    else:
-        if scal:
-            figure(figures.scaling_figure(scal), "scaling", "pt.scal")
-            st.dataframe(tables.to_frame(scal), hide_index=True)
-            downloads("Scaling", scal, "scaling", "pt.scaldl")
+        found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs, workload=workload,
+                                     global_batch=gb, max_devices=max_dev, rank_by="time", **goal_kw)
+    except InputError as err2:
+        show_error(err2)
+        found = []
+    import math
+
+    typed = max(dp * tp * pp, 1)
+    best: dict = {}  # the fastest variant of each (dp, tp, pp)
+    for r in found:
+        k = (r.layout.dp, r.layout.tp, r.layout.pp)
+        if k not in best:
+            best[k] = r
+    valid = sorted(best.values(), key=lambda r: (abs(math.log2(r.num_devices) - math.log2(typed)),
+                                                 r.wall_clock_s))[:6]
+    if not valid:
+        st.info("None fits within the goals: raise *At most devices*, the deadline or the budget.")
+    for i, r in enumerate(valid):
+        lay = r.layout
+        cols = st.columns([4, 1])
+        cols[0].write(f"dp {lay.dp} x tp {lay.tp} x pp {lay.pp}, ZeRO {lay.zero}, micro-batch {lay.micro_batch}"
+                      f"{', checkpointing' if lay.grad_checkpointing else ''}: {r.num_devices:,} devices, "
+                      f"{fmt.fmt_seconds(r.wall_clock_s)}, {fmt.fmt_usd(r.cost_usd)}")
+        if cols[1].button("Use", key=f"pt.use{i}"):
+            ps.request(dp=lay.dp, tp=lay.tp, pp=lay.pp, zero=lay.zero, micro_batch=lay.micro_batch,
+                       ckpt=lay.grad_checkpointing)
+
+if plan is not None:
+    s, cost = plan.step, plan.cost
+    c = st.columns(4)
+    c[0].metric(i18n.t("metric.devices", L), f"{plan.num_devices:,}")
+    c[1].metric(i18n.t("metric.wall_clock", L), fmt.fmt_seconds(plan.wall_clock_s))
+    c[2].metric(i18n.t("metric.gpu_hours", L), fmt.fmt_hours(plan.gpu_hours))
+    c[3].metric(i18n.t("metric.cost", L), fmt.fmt_usd(cost.total_usd) if cost.total_usd is not None else "no price",
+                help="device rental" + (f" + checkpoint storage {fmt.fmt_usd(cost.storage_usd)}" if kept else ""))
+    c = st.columns(4)
+    c[0].metric(i18n.t("metric.energy", L), fmt.fmt_kwh(cost.energy_kwh))
+    c[1].metric(i18n.t("metric.carbon", L), fmt.fmt_co2(cost.carbon_kg_co2e))
+    c[2].metric("MFU", f"{s.mfu:.1%}")
+    c[3].metric("Fits per device", "yes" if s.fits else "NO",
+                delta=f"{fmt.fmt_bytes(s.memory_bytes.device_total)} of {fmt.fmt_bytes(s.memory_bytes.capacity)}",
+                delta_color="off")
+    goals = []
+    if deadline:
+        goals.append(f"deadline {fmt.fmt_num(deadline)} days: " + ("met" if plan.wall_clock_s <= deadline * 86400
+                                                                  else f"**missed** ({fmt.fmt_seconds(plan.wall_clock_s)})"))
+    if budget:
+        total = cost.total_usd
+        goals.append(f"budget {fmt.fmt_usd(budget)}: " + ("met" if total is not None and total <= budget
+                                                            else f"**over** ({fmt.fmt_usd(total)})"))
+    if not min_dev <= plan.num_devices <= max_dev:
+        goals.append(f"devices {min_dev:,}..{max_dev:,}: **outside** ({plan.num_devices:,})")
+    if goals:
+        st.markdown("Goals: " + "; ".join(goals))
+    if kept:
+        st.caption(f"{kept} checkpoint(s) of {fmt.fmt_bytes(ck.training_checkpoint_bytes)} for {fmt.fmt_num(months)} "
+                   f"month(s): {fmt.fmt_usd(cost.storage_usd)} of object storage (in the cost above).")
+    if not s.fits:
+        st.warning("This layout does not fit in device memory: add tensor/pipeline stages, a higher ZeRO stage, "
+                   "checkpointing or a smaller micro-batch — or let the layout search below find one.")
+
+    c1, c2 = st.columns(2)
+    with c1:
+        figure(figures.plan_step_figure(plan), "plan_step", "pt.step")
+    with c2:
+        figure(figures.plan_memory_figure(plan), "plan_memory", "pt.mem")
+    rows = tables.plan_training_rows(plan)
+    t1, t2, t3 = st.tabs(["Plan", "Step time", "Assumptions"])
+    with t1:
+        table(tables.display_value_rows(rows))
+        downloads("Plan", rows, "training_plan", "pt.dl")
+        st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), file_name="training_plan.json",
+                           mime="application/json", key="pt.json", on_click="ignore")
+    with t2:
+        srows = tables.plan_step_rows(plan)
+        table(srows)
+        downloads("Step", srows, "training_step", "pt.sdl")
+    with t3:
+        table(tables.assumption_rows(cost.assumptions))
+        st.json({k: v for k, v in plan.assumptions.items()}, expanded=False)
+
+    with st.expander("Save this plan as a named scenario (see the Scenarios page)"):
+        with st.form("pt.save", clear_on_submit=False, border=False):
+            name = st.text_input("Scenario name", key="pt.save_name", max_chars=120)
+            notes = st.text_area("Notes", key="pt.save_notes", height=80)
+            overwrite = st.checkbox("Overwrite a scenario with the same name", key="pt.save_over")
+            if st.form_submit_button("Save plan"):
+                try:
+                    from costmodel.plan_scenario import training_scenario
+                    from costmodel.storage import Store
+
+                    scn = training_scenario(name, model, hw_id, workload, layout, tokens=tokens, samples=samples,
+                                            epochs=epochs, global_batch=gb, pricing=pricing, notes=notes)
+                    Store().save_scenario(name, scn, overwrite=overwrite)
+                except InputError as err:
+                    show_error(err)
+                else:
+                    st.success("Saved. Compare and export it from the Scenarios page.")
+
+    st.subheader("Scaling with the number of devices")
+    if ps.checkbox(st, "Show time and cost from 1 device up (data parallel grows; tensor/pipeline fixed)", "scaling"):
+        counts = [n for n in DEVICE_COUNTS if n >= tp * pp and n <= max(plan.num_devices * 4, 8)]
+        try:
+            scal = sweeps.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
+                                       tokens=tokens, samples=samples, epochs=epochs)
+        except InputError as err:
+            show_error(err)
+        else:
+            if scal:
+                figure(figures.scaling_figure(scal), "scaling", "pt.scal")
+                table(scal)
+                downloads("Scaling", scal, "scaling", "pt.scaldl")
 
 st.subheader("Layout search")
-if ps.checkbox(st, "Search layouts (dp x tp x pp, ZeRO, micro-batch, checkpointing) that fit, ranked", "search"):
-    c1, c2 = st.columns(2)
-    maxd = ps.select(c1, "Up to devices", "max_devices", [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
-    rank = ps.radio(c2, "Rank by", "rank_by", ["time", "cost"], horizontal=True)
+if ps.checkbox(st, "Search layouts (dp x tp x pp, ZeRO, micro-batch, checkpointing) within the goals, ranked",
+               "search"):
+    rank = ps.radio(st, "Rank by", "rank_by", ["time", "cost"], horizontal=True)
     try:
         with st.spinner("Searching layouts..."):
             found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs,
-                                         workload=workload, global_batch=gb, max_devices=maxd, rank_by=rank)
+                                         workload=workload, global_batch=gb, max_devices=max_dev, rank_by=rank,
+                                         include_unfit=True, **goal_kw)
     except InputError as err:
         show_error(err)
     else:
         lrows = tables.layout_rows(found)
-        st.caption(f"{len(lrows):,} layouts fit; the best 25 by {rank}:")
-        if lrows:
-            st.dataframe(tables.to_frame(lrows[:25]), hide_index=True)
+        fit = [r for r in lrows if r["fits"]]
+        st.caption(f"{len(fit):,} layouts fit in memory within the goals ({len(lrows) - len(fit):,} more do not fit); "
+                   f"devices {min_dev:,}..{max_dev:,}; the best 25 by {rank}:")
+        if fit:
+            table(fit[:25])
             downloads("Layouts", lrows, "layouts", "pt.laydl")
-            pts = [{**r, "label": f"{r['dp']}x{r['tp']}x{r['pp']}", "wall_clock_s": r["wall_clock_days"] * 86400}
-                   for r in lrows[:400]]
+        if lrows:
+            pts = [{**r, "label": f"{r['dp']}x{r['tp']}x{r['pp']}"} for r in lrows if r["cost_usd"] is not None]
             figure(figures.pareto_figure(pts, x="wall_clock_days", y="cost_usd", label="label",
                                          x_title="wall clock (days)", y_title="cost (USD)"), "layouts_pareto", "pt.par")
 ps.write_url()

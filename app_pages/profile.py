@@ -22,7 +22,7 @@ st.caption("Runs real PyTorch steps of the model (random weights, built from its
 
 DEFAULTS = {**page_state.MODEL_STATE, **page_state.WORKLOAD_STATE, "preset": "gpt2", "batch": 1, "seq": 128,
             "precision": "fp32", "device": "cpu", "steps": 3, "warmup": 1, "timeout_s": 300, "overrides": "",
-            "threads": 0, "calibrated": True, "hist_device": "all", "hist_model": "all"}
+            "threads": 0, "calibrated": False, "hist_device": "all", "hist_model": "all"}
 ps = PageState("profile", DEFAULTS)
 HANDLE, RESULT = "profile.handle", "profile.result"
 sb = st.sidebar
@@ -32,15 +32,15 @@ try:
     workload = workload_picker(ps, model)
     c = st.columns(5)
     device = ps.select(c[0], "Device", "device", ["cpu", "cuda"])
-    steps = ps.number(c[1], "Measured steps", "steps", min_value=0, max_value=10000)
+    steps = ps.number(c[1], "Measured steps", "steps", min_value=1, max_value=10000)
     warmup = ps.number(c[2], "Warm-up steps", "warmup", min_value=0, max_value=1000)
-    timeout = ps.number(c[3], "Time limit (s)", "timeout_s", min_value=0, max_value=86400)
+    timeout = ps.number(c[3], "Time limit (s)", "timeout_s", min_value=1, max_value=86400)
     threads = ps.number(c[4], "CPU threads (0 = torch default)", "threads", min_value=0, max_value=1024)
     over_text = ps.text_area(st, 'Config overrides (JSON), e.g. {"n_layer": 2} to shrink a preset', "overrides",
                              height=68)
     overrides = page_state.parse_config(over_text) if over_text.strip() else {}
-    use_calibration = ps.checkbox(st, "Predict with this device's latest calibration (if one is stored)",
-                                  "calibrated")
+    use_calibration = ps.checkbox(st, "Predict with this device's latest calibration (off until a fit from enough "
+                                      "runs is stored: 3 runs, 2 more times than fitted fields)", "calibrated")
     request = ProfileRequest(model=model, workload=workload.to_dict(), device=device, steps=steps, warmup=warmup,
                              timeout_s=timeout, config_overrides=overrides, threads=threads or None)
 except InputError as err:
@@ -132,7 +132,9 @@ label = device_label(device)
 n_stored = store.count_measurements(device=label)
 st.caption(f"Fits the time model's efficiency (fraction of peak FLOP/s and bandwidth, host overhead per op and per "
            f"step) to the stored runs of **{plain(label)}** ({n_stored} stored), by least squares on "
-           "log(predicted / measured); later predictions on this device use it. More varied runs give a better fit. "
+           "log(predicted / measured). It fits only as many fields as the runs determine (at most one fewer than the "
+           "measured times, and only fields the runs can tell apart), says which and why not the others, and gives "
+           "each fitted value's uncertainty. More varied runs (sizes, training and inference) determine more. "
            "CLI: `python -m costmodel calibrate`.")
 b1, b2 = st.columns(2)
 if b1.button(f"Fit calibration from {n_stored} stored run(s)", disabled=n_stored == 0, key="profile.calibrate"):
@@ -162,13 +164,22 @@ else:
                    f"{plain(cal.get('hardware'))}'s datasheet; a fit from stored runs starts from it.")
         st.dataframe(tables.to_frame(cal.get("probe_rows") or []), hide_index=True)
     else:
-        c = st.columns(4)
+        c = st.columns(5)
         c[0].metric("Runs fitted", cal["n_runs"])
         c[1].metric("Times fitted", cal["n_points"])
-        c[2].metric("RMS log error before", f"{cal['rmse_log_before']:.3f}")
-        c[3].metric("RMS log error after", f"{cal['rmse_log_after']:.3f}")
-        st.caption(f"Calibration {cal.get('id')} of {when} (UTC); "
+        c[2].metric("Fields fitted", len(cal["fitted_fields"]),
+                    help=", ".join(cal["fitted_fields"]) or "none")
+        c[3].metric("RMS log error before", f"{cal['rmse_log_before']:.3f}")
+        c[4].metric("RMS log error after", f"{cal['rmse_log_after']:.3f}",
+                    help=f"{cal.get('dof', '?')} degree(s) of freedom left to measure it")
+        st.caption(f"Calibration {cal.get('id')} of {when} (UTC): fitted {', '.join(cal['fitted_fields']) or 'nothing'}; "
                    "an RMS log error of 0.1 is a typical factor of 1.11.")
+        if not cal.get("enough_data", False):
+            st.warning(f"Fitted from {cal['n_runs']} run(s) and {cal['n_points']} time(s): not enough to trust it "
+                       f"(at least {3} runs and 2 more times than fields). Store more varied runs before using it.")
+        if cal.get("implausible"):
+            st.warning("Implausible for real hardware: " + ", ".join(cal["implausible"])
+                       + " (the runs may be dominated by something the model does not have, e.g. a busy machine).")
     eff_rows = efficiency_rows(cal)
     st.dataframe(tables.to_frame(eff_rows), hide_index=True)
     downloads("Calibration", eff_rows, "calibration", "prof.cal.dl")

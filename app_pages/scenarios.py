@@ -5,12 +5,13 @@ Names are user text: they are shown only in tables, select boxes and escaped mar
 import streamlit as st
 from costmodel.ui import figures, format as fmt, page_state, report, tables
 from costmodel.errors import InputError
+from costmodel.plan_scenario import evaluate_plan, plan_summary
 from costmodel.scenario import evaluate_scenario
 from costmodel.storage import Store, default_path
-from app_pages._widgets import show_error
+from app_pages._widgets import show_error, table
 
 st.title("Scenarios")
-st.caption("Named estimates saved from the Estimate page (or imported), kept in a SQLite file "
+st.caption("Named estimates and plans saved from the Estimate and Plan pages (or imported), kept in a SQLite file "
            f"(`{str(default_path()).replace('`', '')}`; set `COSTMODEL_DB` to move it). Compare them and export reports.")
 
 try:
@@ -35,7 +36,8 @@ with st.expander("Import scenarios from a JSON export"):
             listed = store.list_scenarios()
 
 if not listed:
-    st.info("No scenarios yet. On the Estimate page, open *Save this view as a named scenario*.")
+    st.info("No scenarios yet. On the Estimate page, open *Save this view as a named scenario* (Plan training and "
+            "Plan serving save their plans the same way).")
     st.stop()
 
 st.dataframe(tables.to_frame(listed), hide_index=True,
@@ -52,9 +54,26 @@ except InputError as err:
     st.stop()
 c = st.columns(4)
 c[0].metric("Parameters", fmt.fmt_count(est.params.total))
-c[1].metric("Peak memory", fmt.fmt_gib(est.memory_bytes.peak))
+c[1].metric("Peak memory", fmt.fmt_bytes(est.memory_bytes.peak))
 c[2].metric("Fits", "yes" if est.memory_bytes.fits else "NO")
 c[3].metric(f"Time per {est.unit}", fmt.fmt_seconds(est.time_s.per_unit_s))
+plan = evaluate_plan(scn) if scn.get("plan") else None
+if plan is not None:  # a saved training or serving plan: its totals, with money, energy and carbon
+    ps_ = plan_summary(plan)
+    c = st.columns(5)
+    if ps_["plan.kind"] == "training":
+        c[0].metric("Devices", f"{ps_['plan.num_devices']:,}")
+        c[1].metric("Wall clock", fmt.fmt_seconds(ps_["plan.wall_clock_s"]))
+        c[2].metric("Cost", fmt.fmt_usd(ps_["plan.total_usd"]) if ps_["plan.total_usd"] is not None else "no price")
+        c[3].metric("Energy", fmt.fmt_kwh(ps_["plan.energy_kwh"]))
+        c[4].metric("Carbon", fmt.fmt_co2(ps_["plan.carbon_kg_co2e"]))
+    else:
+        c[0].metric("Largest batch", f"{ps_['plan.max_batch']:,}")
+        c[1].metric("Time to first token", fmt.fmt_seconds(ps_["plan.ttft_s"]))
+        usd = ps_.get("plan.usd_per_million_tokens")
+        c[2].metric("Best $ per million tokens", fmt.fmt_usd(usd) if usd is not None else "n/a")
+        kwh = ps_.get("plan.energy_kwh_per_million_tokens")
+        c[3].metric("kWh per million tokens", fmt.fmt_kwh(kwh) if kwh is not None else "n/a")
 if scn.get("notes"):
     st.text(scn["notes"])  # plain text, never markdown or HTML
 st.page_link("app_pages/estimate.py", label="Open in Estimate", icon=":material/calculate:", query_params=page_state.state_from_scenario(scn))
@@ -92,12 +111,14 @@ if chosen:
     for n in chosen:
         try:
             s = store.load_scenario(n)
-            rows.append(tables.compare_row(n, evaluate_scenario(s)))
+            row = tables.compare_row(n, evaluate_scenario(s))
+            pl = evaluate_plan(s) if s.get("plan") else None
+            rows.append({**row, **(plan_summary(pl) if pl is not None else {})})
             scns.append(s)
         except InputError as err:
             show_error(err)
     if rows:
-        st.dataframe(tables.to_frame(rows), hide_index=True)
+        table(rows)
         c1, c2 = st.columns(2)
         with c1:
             st.plotly_chart(figures.compare_figure(rows, "time_s", "Time per run (step, request or forward)", "s"), key="sc.ft")

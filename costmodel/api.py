@@ -7,6 +7,7 @@ from dataclasses import replace
 from .catalog import resolve_hardware
 from .costs import hourly_cost, unit_rates
 from .errors import InputError
+from .limits import resolve_defaults
 from .estimator import estimate as _estimate
 from .models import load_model
 from .perf import Efficiency
@@ -20,7 +21,10 @@ def estimate(model, hardware=None, workload: Workload | dict | None = None, effi
 
     ``model``: preset id, path to a HF config.json / costmodel spec JSON, a dict, or a spec.
     ``hardware``: catalog id, path to a hardware JSON, a ``Hardware``, or None (H100 SXM).
-    ``workload``: a ``Workload``, a dict of its fields, or give the fields as keyword arguments.
+    ``workload``: a ``Workload``, a dict of its fields, or give the fields as keyword arguments; fields not
+    given take the model's defaults (``costmodel.limits.resolve_defaults``: seq 2048 or the context length if
+    shorter, the fixed input size of a conv net with a dense head). Positions beyond the model's context
+    length, or another image size for a fixed-size head, are an ``InputError``.
     ``efficiency``: a ``costmodel.perf.Efficiency`` (achievable fractions of peak, host overheads),
     a dict of its fields, or None for the device kind's defaults.
     ``pricing``: keyword arguments of ``costmodel.costs.cost_breakdown`` (provider, tier, region, pue,
@@ -28,14 +32,15 @@ def estimate(model, hardware=None, workload: Workload | dict | None = None, effi
     """
     if isinstance(efficiency, dict):
         efficiency = Efficiency(**efficiency)
-    if workload is None:
-        workload = Workload(**fields)
+    spec = load_model(model)
+    if workload is None:  # fields the caller did not give take the model's defaults (seq within its context)
+        workload = Workload(**resolve_defaults(spec, fields))
     elif isinstance(workload, dict):
-        workload = Workload.from_dict({**workload, **fields})
+        workload = Workload.from_dict(resolve_defaults(spec, {**workload, **fields}))
     elif fields:
         workload = workload.with_(**fields)
     hw = resolve_hardware(hardware)
-    est = _estimate(load_model(model), workload, hw, efficiency=efficiency)
+    est = _estimate(spec, workload, hw, efficiency=efficiency)
     return with_costs(est, pricing, hw)
 
 

@@ -71,3 +71,22 @@ def checkpoint_bytes(params_total: int, trainable: int, optimizer: str, precisio
     return CheckpointSize(float(model), float(trainable_w), float(opt), float(model + opt), assumptions)
 
 
+
+
+def checkpoint_of(model, workload=None) -> CheckpointSize:
+    """``checkpoint_bytes`` of a model under a training workload (its precision, optimizer and fine-tuning
+    method): the parameter counts and, for a factored optimizer, the state bytes come from ``costmodel.estimate``
+    of one tiny step (they do not depend on the batch)."""
+    from .api import estimate
+    from .limits import resolve_defaults
+    from .models import load_model
+    from .workload import Workload
+
+    spec = load_model(model)
+    if isinstance(workload, Workload):
+        w = workload.with_(task="train", batch=1)
+    else:
+        w = Workload.from_dict(resolve_defaults(spec, {**(workload or {}), "task": "train", "batch": 1}))
+    est = estimate(spec, workload=w)
+    opt = est.memory_bytes.optimizer if w.opt.factored else None
+    return checkpoint_bytes(est.params.total, est.params.trainable, w.optimizer, w.precision, optimizer_state_bytes=opt)

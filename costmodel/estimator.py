@@ -10,11 +10,11 @@ from dataclasses import replace
 from .catalog import resolve_hardware
 from .errors import InputError
 from .ledger import check_lora_rank, ledger, lora_targets, make_ctx, row_sums
+from .limits import check_workload
 from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, MemoryBreakdown, ParamCounts
 from .specs.base import ModelSpec
 from .timing import RunWork, device_rates, forward_times, generation_times, train_times
-from .validate import check_positions
 from .workload import QUANT_SCALE_BYTES_PER_TENSOR, QUANT_SCALE_BYTES_PER_WEIGHT, SPARSE_2_4_META_BYTES, Workload
 
 # Device memory a CUDA process uses outside torch's allocator: CUDA context, cuBLAS/cuDNN
@@ -42,11 +42,10 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     """
     hw = resolve_hardware(hardware)
     w = workload
+    check_workload(spec, w)  # positions within the context length, image size a fixed head takes
     p, opt = w.prec, w.opt
     train = w.training
     generative_infer = (not train) and spec.generative
-    if generative_infer:
-        check_positions(spec, w.prompt, w.generate)
     main_phase = "train" if train else ("prefill" if generative_infer else "forward")
     ctx = make_ctx(spec, w, main_phase)
     rows = ledger(spec, ctx)

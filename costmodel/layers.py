@@ -410,3 +410,20 @@ def conv1d_depthwise(name: str, ctx: Ctx, *, channels: int, kernel: int, bias: b
         activation_bytes=ctx.tokens * channels * ctx.matmul_in_bytes, weight_input_bytes=ctx.tokens * channels
         * ctx.matmul_in_bytes, working_bytes=2.0 * ctx.tokens * channels * ctx.compute_bytes,
     )
+
+
+def pooling(name: str, kind: str, *, in_elems: int, out_elems: int, elem_bytes: float, saved_bytes: float,
+            count: int = 1, block: str = "") -> Layer:
+    """A pooling window over a feature map or a sequence: max / average pooling (``kind`` "maxpool2d",
+    "avgpool2d", "maxpool1d", "avgpool1d") or global pooling ("global_avgpool", "global_maxpool").
+
+    Output side of a window: ``floor((size + 2*padding - pool) / stride) + 1`` (PyTorch MaxPool2d / AvgPool2d
+    docs; Keras MaxPooling2D with padding="valid": 26 -> 13 for pool 2). FLOPs: 0, like FlopCounterMode, which
+    counts no pooling op (a max or a mean is one compare or add per input element: memory-bound).
+    Saved for backward (``saved_bytes``, computed by the caller, in eager PyTorch): max_pool2d_with_indices
+    keeps its input and the int64 argmax of each output; avg_pool2d keeps its input; a global average
+    (``x.mean(dims)``) keeps nothing; a global max (``amax``) keeps its input and output. Traffic: the input
+    read and the output written (``in_elems + out_elems`` elements of ``elem_bytes``)."""
+    moved = (in_elems + out_elems) * elem_bytes
+    return Layer(name=name, kind=kind, count=count, block=block, module=name.rsplit(".", 1)[-1],
+                 activation_bytes=saved_bytes, working_bytes=moved, traffic_bytes=moved)

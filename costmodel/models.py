@@ -37,6 +37,12 @@ def spec_from_dict(data: dict, name: str | None = None) -> ModelSpec:
         if name and not data.get("_name_or_path"):
             data = {**data, "_name_or_path": name}
         return spec_from_hf_config(data)
+    if data.get("family") in ("sequential", "wide_deep"):  # Keras-style layer lists, two-tower recommenders
+        from .specs.sequential import sequential_from_dict, wide_deep_from_dict
+
+        if name and not data.get("name"):
+            data = {**data, "name": name}
+        return (sequential_from_dict if data["family"] == "sequential" else wide_deep_from_dict)(data)
     if "family" in data:
         try:
             from .specs.custom import spec_from_costmodel_json
@@ -48,7 +54,7 @@ def spec_from_dict(data: dict, name: str | None = None) -> ModelSpec:
             data = {**data, "name": name}
         return spec_from_costmodel_json(data)
     raise InputError("model", "a config needs 'model_type' (Hugging Face config.json) or 'family' "
-                     "(costmodel spec: lstm, gru, mlp, cnn)")
+                     "(costmodel spec: lstm, gru, mlp, cnn, sequential, wide_deep)")
 
 
 @functools.lru_cache(maxsize=None)

@@ -178,7 +178,9 @@ class PassTime:
     compute_s: float  # the compute-bound rows' share
     memory_s: float  # the memory-bound rows' share
     host_s: float
-    bound: str  # "compute", "memory" or "host": what sets the pass time
+    bound: str  # "compute", "memory", "latency" or "host": what sets the pass time
+    # ("latency": a recurrence's dependent time steps, each a few small kernels, whose floor
+    # ``Efficiency.recurrent_step_s`` x steps exceeds their FLOPs at the matmul rate: an LSTM at 0.5% MFU)
     # FLOPs of the pass by the peak rate (FLOP/s, efficiency not applied) its rows run at: MFU's denominator
     flops_by_peak: tuple[tuple[float, float], ...] = ()
 
@@ -306,7 +308,7 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
     flash = eff.attention_kernel == "flash"
     causal = 0.5 if (flash and eff.causal_half and rates.causal) else 1.0
     low_precision_gemm = rates.dtype in ("fp8", "fp4") and eff.fp8_cast_bytes > 0
-    f_comp = f_mem = b_comp = b_mem = 0.0
+    f_comp = f_mem = b_comp = b_mem = f_lat = b_lat = 0.0
     f_by_peak: dict[float, float] = {}
     b_by_peak: dict[float, float] = {}
     instances = 0
@@ -328,6 +330,7 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
             peak = attn_peak
         if row.forward_flops:
             f_by_peak[peak] = f_by_peak.get(peak, 0.0) + row.forward_flops * n
+        lat = row.sequential_steps * eff.recurrent_step_s
         if attention:
             c = row.forward_flops * causal / (attn_peak * eff.attention_fwd)
         elif curve:
@@ -335,12 +338,15 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
             c = row.forward_flops / (peak * _gemm_eff(rates, eff, m_, n_, k_))
         else:
             c = row.forward_flops / rate
-        c = max(c, row.sequential_steps * eff.recurrent_step_s)
+        latency = lat > c
+        c = max(c, lat)
         m = traffic / byte_rate
-        if c >= m:
-            f_comp += c * n
-        else:
+        if c < m:
             f_mem += m * n
+        else:
+            f_comp += c * n
+            if latency:
+                f_lat += c * n  # (also in f_comp: the bound tells them apart)
         if low_precision_gemm and row.gemm_mnk and not cudnn:  # cast X and W to fp8/fp4 (+ amax): own kernels
             m_, n_, k_ = row.gemm_mnk
             f_mem += (eff.fp8_cast_bytes * m_ * k_ + FP8_WEIGHT_CAST_BYTES * k_ * n_) / byte_rate * n
@@ -352,10 +358,13 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
                 b_by_peak[peak] = b_by_peak.get(peak, 0.0) + bflops * n
             btraffic = 2.0 * (traffic - _row_weights_read(row) * weight_read) + \
                 _row_weights_read(row) * spec.backward_weight_bytes
+            latency = False
             if row.sequential_steps:
                 # the dh recurrence runs step by step like the forward; dW is one GEMM over all steps
                 wg = row.weight_grad_flops if full_backward else 0.0
-                c = max(row.input_grad_flops / rate, row.sequential_steps * eff.recurrent_step_s) + wg / rate
+                lat = row.sequential_steps * eff.recurrent_step_s
+                latency = lat > row.input_grad_flops / rate
+                c = max(row.input_grad_flops / rate, lat) + wg / rate
             elif attention:
                 c = bflops * causal / (attn_peak * eff.attention_bwd)
             elif curve:
@@ -366,27 +375,31 @@ def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,
             else:
                 c = bflops / rate
             m = btraffic / byte_rate
-            if c >= m:
-                b_comp += c * n
-            else:
+            if c < m:
                 b_mem += m * n
+            else:
+                b_comp += c * n
+                if latency:
+                    b_lat += c * n
             if low_precision_gemm and row.gemm_mnk and not cudnn:  # cast dY
                 m_, n_, _ = row.gemm_mnk
                 b_mem += eff.fp8_cast_bytes * m_ * n_ / byte_rate * n
     fwd_host = eff.overhead_s * instances + spec.fixed_host_s
-    fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()))
+    fwd = _pass(f_comp, f_mem, fwd_host, tuple(f_by_peak.items()), f_lat)
     if not training:
         return fwd, PassTime(0.0, 0.0, 0.0, 0.0, 0.0, "compute")
-    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances, tuple(b_by_peak.items()))
+    bwd = _pass(b_comp, b_mem, 2.0 * eff.overhead_s * instances, tuple(b_by_peak.items()), b_lat)
     return fwd, bwd
 
 
-def _pass(comp: float, mem: float, host: float, flops_by_peak=()) -> PassTime:
+def _pass(comp: float, mem: float, host: float, flops_by_peak=(), lat: float = 0.0) -> PassTime:
+    """``comp``: rows not memory-bound, ``mem``: memory-bound rows; ``lat``: the part of ``comp`` held by a
+    recurrence's sequential steps (only the bound tells it apart)."""
     device = comp + mem
     if host > device:
         bound = "host"
     else:
-        bound = "compute" if comp >= mem else "memory"
+        bound = max((("compute", comp - lat), ("latency", lat), ("memory", mem)), key=lambda kv: kv[1])[0]
     return PassTime(max(host, device), device, comp, mem, host, bound, flops_by_peak)
 
 

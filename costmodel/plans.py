@@ -21,6 +21,7 @@ from .costs import CostBreakdown, cost_breakdown, hourly_cost
 from .engines import ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine
 from .errors import InputError
 from .estimator import estimate
+from .limits import resolve_defaults
 from .models import load_model
 from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, n_layers, train_step
 from .perf import Efficiency
@@ -42,7 +43,8 @@ def compute_optimal_tokens(model) -> tuple[int, float]:
     """(parameters, compute-optimal tokens) of a model: Chinchilla's rule on the parameters a token uses
     (``params.active``: all of them for a dense model, shared + top-k experts for a mixture of experts, whose
     compute per token is what the rule trades against data; Mixtral-8x7B: 12.9B active of 46.7B)."""
-    n = estimate(load_model(model), Workload(batch=1, seq=16), None, with_layers=False).params.active
+    spec = load_model(model)
+    n = estimate(spec, Workload(**resolve_defaults(spec, {"batch": 1, "seq": 16})), None, with_layers=False).params.active
     return n, chinchilla_tokens(n)
 
 
@@ -101,8 +103,9 @@ def _links(links) -> LinkCalibration | None:
     return LinkCalibration.from_dict(links) if isinstance(links, dict) else links
 
 
-def _training_workload(workload) -> Workload:
-    """A plan's workload: task train (a workload for another task is refused, not silently switched)."""
+def _training_workload(workload, spec) -> Workload:
+    """A plan's workload: task train (a workload for another task is refused, not silently switched); fields a
+    dict leaves out take the model's defaults (``limits.resolve_defaults``: GPT-2 trains at its 1,024 positions)."""
     if isinstance(workload, Workload):
         w = workload
     else:
@@ -110,7 +113,7 @@ def _training_workload(workload) -> Workload:
         if data.get("task", "train") != "train":
             raise InputError("task", f"a training plan needs task train, got {data['task']!r:.20}; serving plans "
                                      "are costmodel.plans.plan_serving")
-        w = Workload.from_dict({**data, "task": "train"})
+        w = Workload.from_dict(resolve_defaults(spec, {**data, "task": "train"}))
     if w.task != "train":
         raise InputError("task", "a training plan needs task train; serving plans are costmodel.plans.plan_serving")
     return w
@@ -133,7 +136,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     links = _links(links)
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = _training_workload(workload)
+    wl = _training_workload(workload, spec)
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
     eng, wl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
     tps = wl.seq if spec.modality == "text" else 1  # tokens per sample
@@ -214,7 +217,9 @@ def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=
             if tp > 1 and (not heads or heads % tp or tp > 8):
                 continue
             for pp in _divisors(n // tp):
-                if pp > 1 and (pp > layers or not heads):
+                # a pipeline stage holds whole blocks, the same number each (Megatron-LM needs num_layers % pp
+                # == 0): 80 layers split 2, 4, 5, 8, 10, 16, 20, 40 or 80 ways, never 32 or 64
+                if pp > 1 and (pp > layers or not heads or layers % pp):
                     continue
                 dp = n // (tp * pp)
                 eps = [e for e in _divisors(dp) if experts and experts % e == 0] if experts else [1]
@@ -235,20 +240,23 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
                    checkpointing=(False, True), efficiency: Efficiency | None = None, usd_per_device_hour: float | None = None,
                    rank_by: str = "time", include_unfit: bool = False, limit: int | None = None,
                    engine: str | None = "auto", engine_params: dict | None = None,
-                   links: LinkCalibration | dict | None = None) -> list[LayoutResult]:
+                   links: LinkCalibration | dict | None = None, min_devices: int = 1, deadline_s: float | None = None,
+                   budget_usd: float | None = None) -> list[LayoutResult]:
     """Rank feasible layouts by wall-clock ``time`` or ``cost`` for one training run.
 
     ``global_batch``: samples per optimizer step (fixed, as a training recipe fixes it; default
     the largest micro-batch x the largest device count). ``engine``: as ``plan_training`` (auto: Megatron
     for layouts that split the model, FSDP otherwise, eager on one device). Each distinct (engine,
     micro-batch, checkpointing) single-device estimate is computed once and shared by every layout using it.
+    Goals: only layouts of ``min_devices``..``max_devices`` devices, finishing within ``deadline_s`` and costing
+    at most ``budget_usd`` (each None: no limit).
     """
     if rank_by not in ("time", "cost"):
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
     links = _links(links)
     spec = load_model(model)
     hw = resolve_hardware(hardware)
-    wl = _training_workload(workload)
+    wl = _training_workload(workload, spec)
     if usd_per_device_hour is None:
         usd_per_device_hour = hourly_cost(hw).compute_usd
     tps = wl.seq if spec.modality == "text" else 1
@@ -259,6 +267,8 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     micro_cache: dict = {}
     results = []
     for lay in candidate_layouts(spec, max_devices, device_counts, micro_batches, zero_stages, checkpointing):
+        if lay.num_devices < min_devices:
+            continue
         per_step = lay.micro_batch * lay.dp
         if per_step > gb or gb % per_step:  # the recipe's global batch must split evenly
             continue
@@ -280,6 +290,10 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         steps = max(1, math.ceil(total_samples / st.global_batch))
         wall = steps * st.step_s
         gpu_hours = wall * lay.num_devices / 3600.0
+        if deadline_s is not None and wall > deadline_s:
+            continue
+        if budget_usd is not None and usd_per_device_hour is not None and gpu_hours * usd_per_device_hour > budget_usd:
+            continue
         results.append(LayoutResult(
             layout=st.layout, num_devices=lay.num_devices, fits=st.fits, peak_bytes=st.memory_bytes.peak,
             device_total_bytes=st.memory_bytes.device_total, step_s=st.step_s, wall_clock_s=wall,

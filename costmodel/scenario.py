@@ -178,12 +178,16 @@ def _check_workload_types(value: dict) -> None:
             raise InputError(f"workload.{k}", f"must be {allowed}, got {v!r:.60}")
 
 
-def _workload(value) -> dict:
+def _workload(value, model=None) -> dict:
     if value is None:
         value = {}
     if not isinstance(value, dict):
         raise InputError("workload", f"must be an object of workload fields, got {type(value).__name__}")
     _check_workload_types(value)
+    if model is not None:  # fields left out take the model's defaults (seq within its context length)
+        from .limits import resolve_defaults
+
+        value = resolve_defaults(load_model(model), value)
     try:
         return Workload.from_dict(value).to_dict()
     except InputError as err:
@@ -260,12 +264,13 @@ def _normalise(d) -> dict:
     if len(notes) > NOTES_MAX_CHARS:
         raise InputError("notes", f"must be at most {NOTES_MAX_CHARS:,} characters, got {len(notes):,}")
     check_depth_and_text(notes, field="notes")
+    model = _model(d["model"])
     return {
         "schema": SCHEMA,
         "name": check_name(d["name"]),
-        "model": _model(d["model"]),
+        "model": model,
         "hardware": _hardware(d.get("hardware")),
-        "workload": _workload(d.get("workload")),
+        "workload": _workload(d.get("workload"), model),
         "plan": _plan(d.get("plan")),
         "assumptions": _assumptions(d.get("assumptions")),
         "notes": notes,

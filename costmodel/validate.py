@@ -35,12 +35,3 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
         raise InputError(name, f"must be from {lo} to {hi}, got {value}")
     return value
 
-
-def check_positions(spec, prompt: int, generate: int, field: str = "generate") -> None:
-    """prompt + generate must not exceed the model's position limit (``max_positions``: Hugging Face
-    max_position_embeddings / n_positions): a learned position table has no row beyond it and a rotary model was
-    not trained past it. Specs without the attribute (T5's relative buckets, RNNs) have no limit."""
-    limit = getattr(spec, "max_positions", 0)
-    if isinstance(limit, int) and limit > 0 and prompt + generate > limit:
-        raise InputError(field, f"prompt + generate = {prompt} + {generate} = {prompt + generate} tokens exceeds "
-                                f"{spec.name}'s maximum positions {limit:,} (max_position_embeddings)")

@@ -132,6 +132,12 @@ OPTIMIZERS: dict[str, Optimizer] = {
                   "(beta1=None): row + column second-moment vectors per matrix, full vector for 1-D params"),
         Optimizer("adamw-8bit", 0, fixed_bytes_per_param=2.0 + 8 / 2048, source="bitsandbytes AdamW8bit: "
                   "two uint8 states + one fp32 absmax per 2048-element block for each state"),
+        Optimizer("rmsprop", 1, step_temp_per_param=1, source="torch.optim.RMSprop (momentum=0, centered=False, "
+                  "the default; Keras' RMSprop likewise): square_avg, 1 tensor per param; the foreach step "
+                  "allocates sqrt(square_avg) for all params (Hinton, Coursera lecture 6e, 2012)"),
+        Optimizer("lamb", 2, source="LAMB (You et al. 2020, arXiv:1904.00962): Adam's exp_avg + exp_avg_sq per "
+                  "param and one trust ratio per tensor (negligible); torch-optimizer Lamb and apex FusedLAMB form "
+                  "the update one tensor (or chunk) at a time, so no full-size temporary"),
     ]
 }
 

@@ -95,7 +95,8 @@ def test_profile_page_calibration_section(db):
     at.run()
     assert not at.exception
     assert any("No calibration stored" in c.value for c in at.caption)
-    assert at.checkbox(key="profile.calibrated").value is True  # runs predict with a calibration when one exists
+    # off by default: a calibration is used once it is known to rest on enough data
+    assert at.checkbox(key="profile.calibrated").value is False
     at.button(key="profile.calibrate").click().run()
     assert not at.exception
     label = device_label("cpu")
@@ -103,6 +104,10 @@ def test_profile_page_calibration_section(db):
     want = fit_efficiency(Store(db).list_measurements(device=label), device=label)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Runs fitted"] == "4" and shown["Times fitted"] == "5"
+    # 5 times determine at most 4 fields; matmul_fp32 and bandwidth move only the CNN step's time together, so only
+    # one of them is fitted (the record says why not the other), leaving 2 degrees of freedom
+    assert shown["Fields fitted"] == str(len(want["fitted_fields"])) == "3"
+    assert "bandwidth" in want["not_fitted"] and want["dof"] == 2
     assert shown["RMS log error after"] == f"{want['rmse_log_after']:.3f}"
     table = next(d.value for d in at.dataframe if "field" in d.value.columns).set_index("field")
     for row in efficiency_rows(want):
@@ -179,3 +184,30 @@ def test_profile_page_history_filters(tmp_path, monkeypatch):
     at2.run()
     assert not at2.exception and any("hist_device" in w.value for w in at2.warning)
     assert len(next(d.value for d in at2.dataframe if "step_err_pct" in d.value.columns)) == 3
+
+
+# ---- refusing to overfit (issue 5) -------------------------------------------------------------------------------
+
+def test_one_time_fits_nothing_and_two_times_fit_one_field():
+    from costmodel.errors import InputError
+    from costmodel.profiler.calibrate import fit_efficiency
+
+    recs = known_efficiency_records()
+    with pytest.raises(InputError, match="1 measured time cannot determine any field"):
+        fit_efficiency(recs[:1], device="x")  # one training step: one time
+    cal = fit_efficiency(recs[2:3], device="x")  # one generation: a prefill and a decode step
+    assert len(cal["fitted_fields"]) == 1 and cal["dof"] == 1
+    assert all("too few measured times" in why or "no stored run" in why for why in cal["not_fitted"].values())
+    assert cal["enough_data"] is False
+
+
+def test_fitted_fields_come_with_their_uncertainty():
+    from costmodel.profiler.calibrate import efficiency_rows, fit_efficiency
+
+    cal = fit_efficiency(known_efficiency_records(), device="x")
+    assert cal["enough_data"] is True  # 4 runs, 2 degrees of freedom
+    for f in cal["fitted_fields"]:
+        assert 1.0 <= cal["uncertainty_factor"][f] < 2.0  # near-exact synthetic times: small uncertainties
+    rows = {r["field"]: r for r in efficiency_rows(cal)}
+    assert rows["matmul_fp32"]["uncertainty"].startswith("x/ ")
+    assert rows["bandwidth"]["why_not_fitted"].startswith("the runs measure it only together with")

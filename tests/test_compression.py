@@ -123,6 +123,6 @@ def test_estimate_page_pruning_choice():
     assert not at.exception
     est = costmodel.estimate("llama-2-7b", hardware="h100-sxm-80gb", task="infer", precision="bf16", batch=1,
                              prompt=512, generate=128, sparsity_pattern="2:4")
-    assert metrics(at)["Peak memory"] == fmt.fmt_gib(est.memory_bytes.peak)
+    assert metrics(at)["Peak memory"] == fmt.fmt_bytes(est.memory_bytes.peak)
     at.radio(key="estimate.task").set_value("train").run()  # pruning applies to inference only: no error
     assert not at.exception and not at.error

@@ -298,9 +298,9 @@ def page_keys(tmp_path_factory):
     seen: dict[str, dict] = {}
     original = widgets.PageState.__init__
 
-    def record(self, page, defaults):
+    def record(self, page, defaults, *args, **kwargs):
         seen[page] = dict(defaults)
-        original(self, page, defaults)
+        original(self, page, defaults, *args, **kwargs)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(widgets.PageState, "__init__", record)
@@ -310,7 +310,7 @@ def page_keys(tmp_path_factory):
         for page in PAGES:
             seen.clear()
             _open(page, {})
-            out[page] = next(iter(seen.values()), {})
+            out[page] = seen.get(page[:-3], {})  # (the app's home page records its own state first)
     finally:
         mp.undo()
     return out

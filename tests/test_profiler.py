@@ -410,9 +410,11 @@ def test_calibration_recovers_known_efficiency():
     records = known_efficiency_records(infer_model=TINY_LLAMA)
     cal = fit_efficiency(records, device="test cpu")
     assert cal["rmse_log_before"] > 0.3  # the defaults are far from the truth
-    assert cal["rmse_log_after"] < 0.02
+    # the fit takes only the fields the 5 times determine (3 here: bandwidth moves only the CNN step, together with
+    # matmul_fp32, so it is left at its default), which reproduces the times to a few percent, not exactly
+    assert cal["rmse_log_after"] < 0.05 and cal["dof"] == 5 - len(cal["fitted_fields"]) >= 1
     assert "matmul_fp32" in cal["fitted_fields"] and "matmul" not in cal["fitted_fields"]  # all fp32 runs
-    assert all(abs(r["error_after_pct"]) < 3 for r in cal["rows"])
+    assert all(abs(r["error_after_pct"]) < 5 for r in cal["rows"])
 
 
 def test_calibration_on_measured_runs(store, gpt2_train, lstm_train, mixtral_lora, llama_infer, base):

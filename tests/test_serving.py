@@ -252,12 +252,12 @@ def test_disaggregated_ttft_adds_the_kv_transfer():
 def test_position_limit_everywhere(capsys):
     import costmodel
 
-    with pytest.raises(InputError, match="maximum positions 8,192"):
+    with pytest.raises(InputError, match="takes at most 8,192"):
         plan_serving("llama-3-8b", "h100-sxm-80gb", prompt=8000, generate=500)
-    with pytest.raises(InputError, match="maximum positions"):
+    with pytest.raises(InputError, match="takes at most 1,024"):
         costmodel.estimate("gpt2", task="infer", prompt=1000, generate=100)
     sm = StepModel("llama-3-8b", H100, engine=get_engine("vllm"))
-    with pytest.raises(InputError, match="maximum positions"):
+    with pytest.raises(InputError, match="takes at most 8,192"):
         simulate(sm, Requests(np.zeros(1), np.array([8000]), np.array([500])))
     assert main(["plan-serve", "--model", "gpt2", "--prompt", "1000", "--generate", "100"]) == 2
     err = capsys.readouterr().err

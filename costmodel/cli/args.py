@@ -28,14 +28,17 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
     p.add_argument("--task", default="train", help="train | infer")
     p.add_argument("--batch", default=1, help="samples per step (per device)")
-    p.add_argument("--seq", default=2048, help="tokens per sample (train; encoders)")
-    p.add_argument("--image-size", default=224, help="image side in pixels (vision models)")
-    p.add_argument("--prompt", default=512, help="prompt tokens (infer)")
+    p.add_argument("--seq", default=None, help="tokens per sample (train; encoders); default 2048, or the model's "
+                                               "context length if shorter (GPT-2: 1024)")
+    p.add_argument("--image-size", default=None, help="image side in pixels (vision models); default 224, or the "
+                                                      "input a conv net with a dense head was built for (refused "
+                                                      "if different: another size is another model)")
+    p.add_argument("--prompt", default=None, help="prompt tokens (infer); default 512, or what fits the context")
     p.add_argument("--generate", default=128, help="generated tokens (infer)")
     p.add_argument("--precision", default="amp-bf16",
                    help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4")
     p.add_argument("--optimizer", default=None, help="adamw (default) | adam | sgd | sgd-momentum | adafactor | "
-                                                     "adamw-8bit (training only)")
+                                                     "adamw-8bit | rmsprop | lamb (training only)")
     p.add_argument("--grad-checkpointing", action="store_true",
                    help="activation checkpointing: keep each block's input, recompute its forward in backward")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
@@ -55,18 +58,29 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def workload_from_args(a: argparse.Namespace):
+def workload_from_args(a: argparse.Namespace, spec=None):
+    """The validated Workload of the flags; flags left out take the model's defaults
+    (``costmodel.limits.resolve_defaults``: GPT-2 gets seq 1024, a 28x28 CNN image size 28)."""
+    from ..limits import resolve_defaults
+    from ..models import load_model
+
     if a.task == "infer" and a.optimizer is not None:  # explicit, even the default name: the one rule (refuse)
         raise InputError("optimizer", f"{TRAINING_ONLY['optimizer']}; inference has none: drop --optimizer or use "
                                       "--task train")
-    return Workload(
-        task=a.task, batch=a.batch, seq=a.seq, image_size=a.image_size, prompt=a.prompt, generate=a.generate,
+    fields = dict(
+        task=a.task, batch=a.batch, generate=a.generate,
         precision=a.precision, optimizer=a.optimizer or DEFAULT_OPTIMIZER, grad_checkpointing=a.grad_checkpointing,
         lora_rank=a.lora_rank, lora_targets=a.lora_targets, bitfit=a.bitfit, sparsity=a.sparsity,
         sparsity_pattern=a.sparsity_pattern,
         attention=a.attention, kv_cache_precision=a.kv_cache_precision, dropout=False if a.no_dropout else None,
         kv_cache_layout=a.kv_cache_layout,
     )
+    for key in ("seq", "image_size", "prompt"):
+        if getattr(a, key, None) is not None:
+            fields[key] = getattr(a, key)
+    if spec is None:
+        spec = load_model(a.model)
+    return Workload(**resolve_defaults(spec, fields))
 
 
 def add_assumption_args(p: argparse.ArgumentParser, engine_help: str | None = None) -> None:

@@ -8,11 +8,15 @@ from ..models import list_presets
 from ..units import GiB
 from .args import (add_assumption_args, add_workload_args, efficiency_from_args, hardware_from_args,
                    pricing_from_args, workload_from_args)
+from ..errors import InputError
 from .output import dumps, note, printable
 
 
 def _fmt_bytes(b: float) -> str:
-    return f"{b / GiB:,.2f} GiB"
+    """Bytes in the unit that suits them (a 28x28 CNN's MiB, not "0.00 GiB")."""
+    from ..ui.format import fmt_bytes
+
+    return fmt_bytes(b)
 
 
 def print_estimate(est) -> None:
@@ -29,7 +33,7 @@ def print_estimate(est) -> None:
         lines.append(f"           decode per token {f['decode_per_token']:.4g}")
     for k in ("weights", "gradients", "optimizer", "activations", "logits_loss", "kv_cache", "transient", "peak",
               "runtime_overhead", "device_total", "capacity"):
-        lines.append(f"memory     {k:<17s}{_fmt_bytes(m[k]):>16s}")
+        lines.append(f"memory     {k:<17s}{_fmt_bytes(m[k]):>12s}")
     lines.append(f"fits       {'yes' if m['fits'] else 'NO'} (headroom {_fmt_bytes(m['headroom'])}; peak at {m['peak_phase']})")
     kv = d["assumptions"].get("kv_cache")
     if kv:
@@ -68,8 +72,53 @@ def print_estimate(est) -> None:
     print("\n".join(lines))
 
 
+def _technique(args, hw) -> int:
+    """--teacher (distillation) or --qat: the technique's step on top of the student's / model's estimate."""
+    from ..techniques import distillation_estimate, qat_estimate
+
+    wl = workload_from_args(args)
+    if args.task != "train":
+        raise InputError("task", "distillation and QAT are training techniques: use --task train")
+    if args.teacher:
+        r = distillation_estimate(args.teacher, args.model, hw, wl, teacher_precision=args.teacher_precision,
+                                  pricing=pricing_from_args(args))
+        head = (f"distillation step: teacher {printable(r.teacher.model)} forward "
+                f"{r.teacher_forward_s:.4g} s + student {printable(r.student.model)} step "
+                f"{r.student.time_s.step_s:.4g} s = {r.step_s:.4g} s; FLOPs {r.step_flops:.4g}")
+        mem = (f"memory     student peak {_fmt_bytes(r.student.memory_bytes.peak)} + teacher weights "
+               f"{_fmt_bytes(r.teacher.memory_bytes.weights)} + teacher outputs {_fmt_bytes(r.teacher_output_bytes)}"
+               f" = {_fmt_bytes(r.peak_bytes)}; device total {_fmt_bytes(r.device_total_bytes)} of "
+               f"{_fmt_bytes(r.capacity_bytes)}: {'fits' if r.fits else 'DOES NOT FIT'}")
+    else:
+        r = qat_estimate(args.model, hw, wl, bits=int(args.qat_bits), efficiency=efficiency_from_args(args, hw),
+                         pricing=pricing_from_args(args))
+        head = (f"QAT step ({r.bits}-bit fake quantization): {r.base.time_s.step_s:.4g} s + {r.extra_time_s:.4g} s "
+                f"= {r.step_s:.4g} s")
+        mem = (f"memory     peak {_fmt_bytes(r.base.memory_bytes.peak)} + fake-quant copies and masks "
+               f"{_fmt_bytes(r.extra_saved_bytes)} = {_fmt_bytes(r.peak_bytes)}; device total "
+               f"{_fmt_bytes(r.device_total_bytes)} of {_fmt_bytes(r.capacity_bytes)}: "
+               f"{'fits' if r.fits else 'DOES NOT FIT'}\ndeployed   {_fmt_bytes(r.deployed_model_bytes)} "
+               f"({r.bits}-bit) instead of {_fmt_bytes(r.float_model_bytes)} (fp32)")
+    if args.json:
+        print(dumps(r.to_dict()))
+        return 0
+    money = r.money
+    usd = f"${money['usd_per_step']:.4g}" if money.get("usd_per_step") is not None else "no price"
+    print(head)
+    print(mem)
+    print(f"cost       {usd} per step, energy {money['energy_kwh_per_step']:.4g} kWh, carbon "
+          f"{money['carbon_kg_co2e_per_step']:.4g} kg CO2e per step")
+    for k, v in r.assumptions.items():
+        print(f"assumes    {k}: {v}")
+    return 0
+
+
 def _estimate(args) -> int:
     hw = hardware_from_args(args)
+    if args.teacher or args.qat:
+        if args.teacher and args.qat:
+            raise InputError("qat", "choose --teacher (distillation) or --qat, not both")
+        return _technique(args, hw)
     est = estimate(args.model, hardware=hw, workload=workload_from_args(args),
                    efficiency=efficiency_from_args(args, hw), pricing=pricing_from_args(args))
     if args.json:
@@ -105,6 +154,14 @@ def _hardware(args) -> int:
 def register(sub) -> None:
     est = sub.add_parser("estimate", help="params, FLOPs, memory, time, $ and energy for one workload")
     add_workload_args(est)
+    tech = est.add_argument_group("training techniques (--task train)")
+    tech.add_argument("--teacher", default=None, help="distillation: the teacher model (preset id or config); --model "
+                                                      "is the student. Step = teacher forward + student step")
+    tech.add_argument("--teacher-precision", default=None, help="the teacher's weights (default: the student's "
+                                                                "precision without amp, e.g. bf16)")
+    tech.add_argument("--qat", action="store_true", help="quantization-aware training: fake-quantized weights and "
+                                                         "activations (costs of the fake-quant passes added)")
+    tech.add_argument("--qat-bits", default=8, choices=["8", "4", 8, 4], help="bits of the deployed weights (8 or 4)")
     add_assumption_args(est)
     est.set_defaults(run=_estimate)
     pre = sub.add_parser("presets", help="list model presets")

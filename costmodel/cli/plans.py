@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from ..engines import ENGINES
 from ..errors import InputError
+from ..checkpoint import checkpoint_of
+from ..limits import resolve_defaults
+from ..ui.format import fmt_bytes, fmt_co2, fmt_hours, fmt_kwh, fmt_seconds
+from ..models import load_model
 from ..parallel import Layout
 from ..plans import chinchilla_params, compute_optimal_tokens, plan_training, search_layouts
 from ..safe_json import read_config_file
@@ -45,15 +49,29 @@ def _plan_train(a) -> int:
                     ep=int_arg("ep", a.ep), zero=int_arg("zero", a.zero, 0, 3), micro_batch=int_arg("batch", a.batch),
                     grad_checkpointing=a.grad_checkpointing, offload=a.offload, vp=int_arg("vp", a.vp))
     edited = a.matmul_efficiency or a.bandwidth_efficiency or a.overhead_us
+    pricing = pricing_from_args(a)
+    kept = int_arg("checkpoints_kept", a.checkpoints_kept, 0, 10_000)
+    ckpt = checkpoint_of(a.model, wl)
+    if kept:
+        pricing.update(storage_bytes=ckpt.training_checkpoint_bytes * kept,
+                       storage_months=number_arg("storage_months", a.storage_months, 0.0, 1200.0))
     plan = plan_training(a.model, hw, workload=wl, layout=layout,
                          tokens=number_arg("tokens", a.tokens, 1.0, 1e18) if a.tokens else None,
                          samples=int_arg("samples", a.samples, 1, 1 << 50) if a.samples else None,
                          epochs=number_arg("epochs", a.epochs, 1e-6, 1e6),
                          global_batch=int_arg("global_batch", a.global_batch) if a.global_batch else None,
-                         efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing_from_args(a),
+                         efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing,
                          engine=a.engine or "auto", links=links_from_args(a, hw or "h100-sxm-80gb"))
+    goals = {}
+    if a.deadline_days:
+        d = number_arg("deadline_days", a.deadline_days, 1e-6, 1e6)
+        goals["deadline_days"] = {"value": d, "met": plan.wall_clock_s <= d * 86400}
+    if a.budget_usd:
+        b = number_arg("budget_usd", a.budget_usd, 0.0, 1e15)
+        total = plan.cost.total_usd
+        goals["budget_usd"] = {"value": b, "met": total is not None and total <= b}
     if a.json:
-        print(dumps(plan.to_dict()))
+        print(dumps({**plan.to_dict(), "checkpoint": {**ckpt.__dict__, "kept": kept}, "goals": goals}))
         return 0
     s, c = plan.step, plan.cost
     m = s.memory_bytes
@@ -65,9 +83,13 @@ def _plan_train(a) -> int:
           f"{s.optimizer_s:.3g} + exposed comm {s.exposed_comm_s:.3g}   MFU {s.mfu:.1%}  HFU {s.hfu:.1%}")
     print(f"memory/device peak {m.peak / GiB:.2f} GiB, with runtime {m.device_total / GiB:.2f} GiB of "
           f"{m.capacity / GiB:.2f} GiB: {'fits' if s.fits else 'DOES NOT FIT'}")
-    print(f"wall clock {plan.wall_clock_s / 86400:.3g} days  GPU-hours {plan.gpu_hours:,.0f}  "
+    print(f"wall clock {fmt_seconds(plan.wall_clock_s)}  GPU-hours {fmt_hours(plan.gpu_hours)}  "
           f"FLOPs {plan.total_flops:.4g} (with recompute {plan.total_flops_with_recompute:.4g}; 6ND {plan.six_n_d_flops:.4g})")
-    print(f"cost {money(c.compute_usd)}  energy {c.energy_kwh:,.0f} kWh  carbon {c.carbon_kg_co2e / 1000:,.1f} t CO2e")
+    print(f"cost {money(c.compute_usd)}  energy {fmt_kwh(c.energy_kwh)}  carbon {fmt_co2(c.carbon_kg_co2e)}")
+    print(f"checkpoint {fmt_bytes(ckpt.training_checkpoint_bytes)} (weights + optimizer states; model file "
+          f"{fmt_bytes(ckpt.model_file_bytes)})" + (f", {kept} kept: storage {money(c.storage_usd)}" if kept else ""))
+    for g, v in goals.items():
+        print(f"goal {g} {v['value']:,.4g}: {'met' if v['met'] else 'NOT met'}")
     for k, v in c.assumptions.items():
         if not k.startswith("storage"):
             print(f"  assumption {k}: {v['value']}")
@@ -80,13 +102,25 @@ def _plan_train(a) -> int:
 
 def _search(a) -> int:
     hw = hardware_from_args(a)
-    wl = Workload(task="train", seq=a.seq, precision=a.precision, optimizer=a.optimizer)
+    spec = load_model(a.model)
+    given = {"task": "train", "precision": a.precision, "optimizer": a.optimizer}
+    if a.seq is not None:
+        given["seq"] = int_arg("seq", a.seq)
+    wl = Workload(**resolve_defaults(spec, given))
     price = number_arg("usd_per_device_hour", a.usd_per_device_hour, 0.0, 1e6) if a.usd_per_device_hour else None
     res = search_layouts(a.model, hw, tokens=number_arg("tokens", a.tokens, 1.0, 1e18), workload=wl,
                          global_batch=int_arg("global_batch", a.global_batch),
                          max_devices=int_arg("max_devices", a.max_devices, 1, 1 << 20), rank_by=a.rank_by,
                          usd_per_device_hour=price, limit=int_arg("top", a.top), engine=a.engine,
-                         links=links_from_args(a, hw or "h100-sxm-80gb"))
+                         links=links_from_args(a, hw or "h100-sxm-80gb"),
+                         min_devices=int_arg("min_devices", a.min_devices),
+                         deadline_s=number_arg("deadline_days", a.deadline_days, 1e-6, 1e6) * 86400
+                         if a.deadline_days else None,
+                         budget_usd=number_arg("budget_usd", a.budget_usd, 0.0, 1e15) if a.budget_usd else None)
+    if not res and not a.json:
+        print("no layout fits the device memory within the goals (--min-devices/--max-devices, --deadline-days, "
+              "--budget-usd): raise --max-devices, the deadline or the budget")
+        return 0
     if a.json:
         print(dumps([r.to_dict() for r in res]))
         return 0
@@ -143,6 +177,11 @@ def register(sub) -> None:
         pt.add_argument(f"--{name}", default=default, help=what)
     pt.add_argument("--offload", action="store_true", help="optimizer states and step on the host")
     pt.add_argument("--vp", default=1, help="virtual pipeline stages per pipeline rank (interleaved 1F1B)")
+    pt.add_argument("--deadline-days", default=None, help="say whether the run finishes within this many days")
+    pt.add_argument("--budget-usd", default=None, help="say whether the run costs at most this many US dollars")
+    pt.add_argument("--checkpoints-kept", default=0, help="full training checkpoints kept in object storage "
+                                                          "(weights + optimizer states each; costmodel.checkpoint)")
+    pt.add_argument("--storage-months", default=1, help="months the kept checkpoints are stored")
     add_assumption_args(pt, engine_help=TRAIN_ENGINE_HELP)
     _add_link_args(pt)
     pt.set_defaults(run=_plan_train)
@@ -153,11 +192,15 @@ def register(sub) -> None:
     sl.add_argument("--model", required=True, help="preset id, path to a HF config.json, or a costmodel spec JSON")
     sl.add_argument("--hardware", default=None, help="hardware id (default h100-sxm-80gb) or path to a hardware JSON")
     sl.add_argument("--tokens", required=True, help="training tokens")
-    sl.add_argument("--seq", default=2048, type=int, help="tokens per sample")
+    sl.add_argument("--seq", default=None, help="tokens per sample (default 2048, or the model's context length "
+                                                "if shorter)")
     sl.add_argument("--precision", default="amp-bf16", help="training precision")
     sl.add_argument("--optimizer", default="adamw", help="optimizer")
     sl.add_argument("--global-batch", default=1024, help="samples per optimizer step (fixed, as a recipe fixes it)")
-    sl.add_argument("--max-devices", default=1024, help="largest device count to try")
+    sl.add_argument("--max-devices", default=1024, help="largest device count to try (powers of two)")
+    sl.add_argument("--min-devices", default=1, help="smallest device count to try")
+    sl.add_argument("--deadline-days", default=None, help="only layouts that finish within this many days")
+    sl.add_argument("--budget-usd", default=None, help="only layouts that cost at most this many US dollars")
     sl.add_argument("--rank-by", default="time", help="time | cost")
     sl.add_argument("--top", default=10, help="how many layouts to print")
     sl.add_argument("--usd-per-device-hour", default=None, help="your price per device-hour (default: the catalog's)")

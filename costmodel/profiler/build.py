@@ -505,6 +505,8 @@ def make_optimizer(model, workload: Workload):
         return torch.optim.SGD(params, lr=1e-5, momentum=0.0)
     if name == "sgd-momentum":
         return torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    if name == "rmsprop":  # torch's default (and Keras'): momentum 0, not centered; foreach like Adam
+        return torch.optim.RMSprop(params, lr=1e-5, foreach=True)
     if name == "adafactor":
         if not hasattr(torch.optim, "Adafactor"):
             raise Unsupported("torch.optim.Adafactor needs torch >= 2.5")
@@ -529,6 +531,9 @@ def check_workload(workload: Workload) -> None:
             raise InputError("kv_cache_precision", f"a {workload.kv_cache_precision} KV cache is not profiled: the run "
                              f"keeps its cache in the compute dtype ({natural} for {workload.precision}); leave it "
                              f"unset or give {natural}")
+    if workload.training and workload.optimizer == "lamb":
+        raise InputError("optimizer", "lamb is not profiled (torch has no LAMB; apex / torch-optimizer are not "
+                         "driven); profile adamw, adam, rmsprop, sgd, sgd-momentum or adafactor")
     if workload.sparsity_pattern == "2:4":
         raise InputError("sparsity_pattern", "2:4 sparse kernels are not profiled (needs cuSPARSELt); the profiler "
                          "builds dense models: use sparsity_pattern unstructured")

@@ -15,6 +15,16 @@ span sequence is repeated (at most 4 times) while the loss still falls, because 
 through the roofline's max(). Fields that change no prediction of the stored runs (e.g. ``matmul`` when every run is fp32,
 where ``matmul_fp32`` applies) are left as they were. The result is stored with the residuals before and
 after, so the fit can be judged: a calibration is only as good as the spread of workloads it saw.
+
+It refuses to overfit. n measured times determine at most n - 1 fields (one degree of freedom is kept to
+measure the error: with as many fields as times, any fit is exact and its "error after" of 0 means nothing).
+Which fields: the sensitivities of every predicted log time to every field's log (a finite-difference Jacobian
+at the starting point) say which fields the runs can tell apart; fields are taken greedily by how much they
+move the predictions, skipping one whose column the chosen ones already explain (the runs cannot separate
+them), up to n - 1. The record says which fields were fitted and why the others were not. Uncertainty: the
+residual variance s^2 = SSR / (n - k) times (J^T J)^-1 at the optimum gives each fitted field's standard error
+in log units, shown as a factor (x/ 1.3 = the value could be 1.3 times larger or smaller). ``enough_data``:
+at least 3 runs and 2 degrees of freedom; the Profile page does not use a calibration by default until then.
 """
 
 from __future__ import annotations
@@ -28,6 +38,78 @@ FIT_FIELDS = ("matmul", "matmul_fp32", "bandwidth", "overhead_s", "step_overhead
 BOUNDS = {"matmul": (1e-4, 1.0), "matmul_fp32": (1e-4, 1.0), "bandwidth": (1e-4, 1.0), "overhead_s": (0.0, 1.0),
           "step_overhead_s": (0.0, 60.0), "decode_overhead_s": (0.0, 60.0)}
 SPANS = (4.0, 1.0, 0.25, 0.0625)
+# values outside these are flagged in the record as implausible for real hardware (the fit still reports them)
+PLAUSIBLE = {"matmul": (0.05, 1.0), "matmul_fp32": (0.02, 1.0), "bandwidth": (0.05, 1.0), "overhead_s": (0.0, 1e-4),
+             "step_overhead_s": (0.0, 1.0), "decode_overhead_s": (0.0, 1.0)}
+ENOUGH_RUNS, ENOUGH_DOF = 3, 2
+RANK_TOL = 1e-3  # a field whose column adds less than this (relative) to the chosen ones is not separable
+
+
+def _log_sensitivities(pred, eff, fields) -> dict[str, list[float]]:
+    """d ln(predicted time) / d ln(field) for every time and field (forward difference at x1.25)."""
+    base = [math.log(max(v, 1e-300)) for v in pred.predict(eff)]
+    out = {}
+    for f in fields:
+        cur = getattr(eff, f)
+        lo, hi = BOUNDS[f]
+        step = 1.25
+        new = min(max(cur * step if cur else 1e-6, lo if lo > 0 else 1e-9), hi)
+        if new == cur:  # at the upper bound: step down
+            new = cur / step
+        d = math.log(new / cur) if cur else math.log(step)
+        vals = pred.predict(replace(eff, **{f: new}))
+        out[f] = [(math.log(max(v, 1e-300)) - b) / d for v, b in zip(vals, base)]
+    return out
+
+
+def _choose_fields(sens: dict[str, list[float]], k_max: int) -> tuple[list[str], dict[str, str]]:
+    """Greedy: the field moving the predictions most first; a field is added only when its column is not (nearly)
+    a combination of the chosen ones; at most ``k_max``. Returns (chosen, {field: why not})."""
+    import numpy as np
+
+    order = sorted(sens, key=lambda f: -sum(x * x for x in sens[f]))
+    chosen, why = [], {}
+    for f in order:
+        col = np.array(sens[f])
+        if not np.any(np.abs(col) > 1e-9):
+            why[f] = "no stored run depends on it"
+            continue
+        if len(chosen) >= k_max:
+            why[f] = f"too few measured times: {k_max} field(s) at most (one fewer than the times)"
+            continue
+        if chosen:
+            A = np.array([sens[c] for c in chosen]).T
+            coef, *_ = np.linalg.lstsq(A, col, rcond=None)
+            resid = np.linalg.norm(col - A @ coef) / np.linalg.norm(col)
+            if resid < RANK_TOL:
+                why[f] = f"the runs cannot tell it apart from {', '.join(chosen)}"
+                continue
+        chosen.append(f)
+    return chosen, why
+
+
+def _uncertainty(pred, eff, fields, measured) -> dict[str, float]:
+    """Standard error of ln(field) for each fitted field: s^2 (J^T J)^-1, s^2 = SSR / (n - k)."""
+    import numpy as np
+
+    n, k = len(measured), len(fields)
+    if not fields or n <= k:
+        return {}
+    sens = _log_sensitivities(pred, eff, fields)
+    J = np.array([sens[f] for f in fields]).T
+    r = np.array([math.log(p) - math.log(m) for p, m in zip(pred.predict(eff), measured)])
+    s2 = float(r @ r) / (n - k)
+    # a direction the times do not depend on at the optimum (a singular value ~0) leaves the fields in it
+    # undetermined: infinite uncertainty for them, the others from the pseudo-inverse
+    _, sv, vt = np.linalg.svd(J, full_matrices=True)
+    sv = np.concatenate([sv, np.zeros(vt.shape[0] - len(sv))])
+    null = vt[sv < RANK_TOL * max(sv.max(), 1e-30)]
+    cov = s2 * np.linalg.pinv(J.T @ J, rcond=RANK_TOL ** 2)
+    out = {}
+    for i, f in enumerate(fields):
+        undetermined = null.size and float(np.max(np.abs(null[:, i]))) > 0.1
+        out[f] = float("inf") if undetermined else float(math.sqrt(max(cov[i, i], 0.0)))
+    return out
 PASSES = 4  # the span sequence again while it still improves (the fields interact through max())
 
 
@@ -56,9 +138,14 @@ class _Predictor:
         from ..workload import Workload
 
         self.items = []
+        from ..limits import model_limits, resolve_defaults
+
         for r in records:
             spec = load_model(r["request"]["config"])
-            w = Workload.from_dict(r["workload"])
+            w = Workload.from_dict(resolve_defaults(spec, r["workload"]))
+            fixed = model_limits(spec).image_hw
+            if fixed and w.image_size != fixed[0]:  # runs stored when a fixed-size net ignored the image size
+                w = w.with_(image_size=fixed[0])
             hw = (r.get("predicted") or {}).get("hardware") or None
             for key, measured in time_targets(r):
                 self.items.append((r, spec, w, hw, key, measured))
@@ -89,6 +176,24 @@ def _candidates(cur: float, lo: float, hi: float, span: float) -> list[float]:
     return sorted(vals)
 
 
+def _search(pred, base, active, loss0):
+    """The coordinate search of the module docstring over ``active`` fields, from ``base``."""
+    eff, best = base, loss0
+    for _ in range(PASSES):
+        start = best
+        for span in SPANS:
+            for f in active:
+                lo, hi = BOUNDS[f]
+                for v in _candidates(getattr(eff, f), lo, hi, span):
+                    trial = replace(eff, **{f: v})
+                    val = pred.loss(trial)
+                    if val < best - 1e-15:
+                        best, eff = val, trial
+        if start - best < 1e-6 * max(start, 1e-12):
+            break
+    return eff, best
+
+
 def fit_efficiency(records: list[dict], base=None, fields=FIT_FIELDS, device: str = "") -> dict:
     """Fit ``fields`` of an Efficiency to the time measurements in ``records`` (stored run records of one
     device). Returns the calibration record: {"device", "efficiency" (all fields), "fitted_fields",
@@ -107,26 +212,27 @@ def fit_efficiency(records: list[dict], base=None, fields=FIT_FIELDS, device: st
     before = pred.predict(base)
     loss0 = pred.loss(base)
     eff = base
-    active = []
-    for f in fields:  # only fields that move some prediction
-        cur = getattr(eff, f)
-        lo, hi = BOUNDS[f]
-        probe = replace(eff, **{f: min(max(cur * 2 if cur else 1e-3, lo), hi)})
-        if any(abs(a - b) > 1e-12 * max(abs(a), 1e-30) for a, b in zip(pred.predict(probe), before)):
-            active.append(f)
-    best = loss0
-    for _ in range(PASSES):
-        start = best
-        for span in SPANS:
-            for f in active:
-                lo, hi = BOUNDS[f]
-                for v in _candidates(getattr(eff, f), lo, hi, span):
-                    trial = replace(eff, **{f: v})
-                    val = pred.loss(trial)
-                    if val < best - 1e-15:
-                        best, eff = val, trial
-        if start - best < 1e-6 * max(start, 1e-12):
+    n_points = len(pred.items)
+    k_max = n_points - 1
+    if k_max < 1:
+        raise InputError("calibration", f"{n_points} measured time cannot determine any field without fitting it "
+                         "exactly (an error of 0 that means nothing): store at least one more run (e.g. another "
+                         "batch size, or an inference run, which measures a prefill and a decode step)")
+    sens0 = _log_sensitivities(pred, base, fields)
+    active, not_fitted = _choose_fields(sens0, k_max)
+    measured = [it[5] for it in pred.items]
+    while True:
+        eff, best = _search(pred, base, active, loss0)
+        sigma = _uncertainty(pred, eff, active, measured)
+        # a field the times do not pin down at the fitted point (its direction is a combination the runs do not
+        # measure) is left at its starting value and the rest fitted again: only what the runs determine
+        loose = [f for f in active if not math.isfinite(sigma.get(f, 0.0))]
+        if not loose or len(active) <= 1:
             break
+        drop = min(loose, key=lambda f: sum(x * x for x in sens0[f]))
+        active = [f for f in active if f != drop]
+        not_fitted[drop] = (f"the runs measure it only together with {', '.join(f for f in loose if f != drop)}: "
+                            "left at its starting value")
     after = pred.predict(eff)
     rows = []
     for (r, _s, _w, _hw, key, measured), b, a in zip(pred.items, before, after):
@@ -135,13 +241,20 @@ def fit_efficiency(records: list[dict], base=None, fields=FIT_FIELDS, device: st
                      "error_before_pct": 100 * (b - measured) / measured, "error_after_pct": 100 * (a - measured) / measured,
                      "residual_log_after": math.log(a) - math.log(measured) if a > 0 else None})
     n = len(rows)
+    implausible = [f for f in active if not PLAUSIBLE[f][0] <= getattr(eff, f) <= PLAUSIBLE[f][1]]
+    dof = n - len(active)
     source = (f"calibrated on {len(runs)} run(s), {n} time(s) of {device or 'this device'} "
               f"({time.strftime('%Y-%m-%d')}); fitted {', '.join(active) or 'nothing'}")
     eff = replace(eff, source=source)
     return {
         "device": device, "efficiency": asdict(eff), "base_efficiency": asdict(base), "fitted_fields": active,
+        # undetermined (infinite) uncertainties are stored as null: the record is strict JSON (costmodel.storage)
+        "not_fitted": not_fitted, "uncertainty_log": {f: (v if math.isfinite(v) else None) for f, v in sigma.items()},
+        "uncertainty_factor": {f: (math.exp(v) if math.isfinite(v) and v < 10 else None) for f, v in sigma.items()},
+        "dof": dof, "enough_data": len(runs) >= ENOUGH_RUNS and dof >= ENOUGH_DOF, "implausible": implausible,
         "n_runs": len(runs), "n_points": n, "rmse_log_before": math.sqrt(loss0), "rmse_log_after": math.sqrt(best),
-        "rows": rows, "method": "coordinate search minimising mean squared log error of predicted vs measured times",
+        "rows": rows, "method": "coordinate search minimising mean squared log error of predicted vs measured times, "
+                                "over at most n_points - 1 fields the runs can tell apart",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -155,12 +268,18 @@ def efficiency_rows(calibration: dict) -> list[dict]:
     """One row per Efficiency field of a calibration record: {"field", "unit", "before", "after", "fitted"}
     (fractions of peak are plain numbers; time fields in the unit named)."""
     base, eff, fitted = calibration["base_efficiency"], calibration["efficiency"], set(calibration["fitted_fields"])
+    why = calibration.get("not_fitted") or {}
+    factor = calibration.get("uncertainty_factor") or {}
     rows = []
     for f, v in eff.items():
         if f == "source" or not isinstance(v, (int, float)):
             continue
         unit, k = FIELD_UNITS.get(f, ("fraction of peak" if f != "elementwise_traffic" else "x tensor bytes", 1.0))
-        rows.append({"field": f, "unit": unit, "before": base.get(f, v) * k, "after": v * k, "fitted": f in fitted})
+        u = factor.get(f)
+        rows.append({"field": f, "unit": unit, "before": base.get(f, v) * k, "after": v * k, "fitted": f in fitted,
+                     "uncertainty": (f"x/ {u:.3g}" if u is not None and math.isfinite(u) else
+                                     ("undetermined" if f in factor else "")),
+                     "why_not_fitted": "" if f in fitted else why.get(f, "not a fitted field")})
     return rows
 
 

@@ -33,6 +33,19 @@ def _whole(v) -> int | None:
     return None
 
 
+def _spec_or_none(model, overrides):
+    """The model's spec when it can be read here (a preset, a config dict, a readable file), else None: the
+    child reports what it cannot build."""
+    if not isinstance(model, (str, dict)) or not isinstance(overrides, dict):
+        return None
+    try:
+        from ..models import load_model
+
+        return load_model(resolve_model(model, overrides)[1])
+    except (InputError, OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 @dataclass(frozen=True)
 class ProfileRequest:
     """One run: a model, a workload and how to measure it.
@@ -73,7 +86,17 @@ class ProfileRequest:
             wl = wl.to_dict()
         elif not isinstance(wl, dict):
             raise InputError("workload", "must be a dict of Workload fields or a Workload")
-        object.__setattr__(self, "workload", Workload.from_dict(wl).to_dict())  # validates
+        spec = _spec_or_none(self.model, self.config_overrides)
+        if spec is not None:  # fields left out take the model's defaults (seq within its context length)
+            from ..limits import resolve_defaults
+
+            wl = resolve_defaults(spec, wl)
+        workload = Workload.from_dict(wl)  # validates
+        if spec is not None:  # refused here, in one line, not as an IndexError in the child
+            from ..limits import check_workload
+
+            check_workload(spec, workload)
+        object.__setattr__(self, "workload", workload.to_dict())
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
             raise InputError("device", f"must be cpu, cuda or cuda:N, got {self.device!r}")
         for name, lo, hi in (("steps", 1, 10000), ("warmup", 0, 1000)):

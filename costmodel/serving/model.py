@@ -33,7 +33,7 @@ from ..models import load_model
 from ..parallel import group_link
 from ..perf import HOST_OPS
 from ..layers import expected_experts
-from ..validate import check_positions  # noqa: F401 - re-exported for serving callers
+from ..limits import check_positions  # noqa: F401 - re-exported for serving callers
 from ..workload import Workload
 from .engines import EngineProfile
 from .ops import op_times

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..limits import check_positions
 from .model import StepModel
 
 
@@ -167,11 +168,9 @@ def simulate(sm: StepModel, reqs: Requests, *, concurrency: int | None = None, p
     if not 0.0 <= prefix_hit < 1.0:
         raise InputError("prefix_hit", f"must be from 0 to below 1, got {prefix_hit}")
     tokens_per_step = sm.tokens_per_step
-    limit = getattr(sm.spec, "max_positions", 0)
-    if limit and len(reqs) and int((reqs.input_tokens + reqs.output_tokens).max()) > limit:
+    if len(reqs):  # the longest request within the model's positions (one rule: costmodel.limits)
         i = int(np.argmax(reqs.input_tokens + reqs.output_tokens))
-        raise InputError("input_tokens", f"a request of {int(reqs.input_tokens[i])} + {int(reqs.output_tokens[i])} "
-                                          f"tokens exceeds {sm.shape.name}'s maximum positions {limit:,}")
+        check_positions(sm.spec, int(reqs.input_tokens[i]), int(reqs.output_tokens[i]))
     n = len(reqs)
     e, lay = sm.engine, sm.layout
     isl = reqs.input_tokens.astype(float)

@@ -110,3 +110,15 @@ def lesson_parallel(model: str, hardware: str, dp: int, tp: int, pp: int, zero: 
     return {"plan": plan, "memory": plan.step.memory_bytes, "step_s": plan.step.step_s,
             "comm": plan.step.comm_s, "exposed_comm_s": plan.step.exposed_comm_s, "bubble_s": plan.step.bubble_s,
             "devices": plan.num_devices, "global_batch": gb}
+
+
+def lesson_course_cnn(model: str, batch: int, hardware: str = "cpu-generic") -> dict:
+    """A course CNN (Keras layer list): its parameters, forward FLOPs, and how they split between the convolutions
+    (most of the multiplying) and the dense layers (most of the weights), from the ledger; trained with Adam in
+    fp32 on a CPU, as the course runs it."""
+    est = estimate(model, hardware=hardware, task="train", batch=batch, precision="fp32", optimizer="adam")
+    conv_f = sum(r.forward_flops * r.count for r in est.layers if r.kind == "conv2d")
+    dense_p = sum(r.params * r.count for r in est.layers if r.kind == "linear")
+    return {"estimate": est, "params": est.params.total, "forward": est.flops.forward,
+            "conv_share": conv_f / est.flops.forward if est.flops.forward else 0.0,
+            "dense_param_share": dense_p / est.params.total if est.params.total else 0.0}

@@ -13,12 +13,13 @@ from typing import Any, Mapping
 from ..api import estimate
 from ..catalog import DEFAULT_HARDWARE, catalog, hardware_from_dict, load_hardware
 from ..errors import InputError
+from .. import limits
 from ..safe_json import parse_config_text
 from ..units import GiB
 from ..workload import Workload
 
 CUSTOM_HARDWARE = "custom"
-MODEL_SOURCES = ("preset", "paste", "build")
+MODEL_SOURCES = ("preset", "paste", "build", "layers")
 
 
 MODEL_STATE = {
@@ -27,6 +28,9 @@ MODEL_STATE = {
     "config": "",  # JSON text of a pasted / uploaded config
     "layers": 12, "width": 768, "heads": 12, "kv_heads": 12, "ffn": 3072, "vocab": 32000,
     "experts": 0, "top_k": 2,
+    # the layer builder (source "layers"): the input and one Keras-style layer per line (costmodel.ui.builder)
+    "net_input": "28x28x1",
+    "net_layers": "Conv2D 32 3x3 relu\nMaxPooling2D 2\nFlatten\nDense 128 relu\nDense 10 softmax",
 }
 
 
@@ -47,7 +51,12 @@ WORKLOAD_STATE = {
 PRUNING = {"none": (0.0, "unstructured"), "50% unstructured": (0.5, "unstructured"), "2:4": (0.5, "2:4")}
 
 
-ESTIMATE_STATE = {**MODEL_STATE, **HARDWARE_STATE, **WORKLOAD_STATE}
+# Estimate's training method: a plain step, knowledge distillation (teacher forward + this model's step) or
+# quantization-aware training (costmodel.techniques)
+METHODS = {"standard": "standard training", "distill": "distillation (teacher forward + student step)",
+           "qat": "quantization-aware training (fake-quantized weights and activations)"}
+ESTIMATE_STATE = {**MODEL_STATE, **HARDWARE_STATE, **WORKLOAD_STATE, "method": "standard",
+                  "teacher": "course-teacher-28", "qat_bits": 8}
 
 
 def _parse(value: str, default):
@@ -96,6 +105,105 @@ def state_from_query(query: Mapping[str, Any], defaults: Mapping[str, Any]) -> t
             problems.append(f"{key}: {str(raw)[:60]!r} in the link is not a {type(default).__name__}; "
                             f"using {default!r}")
     return state, problems
+
+
+# ---- one record per page: defaults that follow the model and the task, and what a change re-derives ----------
+
+# training recipes that keep fp32 master weights -> the weights inference runs with
+TRAIN_ONLY_PRECISIONS = {"amp-bf16": "bf16", "amp-fp16": "fp16"}
+QUANT_PRECISIONS = ("int8", "int4")
+MODEL_FIELDS = tuple(MODEL_STATE)
+
+
+def spec_of_state(state: Mapping[str, Any]):
+    """The model spec a page state names, or None when it cannot be read (the page shows that error)."""
+    from ..models import load_model
+
+    if not all(k in state for k in ("source", "preset")):
+        return None
+    try:
+        return load_model(model_from_state(state))
+    except (InputError, KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError):
+        return None
+
+
+def supports_checkpointing(spec) -> bool:
+    """Whether the estimator models gradient checkpointing for this family (a spec that says what one block
+    keeps: transformers and ViT)."""
+    from ..specs.base import ModelSpec
+
+    return type(spec).checkpoint_bytes is not ModelSpec.checkpoint_bytes
+
+
+def effective_defaults(state: Mapping[str, Any], defaults: Mapping[str, Any], spec=None) -> dict:
+    """The page's defaults in the context of ``state``: inference takes bf16 (fp16) weights where training
+    defaults to amp-bf16 (amp-fp16); the sequence default stays within the model's context length (and is a
+    Keras text model's own padded length); the image default is a fixed-size net's input; the prompt default
+    leaves room for the generated tokens. A value equal to its effective default is left out of the URL."""
+    d = dict(defaults)
+    if "task" in d and "precision" in d and state.get("task", d["task"]) == "infer" \
+            and d["precision"] in TRAIN_ONLY_PRECISIONS:
+        d["precision"] = TRAIN_ONLY_PRECISIONS[d["precision"]]
+    if spec is not None:
+        if "seq" in d and isinstance(d["seq"], int):
+            d["seq"] = limits.default_seq(spec, d["seq"])
+        if "image_size" in d and isinstance(d["image_size"], int):
+            d["image_size"] = limits.default_image_size(spec, d["image_size"])
+        lim = limits.model_limits(spec)
+        if lim.max_positions and "prompt" in d and "generate" in d and getattr(spec, "generative", False):
+            gen = state.get("generate", d["generate"])
+            if isinstance(gen, int) and d["prompt"] + gen > lim.max_positions:
+                d["prompt"] = max(1, lim.max_positions - gen)
+    return d
+
+
+def derive(state: dict, prev: Mapping[str, Any] | None, changed: set, defaults: Mapping[str, Any], spec=None,
+           prev_spec=None) -> list[str]:
+    """Re-derive the fields that depend on the model and the task after the user changed ``changed`` (in
+    place); returns one sentence per value it changed that the user had set. Rules:
+
+    - a field that held its effective default keeps holding it when the context changes (GPT-2 -> seq 1,024;
+      ResNet-50's image 224 after the 28x28 CNN's 28; amp-bf16 -> bf16 for inference);
+    - inference never runs a training recipe: amp-bf16 -> bf16, amp-fp16 -> fp16 weights;
+    - training int8 / int4 weights needs LoRA (QLoRA): back to amp-bf16 when no LoRA rank is set;
+    - values beyond what the model takes (positions, a fixed input size) are brought within it.
+    Fields nobody changed and no rule touches keep their values, shown or not (a hidden field is still
+    the page's state, not reset by a widget that disappeared)."""
+    notes: list[str] = []
+    new_eff = effective_defaults(state, defaults, spec)
+    if prev is not None:
+        old_eff = effective_defaults(prev, defaults, prev_spec if prev_spec is not None else spec)
+        for f in defaults:
+            if f in changed or f not in prev or f not in state:
+                continue
+            if prev[f] == old_eff.get(f) and state[f] == prev[f] and new_eff[f] != old_eff.get(f):
+                state[f] = new_eff[f]
+                if f == "precision":
+                    notes.append(f"precision: {prev[f]} -> {new_eff[f]}, the default for "
+                                 f"{'inference' if state.get('task') == 'infer' else 'training'}"
+                                 + (" (amp-bf16 keeps fp32 weights: a training recipe)" if new_eff[f] == "bf16" else ""))
+    if "task" in state and "precision" in state:
+        if state["task"] == "infer" and state["precision"] in TRAIN_ONLY_PRECISIONS:
+            new = TRAIN_ONLY_PRECISIONS[state["precision"]]
+            notes.append(f"precision: {state['precision']} is a training recipe (fp32 master weights); inference "
+                         f"runs with {new} weights")
+            state["precision"] = new
+        if state["task"] == "train" and state["precision"] in QUANT_PRECISIONS and not state.get("lora_rank") \
+                and prev is not None and prev.get("task") == "infer":
+            notes.append(f"precision: {state['precision']} weights are frozen (training them needs LoRA: QLoRA); "
+                         f"training uses {defaults['precision']}")
+            state["precision"] = defaults["precision"]
+    if spec is not None:
+        generation = state.get("task") == "infer" and getattr(spec, "generative", False)
+        shown = {"prompt", "generate", "image_size"} if generation else {"seq", "image_size"}
+        for field, old, new in limits.clamp_state(spec, state):
+            if field not in shown:  # a hidden field brought within the limit: nothing to tell
+                continue
+            lim = limits.model_limits(spec)
+            why = (f"{lim.model} takes at most {lim.max_positions:,} positions" if field != "image_size"
+                   else f"{lim.model} is built for {lim.image_hw[0]}x{lim.image_hw[1]} inputs")
+            notes.append(f"{field}: {old:,} -> {new:,} ({why})")
+    return notes
 
 
 def state_to_query(state: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, str]:
@@ -150,6 +258,10 @@ def model_from_state(state: Mapping[str, Any]):
     if src == "build":
         return build_config(state["layers"], state["width"], state["heads"], state["kv_heads"], state["ffn"],
                             state["vocab"], state["experts"], state["top_k"])
+    if src == "layers":
+        from .builder import config_from_text
+
+        return config_from_text(state.get("net_input", ""), state.get("net_layers", ""))
     raise InputError("model.source", f"must be one of {', '.join(MODEL_SOURCES)}, got {src!r}")
 
 
@@ -158,6 +270,8 @@ def model_label(state: Mapping[str, Any]) -> str:
         return state["preset"]
     if state["source"] == "build":
         return f"custom {state['layers']}x{state['width']}"
+    if state["source"] == "layers":
+        return "layer builder"
     return "pasted config"
 
 

@@ -75,12 +75,28 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def money_assumptions(est: Estimate) -> dict:
+    """What the money, energy and carbon rest on, flat: ``assumption.<name>`` -> value (price per device-hour,
+    provider, tier, device power, PUE, grid intensity and region)."""
+    cost = est.assumptions.get("cost")
+    if not isinstance(cost, dict):
+        return {"assumption.cost": str(cost or "")}
+    return {f"assumption.{k}": (v.get("value") if isinstance(v, dict) else v) for k, v in cost.items()}
+
+
 def result_row(scenario: dict, est: Estimate) -> dict:
-    """One CSV row: the scenario's name and labels, then the flattened estimate (no assumptions/units)."""
+    """One CSV row: the scenario's name and labels, the flattened estimate, the money/energy/carbon assumptions,
+    and, for a saved plan, the plan's totals (``plan.*``, costmodel.plan_scenario.plan_summary)."""
+    from ..plan_scenario import evaluate_plan, plan_summary
+
     d = est.to_dict()
     body = {k: d[k] for k in RESULT_GROUPS}
-    return {"name": scenario["name"], "model": model_label(scenario["model"]),
-            "hardware": hardware_label(scenario["hardware"]), **flatten(body)}
+    row = {"name": scenario["name"], "model": model_label(scenario["model"]),
+           "hardware": hardware_label(scenario["hardware"]), **flatten(body), **money_assumptions(est)}
+    plan = evaluate_plan(scenario)
+    if plan is not None:
+        row.update(plan_summary(plan))
+    return row
 
 
 # ---- CSV and JSON ---------------------------------------------------------------------------------
@@ -98,8 +114,21 @@ def export_csv(scenarios) -> str:
     return buf.getvalue()
 
 
+def _plan_results(s: dict):
+    from ..plan_scenario import evaluate_plan
+
+    plan = evaluate_plan(s)
+    return plan.to_dict() if plan is not None else None
+
+
 def _payload(scenarios, single: bool) -> dict:
-    items = [{"scenario": s, "results": e.to_dict(with_layers=False)} for s, e in _evaluated(scenarios)]
+    items = []
+    for s, e in _evaluated(scenarios):
+        item = {"scenario": s, "results": e.to_dict(with_layers=False)}
+        plan = _plan_results(s)
+        if plan is not None:
+            item["plan_results"] = plan
+        items.append(item)
     meta = {"format_version": FORMAT_VERSION, "costmodel_version": __version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if single:
@@ -358,6 +387,19 @@ def export_html(scenarios, title: str | None = None) -> str:
         if s["plan"]:
             parts.append("<h3>Plan inputs</h3><pre>" + _e(json.dumps(s["plan"], indent=1, ensure_ascii=False))
                          + "</pre>")
+            from ..plan_scenario import evaluate_plan, plan_summary
+            from .format import fmt_value
+
+            plan = evaluate_plan(s)
+            if plan is not None:
+                units = {"wall_clock_s": "s", "step_s": "s", "ttft_s": "s", "decode_per_token_s": "s",
+                         "compute_usd": "USD", "storage_usd": "USD", "total_usd": "USD", "usd_per_million_tokens": "USD",
+                         "energy_kwh": "kWh", "energy_kwh_per_million_tokens": "kWh", "carbon_kg_co2e": "kg CO2e",
+                         "mfu": "fraction"}
+                prow = [(k.removeprefix("plan."), fmt_value(v, units.get(k.removeprefix("plan."), "")))
+                        for k, v in plan_summary(plan).items()]
+                parts.append("<h3>Plan: time, money, energy, carbon</h3>")
+                parts.append(_table(prow, ("quantity", "value"), cls="plan"))
         parts.append("<h3>Results</h3>")
         d = e.to_dict()
         flat = flatten({k: d[k] for k in RESULT_GROUPS if k != "workload"})

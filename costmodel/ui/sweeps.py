@@ -60,6 +60,32 @@ def sweep_values(field: str, start: int, stop: int) -> list[int]:
     return out or [int(start)]
 
 
+def cap_sweep(spec, state: Mapping[str, Any], field: str, values: list[int]) -> tuple[list[int], str]:
+    """The swept values the model takes (``costmodel.limits``): sequence lengths up to its context length (a
+    prompt leaves room for the generated tokens); image sizes only its own for a fixed-size net. Returns
+    (values, a sentence saying what was left out, or "")."""
+    from ..limits import model_limits
+
+    lim = model_limits(spec)
+    hi = None
+    if field == "seq" and lim.max_positions:
+        hi = lim.max_positions
+    elif field == "prompt" and lim.max_positions:
+        hi = lim.max_positions - int(state.get("generate", 0))
+    elif field == "image_size" and lim.image_hw:
+        kept = [lim.image_hw[0]]
+        return kept, f"{lim.model} takes only {lim.image_hw[0]}x{lim.image_hw[1]} images (fixed head)"
+    if hi is None:
+        return list(values), ""
+    kept = [v for v in values if v <= hi]
+    if len(kept) == len(values):
+        return kept, ""
+    if not kept or kept[-1] != hi:
+        kept.append(hi)
+    return kept, (f"{field} stops at {hi:,}: {lim.model} takes at most {lim.max_positions:,} positions"
+                  + (f" ({int(state.get('generate', 0)):,} of them generated)" if field == "prompt" else ""))
+
+
 def sweep_rows(state: Mapping[str, Any], field: str, values: Iterable[int]) -> list[dict]:
     """Estimate at each value of one workload field: memory and time per value."""
     if field not in SWEEP_FIELDS:
@@ -128,3 +154,39 @@ def compare_settings(model, hardware, workload, group: str) -> tuple[list[dict],
         ests.append(est)
         rows.append(compare_row(label, est))
     return rows, ests, notes
+
+
+def roofline_points(model, est) -> list[dict]:
+    """Where each phase of an estimate sits on the device's roofline: FLOPs, bytes moved, arithmetic intensity
+    (FLOPs per byte) and achieved FLOP/s (FLOPs / the phase's time, host overhead included), with its bound.
+
+    Bytes are the forward traffic the time model charges each ledger row (``costmodel.perf``: weights read,
+    inputs and outputs moved, KV cache read or written); a training step moves about 3x its forward's (the
+    backward reads the saved inputs and the weights again and writes both gradients), which the point uses."""
+    from ..estimator import ledger, make_ctx
+    from ..models import load_model
+    from ..perf import _row_traffic
+
+    spec = load_model(model)
+    w = est.workload
+    eff = est.assumptions.get("efficiency", {})
+    ew = float(eff.get("elementwise_traffic", 1.0))
+    params = est.params.total or 1
+    weight_read = est.memory_bytes.weights / params
+
+    def traffic(phase: str) -> float:
+        rows = ledger(spec, make_ctx(spec, w, phase))
+        return sum(_row_traffic(r, weight_read, phase == "train", ew) * r.count for r in rows)
+
+    t, perf = est.time_s, est.perf
+    out = []
+    if est.unit == "step":
+        out.append(("step", est.flops.total, 3.0 * traffic("train"), t.step_s, perf.bound))
+    elif est.unit == "request":
+        out.append(("prefill", est.flops.forward, traffic("prefill"), t.prefill_s, perf.bound))
+        out.append(("decode", est.flops.decode_per_token * w.batch, traffic("decode"), t.decode_per_token_s,
+                    perf.decode_bound or ""))
+    else:
+        out.append(("forward", est.flops.forward, traffic("forward"), t.forward_s, perf.bound))
+    return [{"phase": ph, "flops": f, "bytes": b, "intensity": f / b if b else 0.0,
+             "flops_per_s": f / s if s else 0.0, "bound": bound} for ph, f, b, s, bound in out]

@@ -232,3 +232,81 @@ def capacity_rows(cap) -> list[dict]:
              "usd_per_million_tokens": c.usd_per_million_tokens, "kwh_per_million_tokens": c.kwh_per_million_tokens,
              "ttft_p99_ms": c.ttft_p99_s * 1e3, "tpot_p99_ms": c.tpot_p99_s * 1e3, "why": c.reason}
             for c in cap.candidates]
+
+
+# ---- display: what a table shows (downloads keep the raw numbers) ------------------------------------------
+
+def _kind_of_column(name: str) -> str:
+    n = name.lower()
+    if n in ("mfu", "hfu") or n.endswith("_pct_of_peak") or n.endswith("_fraction"):
+        return "fraction"
+    if n.endswith("_gib"):
+        return "gib"
+    if n == "bytes" or n.endswith("_bytes") or n.endswith("_bytes_all") or n.endswith("bytes_per_token"):
+        return "bytes"
+    if n in ("seconds", "time_s", "step_s", "ttft_s", "request_s", "wall_clock_s") or n.endswith("_s") \
+            or n.endswith("_s_per_token") or n.startswith("seconds"):
+        return "seconds"
+    if n.startswith("usd") or n.endswith("_usd") or "usd_per" in n:
+        return "usd"
+    if "flops" in n:
+        return "flops"
+    if n.endswith("_days"):
+        return "days"
+    return ""
+
+
+def display_rows(rows: Iterable[dict]) -> tuple[list[dict], dict]:
+    """Rows as a table shows them, and a column -> format map (Streamlit NumberColumn formats): numbers stay
+    numbers (sortable, and the same values as the downloads), shown for people: seconds with 4 significant
+    figures and "s" (or in days from 100,000 s), dollars with thousands separators (or 3 significant figures
+    below $1), bytes as whole numbers with separators, GiB with two decimals, FLOPs compact (1.2T), fractions as
+    percentages, other whole numbers with separators, other decimals with 4 significant figures."""
+    rows = [dict(r) for r in rows]
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    kinds = {c: _kind_of_column(c) for c in cols}
+    for r in rows:
+        for k, v in r.items():
+            if kinds[k] == "bytes" and isinstance(v, float) and v == v and not isinstance(v, bool):
+                r[k] = int(round(v))  # no fractional bytes on screen
+    formats = {}
+    for c in cols:
+        vals = [r.get(c) for r in rows if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)]
+        vals = [v for v in vals if v == v]
+        if not vals:
+            continue
+        kind, top = kinds[c], max(abs(v) for v in vals)
+        if kind == "fraction":
+            formats[c] = "percent"
+        elif kind == "gib":
+            formats[c] = "%.2f GiB"
+        elif kind == "flops":
+            formats[c] = "compact"
+        elif kind == "seconds":
+            formats[c] = "%.4g s" if top < 1e5 else "%.0f s"
+        elif kind == "usd":
+            formats[c] = "dollar" if top >= 1 else "$%.3g"
+        elif kind == "days":
+            formats[c] = "%.3g days" if top < 1000 else "%.0f days"
+        elif kind == "bytes" or all(float(v).is_integer() for v in vals):
+            formats[c] = "localized"
+        else:
+            formats[c] = "%.4g"
+    return rows, formats
+
+
+def display_value_rows(rows: Iterable[dict]) -> list[dict]:
+    """(… value, unit) rows with the value as human text in its unit (``format.fmt_value``)."""
+    from .format import fmt_value
+
+    return [{**r, "value": fmt_value(r.get("value"), r.get("unit", ""))} for r in rows]
+
+
+def bound_by_phase(est) -> list[tuple[str, str]]:
+    """What limits each phase of the run: [("step", bound)] for training and one forward, [("prefill", bound),
+    ("decode", bound)] for generation (``Perf.bound`` and ``Perf.decode_bound``)."""
+    if est.unit == "request" and est.perf.decode_bound:
+        return [("prefill", str(est.perf.bound)), ("decode", str(est.perf.decode_bound))]
+    return [(est.unit, str(est.perf.bound))]
