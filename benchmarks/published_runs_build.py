@@ -45,7 +45,7 @@ SCHEMA = {
     "model.preset": "costmodel preset id used instead of config (llama-2-7b, llama-3-8b, ...), or null",
     "model.params_published": "parameter count the source states (int), or null when it states none",
     "model.arch_notes": "what the config cannot express (ALiBi, untied embeddings, vocab padding...) and where it came from",
-    "hardware.id": "costmodel catalog id (assets/hardware/*.json) or a new id string explained in hardware.hardware_notes",
+    "hardware.id": "costmodel catalog id (costmodel/assets/hardware/*.json) or a new id string explained in hardware.hardware_notes",
     "hardware.num_gpus": "accelerators in the job",
     "hardware.gpus_per_node": "accelerators per node if stated, else null",
     "hardware.interconnect": "network notes as stated, else null",

@@ -29,7 +29,7 @@ SCHEMA = {
     "source_key": "independent source the record belongs to (group for leave-one-source-out)",
     "source": "{title, publisher, url, table, date, commit (git commit of the cited file, or null), file_id (stored-index id when no commit is known)}",
     "model": "{key, name, preset (costmodel preset id) or config (Hugging Face config.json fields), params_published (exact count or null), params_source, supported_today (costmodel imports this model_type today)}",
-    "hardware": "costmodel catalog id (assets/hardware/<id>.json) or a new id explained in hardware_notes",
+    "hardware": "costmodel catalog id (costmodel/assets/hardware/<id>.json) or a new id explained in hardware_notes",
     "hardware_notes": "how the source names the GPU; why a new id is used",
     "num_gpus": "GPUs used by the run (whole system)",
     "tp": "tensor-parallel size (for TRT-LLM 'DEPn' runs: n, with attention data parallelism, see engine_settings)",

@@ -148,7 +148,7 @@ MODELS = {
     },
 }
 
-# Hardware ids not (yet) in assets/hardware/: what the publications call them.
+# Hardware ids not (yet) in costmodel/assets/hardware/: what the publications call them.
 NEW_HARDWARE = {
     "gh200": "NVIDIA GH200 Grace Hopper Superchip; TRT-LLM v0.17 column 'GH200 480GB' (96 GB HBM3 + 480 GB LPDDR5X per later TRT-LLM docs); 1 Hopper GPU per superchip",
     "gb200": "NVIDIA GB200 (GB200 NVL72 system), 'GB200 192GB' per the TRT-LLM docs; Blackwell GPU",

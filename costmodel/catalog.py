@@ -1,4 +1,4 @@
-"""Hardware catalog: ``assets/hardware/<id>.json`` (one device a file, each with its datasheet source), plus
+"""Hardware catalog: ``costmodel/assets/hardware/<id>.json`` (one device a file, each with its datasheet source), plus
 user files given by path or placed in folders named by ``COSTMODEL_HARDWARE_DIR`` (colon-separated; a user
 file whose id matches a catalog id replaces that entry). Files are read on first use, never at import.
 
@@ -33,7 +33,7 @@ from typing import Mapping, Union
 from .errors import InputError
 from .safe_json import read_json_file
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 HARDWARE_DIR = ASSETS_DIR / "hardware"
 ENV_DIRS = "COSTMODEL_HARDWARE_DIR"
 # The device every command, page and API call uses when none is named (one home for this rule).
@@ -98,7 +98,7 @@ class Hardware:
     # devices sharing the intra_node (NVLink) fabric; 0 = not given, taken as gpus_per_node
     nvlink_domain_gpus: int = 0
     # the record's own price per device-hour (a device file's rental or amortized price); None: catalog records
-    # take theirs from assets/prices, a device file without one has no price
+    # take theirs from costmodel/assets/prices, a device file without one has no price
     usd_per_device_hour: float | None = None
 
     def __post_init__(self):

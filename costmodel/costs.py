@@ -76,7 +76,7 @@ class CostBreakdown:
 def storage_cost_usd(bytes_: float, months: float, usd_per_gb_month: float | None = None,
                      tier: str = "object-standard") -> float:
     """USD = bytes / 2^30 x months x price. ``usd_per_gb_month`` is in the unit providers bill (AWS S3 and GCS
-    bill binary gigabytes, 2^30 bytes); None takes the price of ``tier`` from assets/prices/storage.json."""
+    bill binary gigabytes, 2^30 bytes); None takes the price of ``tier`` from costmodel/assets/prices/storage.json."""
     b = _number("storage_bytes", bytes_, 0.0, 1e21, " bytes")
     m = _number("storage_months", months, 0.0, 1200.0, " months")
     price = (storage_price(tier).usd_per_gib_month if usd_per_gb_month is None

@@ -49,7 +49,9 @@ FITTED = {
 
 # The same constants fitted with each GEMM priced from the device's measured table (time_source="measured";
 # benchmarks/published_runs.py --time-source measured). Devices without a table fall back to the curves.
-FITTED_MEASURED = dict(FITTED)
+# the same constants fitted with every GEMM read from aiconfigurator-core's measured tables (time_source
+# "measured"; benchmarks/results/published_runs_measured.md, "Fitted on every run")
+FITTED_MEASURED = {**FITTED, "gemm_scale_blackwell": 0.95, "tp_overlap": 0.6}
 
 # FlashAttention kernel efficiency (fraction of the bf16 dense peak, head dim 128, long sequences), forward /
 # backward: FlashAttention-2 on A100 reaches 50-73% forward and about 63% over forward + backward (Dao 2023,

@@ -14,7 +14,7 @@ from .safe_json import read_json_file
 from .specs.base import ModelSpec
 from .specs.hf import read_json_file as read_config_file, spec_from_hf_config
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"
 PRESET_DIR = ASSETS / "presets"
 
 

@@ -1,8 +1,8 @@
 """The price and grid catalogs: GPU-hour prices, storage prices, grid carbon intensity, PUE and electricity
 prices, each record with its ``source`` and ``date``/``year``.
 
-Data lives in ``assets/prices/*.json`` (one file per provider, plus ``storage.json``) and
-``assets/grid/carbon_intensity.json``. Files are read on first use, never at import, and cached per set of
+Data lives in ``costmodel/assets/prices/*.json`` (one file per provider, plus ``storage.json``) and
+``costmodel/assets/grid/carbon_intensity.json``. Files are read on first use, never at import, and cached per set of
 user folders.
 
 User overrides follow the hardware catalog's pattern: ``COSTMODEL_PRICES_DIR`` and ``COSTMODEL_GRID_DIR`` each

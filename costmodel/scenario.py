@@ -3,7 +3,7 @@
     {"schema": 1,
      "name": "7B on 8 H100s",
      "model": "llama-2-7b" | {HF config.json or costmodel spec dict},
-     "hardware": "h100-sxm-80gb" | {hardware record, assets/hardware/*.json schema},
+     "hardware": "h100-sxm-80gb" | {hardware record, costmodel/assets/hardware/*.json schema},
      "workload": Workload.to_dict(),
      "plan": {training/serving plan inputs: num_gpus, tokens, price overrides, ...},
      "assumptions": {overrides, e.g. "efficiency": {"matmul": 0.5}},

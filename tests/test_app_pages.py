@@ -18,7 +18,7 @@ from costmodel.ui import format as fmt, lessons, page_state, seeds
 from costmodel.units import GiB  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
+APP = str(ROOT / "costmodel" / "app.py")
 
 
 def open_page(page: str, query: dict | None = None) -> AppTest:
@@ -64,9 +64,9 @@ def assert_no_exception_but_error(at: AppTest, field: str):
 def test_home_lists_every_seed_with_a_link():
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
-    seeds = json.loads((ROOT / "assets/seeds.json").read_text())["seeds"]
+    seeds = json.loads((ROOT / "costmodel/assets/seeds.json").read_text())["seeds"]
     text = " ".join(c.value for c in at.caption)
-    from app_pages._registry import PAGES
+    from costmodel.app_pages._registry import PAGES
 
     registered = {p["file"] for group in PAGES.values() for p in group}
     for s in seeds:

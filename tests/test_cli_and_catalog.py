@@ -71,7 +71,7 @@ def test_unknown_model_and_bad_config_file(tmp_path, capsys):
 
 def test_hf_config_file_on_disk(tmp_path):
     # a real config.json as a user has it (Llama-3.2-1B's fields): exact published count 1,235,814,400
-    cfg = json.loads((ROOT / "assets/presets/llama-3.2-1b.json").read_text())["config"]
+    cfg = json.loads((ROOT / "costmodel/assets/presets/llama-3.2-1b.json").read_text())["config"]
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     proc = run_cli("estimate", "--model", str(path), "--json")
@@ -101,7 +101,7 @@ def test_datasheet_numbers():
 
 
 def test_user_hardware_file(tmp_path):
-    spec = json.loads((ROOT / "assets/hardware/l4-24gb.json").read_text())
+    spec = json.loads((ROOT / "costmodel/assets/hardware/l4-24gb.json").read_text())
     spec.update(id="my-gpu", memory_bandwidth_bytes_per_s=-1)
     path = tmp_path / "my.json"
     path.write_text(json.dumps(spec))

@@ -11,7 +11,8 @@ from costmodel import checkpoint, costs, prices
 from costmodel.catalog import HARDWARE_DIR, load_hardware
 from costmodel.errors import InputError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "costmodel" / "assets"
 PRICE_FILES = sorted((ASSETS / "prices").glob("*.json"))
 GRID = json.loads((ASSETS / "grid" / "carbon_intensity.json").read_text())
 HW_IDS = {p.stem for p in HARDWARE_DIR.glob("*.json")}  # file stem == id in the built-in catalog
@@ -384,13 +385,13 @@ def test_no_catalog_is_read_at_import():
     import sys
     code = ("import costmodel.costs, costmodel.prices as c; "
             "print(c._price_catalog.cache_info().currsize, c._grid_catalog.cache_info().currsize)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ASSETS.parent, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0"]
 
 
 def test_docs_list_every_record_region_and_default():
     # docs/costs.md carries a table generated from the catalog: a changed or added record must be documented
-    docs = (ASSETS.parent / "docs" / "costs.md").read_text()
+    docs = (ROOT / "docs" / "costs.md").read_text()
     for r in prices.list_prices():
         assert f"| {r.hardware} | {r.provider} | {r.tier} | {r.usd_per_gpu_hour:.4g} | {r.date} |" in docs, r
     for g in prices.list_regions():

@@ -89,7 +89,7 @@ def fuzz_env(tmp_path_factory):
 
     (d / "gpt2-small").mkdir()
     (d / "gpt2-small" / "config.json").write_text(json.dumps({**get_preset("gpt2").config, "n_layer": 2}))
-    hw = json.loads((ROOT / "assets/hardware/l4-24gb.json").read_text())
+    hw = json.loads((ROOT / "costmodel/assets/hardware/l4-24gb.json").read_text())
     (d / "dev.json").write_text(json.dumps({**hw, "id": "fuzz-gpu", "usd_per_device_hour": 1.5}))
     (d / "dev_catalog_id.json").write_text(json.dumps({**hw, "tdp_w": 50.0, "idle_w": 5.0}))
     good_db = str(d / "good.db")
@@ -139,7 +139,8 @@ def fuzz_env(tmp_path_factory):
         "top": ["3", "10"], "flops": ["1e21", "1e24"], "pue": ["1.1", "1.5"], "utilization": ["0.5", "1"],
         "matmul_efficiency": ["0.5"], "bandwidth_efficiency": ["0.7"], "overhead_us": ["10"],
         "usd_per_device_hour": ["2.5"], "image_size": ["224", "64"], "steps": ["2"], "warmup": ["1"],
-        "timeout": ["60"], "threads": ["1", "2"],
+        "timeout": ["60"], "threads": ["1", "2"], "server_port": ["8501", "65535"],
+        "server_address": ["127.0.0.1", "0.0.0.0"],
     }
     return env
 
@@ -166,6 +167,9 @@ def no_children(monkeypatch):
     monkeypatch.setattr(probe, "run_probe", refuse)
     # every child process of the profiler starts here: a command that gets past the ones above never runs a model
     monkeypatch.setattr(proc, "spawn", refuse)
+    import costmodel.cli.dashboard as dashboard
+
+    monkeypatch.setattr(dashboard, "launch", refuse)  # `costmodel dashboard` would start a server
 
 
 GOOD_NUMBERS = ["1", "2", "4", "8", "16", "0.5", "1e3", "1e9", "0"]
@@ -241,7 +245,7 @@ def _check(argv, result):
 def test_fuzz_every_cli_command(data, fuzz_env, no_children, monkeypatch_module):
     path, parser = data.draw(st.sampled_from(commands()), label="command")
     argv = _argv(data, fuzz_env, path, parser)
-    stdin = data.draw(st.sampled_from([b"", b"{", (ROOT / "assets/seeds.json").read_bytes()[:2000],
+    stdin = data.draw(st.sampled_from([b"", b"{", (ROOT / "costmodel/assets/seeds.json").read_bytes()[:2000],
                                        Path(fuzz_env["file"][0]).read_bytes()]))
     assert not any(a.startswith(("../", "/etc", "/usr", "/work")) for a in argv if isinstance(a, str))
     COUNTS["cli_attempts"] += 1
@@ -286,7 +290,7 @@ PAGES = ["estimate.py", "compare.py", "plan_training.py", "plan_serving.py", "pr
 def _open(page: str, query: dict):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=120)
     at.run()
     for k, v in query.items():
         at.query_params[k] = v
@@ -298,7 +302,7 @@ def _open(page: str, query: dict):
 @pytest.fixture(scope="module")
 def page_keys(tmp_path_factory):
     """page file -> the query keys (and defaults) it reads, recorded from PageState as each page runs."""
-    import app_pages._widgets as widgets
+    import costmodel.app_pages._widgets as widgets
 
     seen: dict[str, dict] = {}
     original = widgets.PageState.__init__

@@ -1,4 +1,4 @@
-"""GEMM efficiency curves: assets/efficiency/gemm_curves.json and costmodel.measured.curves.
+"""GEMM efficiency curves: costmodel/assets/efficiency/gemm_curves.json and costmodel.measured.curves.
 
 The loader is pure Python and works without the measured extra; the tests that compare the curves
 with the measured tables read the parquet rows with pyarrow and skip without the extra."""

@@ -1,4 +1,4 @@
-"""The hardware catalog (assets/hardware/*.json) and its loader (costmodel.catalog)."""
+"""The hardware catalog (costmodel/assets/hardware/*.json) and its loader (costmodel.catalog)."""
 
 import json
 import math
@@ -12,7 +12,7 @@ from costmodel.catalog import DTYPES, ENV_DIRS, Hardware, catalog_notes, hardwar
 from costmodel.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
-HW_DIR = ROOT / "assets" / "hardware"
+HW_DIR = ROOT / "costmodel" / "assets" / "hardware"
 FILES = sorted(HW_DIR.glob("*.json"))
 GiB = 2**30
 

@@ -29,7 +29,7 @@ from hostile_helpers import (HOSTILE_TEXT, IMAGE, LINK, PAYLOAD, assert_one_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
-HW_DIR = ROOT / "assets" / "hardware"
+HW_DIR = ROOT / "costmodel" / "assets" / "hardware"
 
 
 @pytest.fixture(scope="module")
@@ -472,7 +472,7 @@ def test_md_keeps_field_names_readable():
 def open_page(page: str, query: dict):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=90)
     at.run()
     for k, v in query.items():
         at.query_params[k] = v

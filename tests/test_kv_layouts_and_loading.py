@@ -171,7 +171,7 @@ def test_generic_path_without_torch_says_what_to_install():
             "try:\n    costmodel.estimate({'model_type': 'phi'})\n"
             "except costmodel.errors.InputError as e:\n    print(e.field, '|', e.message)")
     out = _run(code)
-    assert "config.model_type |" in out.stdout and "pip install torch transformers" in out.stdout
+    assert "config.model_type |" in out.stdout and "pip install 'costmodel[profile]'" in out.stdout
 
 
 def test_config_names_come_from_the_config_not_the_folder(tmp_path):

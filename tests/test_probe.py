@@ -1,7 +1,7 @@
 """The device probe (costmodel.profiler.probe): microbenchmarks in a child process -> efficiency fields.
 
 References: the efficiency fractions are the measured rates divided by the hardware record's datasheet numbers
-(assets/hardware/cpu-generic.json: fp32 peak 4.096e12 FLOP/s, bandwidth 3.072e11 bytes/s); the measured values
+(costmodel/assets/hardware/cpu-generic.json: fp32 peak 4.096e12 FLOP/s, bandwidth 3.072e11 bytes/s); the measured values
 themselves can only be checked for plausibility on an unknown CI machine (bounds below, each named)."""
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def test_profile_page_probe_button(tmp_path, monkeypatch):
     db = tmp_path / "page.db"
     monkeypatch.setenv("COSTMODEL_DB", str(db))
     monkeypatch.setenv("COSTMODEL_PROFILER_DIR", str(tmp_path / "prof"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=300)
     at.query_params["threads"] = "1"
     at.switch_page("app_pages/profile.py")
     at.run()

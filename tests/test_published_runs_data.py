@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "published_runs.json"
-CATALOG = {p.stem for p in (ROOT / "assets" / "hardware").glob("*.json")}
+CATALOG = {p.stem for p in (ROOT / "costmodel" / "assets" / "hardware").glob("*.json")}
 
 RUN_FIELDS = ("id", "source_key", "source", "task", "model", "hardware", "layout", "global_batch", "seq", "precision",
               "framework", "attention_kernel", "other_settings", "published", "derived", "notes")

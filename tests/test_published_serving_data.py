@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "published_serving.json"
 SOURCES_MD = ROOT / "benchmarks" / "published_serving_sources.md"
-HW_DIR = ROOT / "assets" / "hardware"
+HW_DIR = ROOT / "costmodel" / "assets" / "hardware"
 
 REQUIRED = ["id", "source_key", "source", "model", "hardware", "hardware_notes", "num_gpus", "tp", "pp", "ep",
             "dp_replicas", "engine", "engine_version", "engine_settings", "precision", "workload", "published",

@@ -1,6 +1,6 @@
 """Serving the 2026 decoders (DecoderSpec: Qwen3, Qwen3-MoE, DeepSeek-V3 MLA, gpt-oss, Llama 4, Gemma 3, Mamba-2,
 Nemotron-H): the cache, weights and plans of ``costmodel.serving`` against numbers derived by hand from the
-published config.json values (assets/presets/*.json) and the papers that define the caches."""
+published config.json values (costmodel/assets/presets/*.json) and the papers that define the caches."""
 
 from __future__ import annotations
 

@@ -227,7 +227,7 @@ def test_serving_plan_kv_cache_and_limits():
     assert plan.max_context == tp2.max_context == plan.max_positions == 8192
     # ... and below it, memory decides: splitting the weights over two devices leaves more for the KV cache
     # (Llama 3.1 8B: the same tensors, max_position_embeddings 131072)
-    cfg = {**json.loads((ROOT / "assets" / "presets" / "llama-3-8b.json").read_text())["config"],
+    cfg = {**json.loads((ROOT / "costmodel" / "assets" / "presets" / "llama-3-8b.json").read_text())["config"],
            "max_position_embeddings": 131072}
     long1 = plan_serving(cfg, "l4-24gb", prompt=512, generate=128, batch_sizes=(1,))
     long2 = plan_serving(cfg, "l4-24gb", prompt=512, generate=128, batch_sizes=(1,), tp=2)

@@ -1,4 +1,4 @@
-"""``python -m costmodel ...``: the same numbers as the dashboard, as a table or one JSON object.
+"""``costmodel ...`` (or ``python -m costmodel ...``): the same numbers as the dashboard, as a table or one JSON object.
 
 Each command module has ``register(sub)``, which adds its parser(s) with ``set_defaults(run=fn)``;
 ``fn(args) -> int`` is the exit status. Shared flags live in ``costmodel.cli.args``. Bad input exits with
@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from . import estimate, plans, scenarios
+from .. import __version__
+from . import dashboard, estimate, plans, scenarios
 from .args import Parser
 from .output import flush_notes, one_line
 
@@ -19,11 +20,12 @@ def _command_modules():
     # the profiler's commands live beside the profiler (it imports torch only inside its commands)
     from ..profiler import cli as profiler_cli
 
-    return (estimate, plans, scenarios, profiler_cli)
+    return (estimate, plans, scenarios, profiler_cli, dashboard)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="costmodel", description="Estimate what a deep-learning model costs.")
+    parser.add_argument("--version", action="version", version=f"costmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in _command_modules():
         module.register(sub)
@@ -43,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     flush_notes()
     return rc
+
+
+def entry_point() -> None:
+    """The ``costmodel`` console script (pyproject.toml)."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

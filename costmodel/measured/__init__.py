@@ -4,7 +4,7 @@ Install the extra (``pip install costmodel[measured]``, i.e. ``aiconfigurator-co
 get measured GEMM, attention, MLA, MoE and collective latencies for the devices NVIDIA measured;
 without it ``available()`` is False and ``tables_for`` raises one ``InputError`` naming the
 extra. The analytic, shape-dependent GEMM efficiency curves fitted to those tables do not need
-the extra: ``costmodel.measured.curves`` reads them from ``assets/efficiency/gemm_curves.json``.
+the extra: ``costmodel.measured.curves`` reads them from ``costmodel/assets/efficiency/gemm_curves.json``.
 
     from costmodel.measured import available, tables_for
     t = tables_for("h200-sxm-141gb")             # MeasuredTables, or None (no table for the device)

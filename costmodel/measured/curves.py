@@ -1,6 +1,6 @@
 """Shape-dependent GEMM efficiency curves (no aiconfigurator import: pure Python + JSON).
 
-``assets/efficiency/gemm_curves.json`` holds, per measured device and dtype, four parameters
+``costmodel/assets/efficiency/gemm_curves.json`` holds, per measured device and dtype, four parameters
 fitted by ``benchmarks/fit_gemm_curves.py`` to aiconfigurator-core's measured GEMM tables, and a
 *generic* curve per dtype (fitted to all measured devices at once) for devices without tables.
 
@@ -36,7 +36,7 @@ from typing import Optional
 
 from ..errors import InputError
 
-CURVES_PATH = Path(__file__).resolve().parent.parent.parent / "assets" / "efficiency" / "gemm_curves.json"
+CURVES_PATH = Path(__file__).resolve().parent.parent / "assets" / "efficiency" / "gemm_curves.json"
 
 # costmodel dtype spellings -> curve dtypes. fp16 runs at the bf16 tensor-core rate on every
 # measured device and reads the bf16 curve.

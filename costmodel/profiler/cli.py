@@ -18,6 +18,7 @@ import sys
 
 from ..cli.output import dumps, printable
 from ..errors import InputError
+from ..extras import require
 
 
 def register(sub) -> None:
@@ -146,6 +147,7 @@ def request_from_args(args):
 
 
 def run(args) -> int:
+    require("profile")
     from .compare import format_table
     from .proc import Interrupted, on_signals, signal_name
     from .runner import start_profile
@@ -281,6 +283,7 @@ def format_probe(cal: dict) -> str:
 
 
 def run_probe_cmd(args) -> int:
+    require("profile")
     from .env import default_hardware
     from .probe import probe_calibration, run_probe
 
@@ -406,6 +409,7 @@ def run_measurements(args) -> int:
 
 
 def run_gpu_check(args) -> int:
+    require("profile")
     from .gpucheck import main
 
     return main(args)

@@ -83,7 +83,7 @@ def generic_from_hf(cfg: dict, supported: tuple[str, ...]) -> GenericHFSpec:
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     except ImportError:
         raise _refuse(mt, "costmodel has no formulas for it, and an exact count through transformers needs torch "
-                          "and transformers installed (pip install torch transformers, as in requirements.txt)",
+                          "and transformers installed (pip install 'costmodel[profile]')",
                       supported) from None
     if not isinstance(mt, str) or mt not in CONFIG_MAPPING_NAMES:
         raise _refuse(mt, "not a model type transformers registers", supported)

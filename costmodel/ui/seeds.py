@@ -1,4 +1,4 @@
-"""Seed scenarios (``assets/seeds.json``): one-click starting points on the Start page."""
+"""Seed scenarios (``costmodel/assets/seeds.json``): one-click starting points on the Start page."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _seeds(path: str) -> tuple[dict, ...]:
 
 
 def load_seeds(path: str | Path = SEEDS_FILE) -> list[dict]:
-    """Seed scenarios (``assets/seeds.json``): id, title, description, page, query (URL parameters)."""
+    """Seed scenarios (``costmodel/assets/seeds.json``): id, title, description, page, query (URL parameters)."""
     return [dict(s) for s in _seeds(str(path))]
 
 

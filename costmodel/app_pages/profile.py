@@ -6,6 +6,7 @@ import streamlit as st
 
 from costmodel.ui import format as fmt, page_state, tables
 from costmodel.ui.safe_text import plotly_text
+from costmodel import extras
 from costmodel.errors import InputError
 from costmodel.profiler import ProfileRequest, start_profile
 from costmodel.profiler import figures as pfig
@@ -14,11 +15,15 @@ from costmodel.profiler.compare import history_rows, module_flops_rows
 from costmodel.profiler.env import default_hardware, device_label
 from costmodel.profiler.probe import probe_calibration, run_probe
 from costmodel.storage import Store
-from app_pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
+from costmodel.app_pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
 
 st.title("Profile")
 st.caption("Runs real PyTorch steps of the model (random weights, built from its config) in a separate process "
            "with a hard time limit, then puts each measurement beside the estimator's prediction.")
+if not extras.available("profile"):  # the light install has no torch: say what to install, run nothing
+    st.error(f"The profiler needs PyTorch and transformers ({', '.join(extras.missing('profile'))} not installed). "
+             f"Install the extra: `{extras.install_hint('profile')}` — the other pages work without it.")
+    st.stop()
 
 DEFAULTS = {**page_state.MODEL_STATE, **page_state.WORKLOAD_STATE, "preset": "gpt2", "batch": 1, "seq": 128,
             "precision": "fp32", "device": "cpu", "steps": 3, "warmup": 1, "timeout_s": 300, "overrides": "",

@@ -3,14 +3,16 @@ or Chinese (``lang=zh`` in the URL)."""
 
 import streamlit as st
 
+from costmodel import __version__
 from costmodel.models import get_preset
 from costmodel.ui import i18n, seeds
-from app_pages._widgets import PageState, lang
+from costmodel.app_pages._widgets import PageState, lang
 
 ps = PageState("home", {})
 L = lang(ps)
 st.title(i18n.t("home.title", L))
 st.markdown(i18n.t("home.intro", L))
+st.caption(f"costmodel {__version__}")  # the one version (pyproject reads it from costmodel/__init__.py)
 
 st.subheader(i18n.t("home.seeds", L))
 all_seeds = seeds.load_seeds()
