@@ -56,7 +56,7 @@ FRONTEND_S = 5e-3
 
 ADMISSIONS = ("reserve", "on-demand", "static")
 KV_FRACTION_OF = ("total", "free", "none")
-TIME_SOURCES = ("roofline", "measured")
+TIME_SOURCES = ("roofline", "measured", "auto")
 
 
 @dataclass(frozen=True)
