@@ -274,3 +274,12 @@ def resolve_engine(engine, hw) -> tuple[EngineProfile, str]:
         return default_engine(hw)
     prof = get_engine(engine)
     return prof, f"{prof.name}: chosen"
+
+
+def engine_with_time_source(engine, time_source):
+    """An engine profile with op times from ``time_source`` (roofline | measured | auto; None: the profile's)."""
+    if time_source is None:
+        return engine
+    if time_source not in TIME_SOURCES:
+        raise InputError("time_source", f"must be one of {', '.join(TIME_SOURCES)}, got {time_source!r}")
+    return engine.with_(time_source=time_source)
