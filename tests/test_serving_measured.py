@@ -82,6 +82,38 @@ def test_decode_and_prefill_attention_equal_their_rows():
         assert rec["seconds"]["context_attention"][0] == pytest.approx(32 * lat * 1e-3, rel=1e-9)
 
 
+def test_mla_reads_the_mla_tables_off_the_spec():
+    """DeepSeek-V3 (128 latent-attention heads, kv_lora_rank 512): at tp 8 a GPU runs 16 heads; decode attention
+    of its 61 layers is 61 x the generation-MLA row (batch, step, 16 heads)."""
+    from types import SimpleNamespace
+
+    from costmodel.models import load_model
+    from costmodel.serving.measured_ops import mla_of
+
+    spec = load_model("deepseek-v3")
+    mla = mla_of(spec)
+    assert (mla.heads, mla.kv_lora_rank, mla.qk_rope_head_dim) == (128, 512, 64)  # the preset's config.json
+    assert mla_of(load_model("llama-3-8b")) is None
+    ops = _measured().ops
+    stub = SimpleNamespace(tp=8, spec=spec)
+    key = ops._mla_key(stub, mla)
+    assert key[0] == ("bfloat16", "bfloat16") and key[1] == 16
+    rows = [r for r in _rows(_data_dir() / "mla/trtllm/1.3.0rc20/generation_mla_perf.parquet",
+                             ["batch_size", "step", "num_heads", "mla_dtype", "kv_cache_dtype", "latency"])
+            if r[2:5] == (16, "bfloat16", "bfloat16")]
+    assert len(rows) >= 5
+    for b, step, _, _, _, lat in rows[::max(len(rows) // 5, 1)][:5]:
+        got = ops._attention("generation_mla", stub, b, step, 61, lambda: math.nan, key)
+        assert got == pytest.approx(61 * lat * 1e-3, rel=1e-9)
+    assert ops._mla_key(stub, replace_dims(mla, kv_lora_rank=256))[0] is None  # a latent shape never measured
+
+
+def replace_dims(mla, **kw):
+    from dataclasses import replace
+
+    return replace(mla, **kw)
+
+
 def test_allreduce_equals_the_custom_allreduce_row():
     """tp 2: 2 all-reduces per layer of T x hidden bf16 values; the row's message_size counts elements."""
     rows = _rows(_data_dir() / "comm/trtllm/1.3.0rc20/custom_allreduce_perf.parquet",

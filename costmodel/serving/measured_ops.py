@@ -10,7 +10,8 @@ rows; ``Ls`` layers of which ``Lf`` attend to every cached token and ``Lw`` to a
     MoE experts     Ls x the fused MoE op moe(tokens routed to this rank's experts, h, f, k, E, moe_tp, ep)
                     where the table measured that model configuration; else its grouped GEMMs: every touched
                     expert runs gemm(rows, 2f / moe_tp, h) + gemm(rows, h, f / moe_tp), rows = T k / touched
-    decode attn     Lf x generation_attention(batch = n_dec, kv_len = ctx / n_dec)  (+ Lw at ctx_win / n_dec)
+    decode attn     Lf x generation_attention(batch = n_dec, kv_len = ctx / n_dec)  (+ Lw at ctx_win / n_dec);
+                    MLA models (DeepSeek-V3's latent shape) read generation_mla / context_mla with H / tp heads
     prefill attn    Lf x context_attention(batch = n_eq, seq = s_eq)  (+ Lw at the windowed sum), where
                     s_eq = 2 pre_attn / pre_tok and n_eq = pre_tok / s_eq: the causal prefills with the same
                     query rows and the same (query, key) pairs as the iteration's chunks (a chunk of c tokens
@@ -62,6 +63,18 @@ ENGINE_FUSIONS = (("qkv", ("q", "k", "v")), ("gate_up", ("gate", "up")))
 PCIE_MAX_BYTES_PER_S = 64e9
 
 
+# The MLA tables measured DeepSeek-V3's latent attention only (aiconfigurator-core's collector: kv_lora_rank 512,
+# qk_nope 128 + qk_rope 64 query/key dims, v 128), per GPU head count; another MLA shape falls back to the roofline.
+MLA_MEASURED_DIMS = {"kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}
+
+
+def mla_of(spec):
+    """The spec's multi-head latent attention mixer (specs.blocks.MLA: DeepSeek-V2/V3, Kimi K2), or None."""
+    from ..specs.blocks import MLA
+
+    return next((b.mixer for b in getattr(spec, "blocks", ()) if isinstance(b.mixer, MLA)), None)
+
+
 def fused_gemms(local_gemms) -> list[tuple[str, float, float]]:
     """The per-layer GEMMs as serving engines launch them: q/k/v as one qkv GEMM and gate/up as one gate_up GEMM
     (TensorRT-LLM, vLLM and SGLang fuse both; same input, outputs concatenated)."""
@@ -103,8 +116,9 @@ class MeasuredOps(RooflineOps):
 
     def provenances(self) -> dict:
         """Each op table's own provenance line (version, kernel, GPU, collection tier), None where not shipped."""
-        return {op: self.tables.provenance(op) for op in ("gemm", "context_attention", "generation_attention", "moe",
-                                                          "custom_allreduce", "nccl")}
+        return {op: self.tables.provenance(op) for op in ("gemm", "context_attention", "generation_attention",
+                                                          "context_mla", "generation_mla", "moe", "custom_allreduce",
+                                                          "nccl")}
 
     @contextlib.contextmanager
     def recording(self):
@@ -233,6 +247,17 @@ class MeasuredOps(RooflineOps):
         group = 0 if kv_heads == heads else kv_heads
         return (math_dtype, kv, s.head_dim, 0, group), heads, kv_heads
 
+    def _mla_key(self, sm, mla):
+        """(table key, heads per GPU, None) of the MLA tables for this spec, or (None, ...) where they do not
+        cover it (another latent shape, a dtype without a table)."""
+        p = self.prec
+        kv, math_dtype = _ATTN_DTYPE.get(p.kv_cache), _ATTN_DTYPE.get(p.attention_dtype)
+        heads = mla.heads / sm.tp
+        dims_ok = all(getattr(mla, k) == v for k, v in MLA_MEASURED_DIMS.items())
+        if kv is None or math_dtype is None or not dims_ok or heads != int(heads):
+            return None, heads, None
+        return (math_dtype, kv), heads, None
+
     def _attention(self, op, sm, batch, seq, layers, roofline, key_heads):
         key, heads, _ = key_heads
         if key is not None and self._grid(op, key) is None:  # a decode kernel measured with the other math dtype
@@ -283,24 +308,29 @@ class MeasuredOps(RooflineOps):
         t = t + self.gemm_s(n_logits, s.vocab / sm.tp, s.hidden, "bf16", op="lm_head", weights="bf16")
         if s.num_experts:
             t = t + self._moe_s(sm, T, mx, Ls)
-        heads = self._attention_key(sm)
+        if not hasattr(sm, "_mla"):
+            sm._mla = mla_of(sm.spec)
+        mla = sm._mla
+        heads = self._mla_key(sm, mla) if mla is not None else self._attention_key(sm)
+        gen_op, ctx_op = ("generation_mla", "context_mla") if mla is not None else \
+            ("generation_attention", "context_attention")
         nd = np.asarray(n_dec, dtype=float)
         safe = np.maximum(nd, 1e-9)
         if rows_per_decode == 1:
             for layers, c in ((Lf, ctx), (Lw, ctx_win)):
                 if layers:
-                    t = t + self._attention("generation_attention", sm, nd, np.asarray(c) / safe, layers,
+                    t = t + self._attention(gen_op, sm, nd, np.asarray(c) / safe, layers,
                                             lambda c=c: sm.decode_attention_roofline_s(np.asarray(c, dtype=float), 1, np.maximum),
                                             heads)
         else:  # speculative verification: k + 1 query rows per sequence; no table measured it
-            t = t + self._roofline("generation_attention",
+            t = t + self._roofline(gen_op,
                                    sm.decode_attention_roofline_s(Lf * ctx + Lw * ctx_win, rows_per_decode, mx))
         pt = np.asarray(pre_tok, dtype=float)
         for layers, pa in ((Lf, pre_attn), (Lw, pre_attn_win)):
             if layers:
                 s_eq = np.where(pt > 0, 2.0 * np.asarray(pa, dtype=float) / np.maximum(pt, 1e-9), 0.0)
                 n_eq = np.where(s_eq > 0, pt / np.maximum(s_eq, 1e-9), 0.0)
-                t = t + self._attention("context_attention", sm, n_eq, s_eq, layers,
+                t = t + self._attention(ctx_op, sm, n_eq, s_eq, layers,
                                         lambda pa=pa: sm.prefill_attention_roofline_s(
                                             np.asarray(pa, dtype=float), np.asarray(pre_kv, dtype=float), np.maximum),
                                         heads)
