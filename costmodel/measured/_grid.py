@@ -43,13 +43,14 @@ import numpy as np
 class LogGrid:
     """Measured latencies on a rectilinear grid, queried by log-multilinear interpolation."""
 
-    __slots__ = ("axes", "log_axes", "log_t", "measured", "up_power", "down_power", "names")
+    __slots__ = ("axes", "log_axes", "log_axes_np", "log_t", "measured", "up_power", "down_power", "names")
 
     def __init__(self, axes: Sequence[Sequence[float]], log_t: np.ndarray, measured: np.ndarray,
                  up_power: Sequence[Optional[float]], down_power: Sequence[Optional[float]],
                  names: Sequence[str]):
         self.axes = tuple(tuple(float(v) for v in a) for a in axes)
         self.log_axes = tuple(tuple(math.log(v) for v in a) for a in self.axes)
+        self.log_axes_np = tuple(np.asarray(la, dtype=float) for la in self.log_axes)  # for query_many
         self.log_t = log_t
         self.measured = measured
         self.up_power = tuple(up_power)
@@ -158,7 +159,7 @@ class LogGrid:
         extra = np.zeros(n)
         lower, frac = [], []
         for i, x in enumerate(cols):
-            la = np.asarray(self.log_axes[i])
+            la = self.log_axes_np[i]
             good = (x > 0) & np.isfinite(x)
             ok &= good
             lx = np.log(np.where(good, x, 1.0))

@@ -40,6 +40,8 @@ from ..errors import InputError
 from .ops import RooflineOps
 
 SOURCES = ("table", "extrapolated", "roofline")
+SMALL_ARRAY = 16  # arrays up to this size are looked up point by point through the memo
+MEMO_MAX = 200_000  # memoised points per MeasuredOps (a long simulation meets new context lengths every iteration)
 TABLE, EXTRAPOLATED, ROOFLINE = 0, 1, 2
 
 # How tokens spread over experts in the measured MoE op: aiconfigurator's own default for decode steps
@@ -138,26 +140,36 @@ class MeasuredOps(RooflineOps):
             self._grids[ck] = table.grid(key) if table is not None else None
         return self._grids[ck]
 
+    def _query_scalar(self, op: str, key: tuple, g, point: tuple):
+        mk = (op, key, point)
+        hit = self._memo.get(mk)
+        if hit is None:
+            if g is None:
+                hit = (float("nan"), ROOFLINE)
+            else:
+                v = g.query(point, False)
+                hit = (v, TABLE) if v is not None else (g.query(point, True), EXTRAPOLATED)
+                if hit[0] is None:
+                    hit = (float("nan"), ROOFLINE)
+            if len(self._memo) < MEMO_MAX:
+                self._memo[mk] = hit
+        return hit
+
     def _query(self, op: str, key: tuple, coords: tuple):
         """(seconds, source code) from the grid of ``key``: NaN and ROOFLINE where neither the grid nor its
-        extrapolation covers a point. Scalars are memoised."""
+        extrapolation covers a point. Scalars, and the points of small arrays (the simulator's few candidate
+        batches), are memoised; large arrays go through the vectorised grid query."""
         g = self._grid(op, key)
         if all(np.ndim(c) == 0 for c in coords):
-            mk = (op, key, tuple(float(c) for c in coords))
-            hit = self._memo.get(mk)
-            if hit is None:
-                if g is None:
-                    hit = (float("nan"), ROOFLINE)
-                else:
-                    v = g.query(mk[2], False)
-                    hit = (v, TABLE) if v is not None else (g.query(mk[2], True), EXTRAPOLATED)
-                    if hit[0] is None:
-                        hit = (float("nan"), ROOFLINE)
-                self._memo[mk] = hit
-            return hit
-        shape = np.broadcast(*[np.asarray(c) for c in coords]).shape
+            return self._query_scalar(op, key, g, tuple(float(c) for c in coords))
+        arrays = np.broadcast_arrays(*[np.asarray(c, dtype=float) for c in coords])
+        shape = arrays[0].shape
         if g is None:
             return np.full(shape, np.nan), np.full(shape, ROOFLINE)
+        if arrays[0].size <= SMALL_ARRAY:
+            hits = [self._query_scalar(op, key, g, pt) for pt in zip(*(a.ravel().tolist() for a in arrays))]
+            t = np.array([h[0] for h in hits], dtype=float).reshape(shape)
+            return t, np.array([h[1] for h in hits]).reshape(shape)
         t = g.query_many(coords, False)
         code = np.where(np.isnan(t), ROOFLINE, TABLE)
         if (code == ROOFLINE).any():
