@@ -265,7 +265,7 @@ class MeasuredOps(RooflineOps):
         kv = _ATTN_DTYPE.get(p.kv_cache)
         math_dtype = _ATTN_DTYPE.get(p.attention_dtype)
         heads, kv_heads = sm.heads_local, max(round(s.kv_heads / sm.tp), 1) if sm.tp > 1 else s.kv_heads
-        if kv is None or math_dtype is None or heads != int(heads) or int(heads) % kv_heads:
+        if kv is None or math_dtype is None or not kv_heads or heads != int(heads) or int(heads) % kv_heads:
             return None, heads, kv_heads
         group = 0 if kv_heads == heads else kv_heads
         return (math_dtype, kv, s.head_dim, 0, group), heads, kv_heads
