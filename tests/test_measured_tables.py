@@ -55,7 +55,7 @@ def test_hardware_mapping_needs_no_extra(monkeypatch):
     assert system_for("l40s") == "l40s"  # an aiconfigurator system name passes through
     for hw in ("a100-sxm-40gb", "h100-pcie-80gb", "l4-24gb", "mi300x-192gb", "tpu-v5e"):
         assert system_for(hw) is None
-    assert set(measured.NO_TABLE) == {"a100-sxm-40gb", "a100-pcie-80gb", "h100-pcie-80gb", "l4-24gb"}
+    assert set(measured.NO_TABLE) == {"a100-sxm-40gb", "a100-pcie-80gb", "h100-pcie-80gb", "l4-24gb", "gh200"}
 
 
 # ---- tables_for and versions ------------------------------------------------------------------------

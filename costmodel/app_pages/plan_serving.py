@@ -21,11 +21,12 @@ st.caption("The engine each device would run, time to first token and per-token 
            "your SLOs. Numbers from `costmodel.plans.plan_serving` and `costmodel.serving`.")
 
 DEFAULTS = {**page_state.MODEL_STATE, "preset": "llama-3-8b", "hw": "h100-sxm-80gb", "prompt": 1024, "generate": 256,
-            "precision": "bf16", "kv_precision": "", "tp": 1, "engine": "auto", "provider": "",
+            "precision": "bf16", "kv_precision": "", "tp": 1, "engine": "auto", "time_source": "roofline", "provider": "",
             "tier": "on-demand", "region": "world", "utilization": 1.0, "also": "", "also_models": "", "usd_h": 0.0,
             "qps": 2.0, "dist": "fixed", "slo_ttft_ms": 500.0, "slo_tpot_ms": 50.0, "requests": 500}
 SERVE_PRECISIONS = ["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 ENGINES = ["auto", *engine_names()]
+TIME_SOURCES = ["roofline", "auto", "measured"]
 ps = PageState("plan_serving", DEFAULTS)
 sb = st.sidebar
 hws = {h.id: h for h in list_hardware()}
@@ -34,23 +35,27 @@ hws = {h.id: h for h in list_hardware()}
 def plan_for(hw_id: str, other_model=None):
     return plans.plan_serving(other_model or model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
                               precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None,
-                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state))
+                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state),
+                              time_source=ps.get("time_source"))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _simulate(model_key, hw_id, precision, kv, tp, engine, prompt, generate, qps, dist, n):
-    sm, _ = step_model(model_key, hw_id, precision=precision, kv_cache_precision=kv, tp=tp, engine=engine)
+def _simulate(model_key, hw_id, precision, kv, tp, engine, prompt, generate, qps, dist, n, time_source):
+    sm, _ = step_model(model_key, hw_id, precision=precision, kv_cache_precision=kv, tp=tp, engine=engine,
+                       time_source=time_source)
     reqs = poisson_requests(qps, n, prompt, generate, distribution=dist, spread=0.5 if dist != "fixed" else 0.0,
                             seed=0, max_positions=sm.spec.max_positions or None)
     return simulate(sm, reqs).summary()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _capacity(model_key, devices, precision, kv, engine, prompt, generate, qps, ttft, tpot, dist, pricing_items):
+def _capacity(model_key, devices, precision, kv, engine, prompt, generate, qps, ttft, tpot, dist, pricing_items,
+              time_source):
     return serving_capacity.plan_capacity(
         model_key, qps=qps, input_tokens=prompt, output_tokens=generate, slo_ttft_s=ttft, slo_tpot_s=tpot,
         hardware=devices, tps=(1, 2, 4, 8), engines=(engine,), precisions=(precision,), kv_cache_precision=kv,
-        pricing=dict(pricing_items), num_requests=300, distribution=dist, spread=0.5 if dist != "fixed" else 0.0)
+        pricing=dict(pricing_items), num_requests=300, distribution=dist, spread=0.5 if dist != "fixed" else 0.0,
+        time_source=time_source)
 
 
 try:
@@ -66,6 +71,10 @@ try:
               help="auto: what a planner deploys on the device (vLLM on NVIDIA, vLLM-ROCm on AMD, JetStream on TPU, "
                    "eager on CPU); hf-eager: Hugging Face generate, static batch; vllm / sglang / tensorrt-llm: paged KV, "
                    "continuous batching, CUDA graphs, chunked prefill (docs/serving.md)")
+    ps.select(sb, "Op times", "time_source", TIME_SOURCES,
+              help="roofline: every op from the engine's fitted efficiencies of the datasheet peaks; measured: from "
+                   "NVIDIA aiconfigurator-core's measured per-op tables of the engine's backend on this device "
+                   "(pip install costmodel[measured]); auto: measured where such tables exist, else roofline")
     with sb.expander("Traffic and SLOs", expanded=True):
         ps.number(st, "Requests per second", "qps", min_value=0.001, max_value=1e6, step=0.5)
         ps.select(st, "Length distribution", "dist", list(LENGTH_DISTRIBUTIONS),
@@ -89,6 +98,10 @@ except InputError as err:
 ps.show_problems()
 
 st.info(f"**Engine: {plan.engine}** — {plan.engine_reason}", icon=":material/settings:")
+_sh = plan.op_time_shares
+st.caption(f"Op times: {md(plan.op_times, 2000)}" + (
+    f" — offline device time {_sh['table']:.0%} from the tables, {_sh['extrapolated']:.0%} extrapolated beyond them, "
+    f"{_sh['roofline']:.0%} roofline fallback" if _sh else ""))
 p1 = plan.points[0]
 best = min((p for p in plan.points if p.fits), key=lambda p: p.usd_per_million_tokens
            if p.usd_per_million_tokens is not None else float("inf"), default=None)
@@ -153,7 +166,7 @@ qps, n = float(ps.get("qps")), int(ps.get("requests"))
 slo_ttft, slo_tpot = float(ps.get("slo_ttft_ms")) / 1e3, float(ps.get("slo_tpot_ms")) / 1e3
 try:
     summary = _simulate(model_key, hw_id, ps.get("precision"), kv, ps.get("tp"), ps.get("engine"), ps.get("prompt"),
-                        ps.get("generate"), qps, ps.get("dist"), n)
+                        ps.get("generate"), qps, ps.get("dist"), n, ps.get("time_source"))
 except InputError as err:
     summary = None
     st.info(f"simulation — {md(err.field, 200)}: {md(err.message, 2000)}")
@@ -186,7 +199,8 @@ ps.values["also"] = ",".join(also)
 try:
     pricing = page_state.pricing_from_state(ps.state)
     cap = _capacity(model_key, tuple([hw_id, *also]), ps.get("precision"), kv, ps.get("engine"), ps.get("prompt"),
-                    ps.get("generate"), qps, slo_ttft, slo_tpot, ps.get("dist"), tuple(sorted(pricing.items())))
+                    ps.get("generate"), qps, slo_ttft, slo_tpot, ps.get("dist"), tuple(sorted(pricing.items())),
+                    ps.get("time_source"))
 except InputError as err:
     cap = None
     st.info(f"fleet — {md(err.field, 200)}: {md(err.message, 2000)}")

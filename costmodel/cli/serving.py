@@ -48,7 +48,8 @@ def _speculation(a, hw, precision):
     alpha = number_arg("spec_alpha", a.spec_alpha if a.spec_alpha is not None else 0.7, 0.0, 1.0)
     draft = None
     if a.draft_model:
-        draft, _ = step_model(a.draft_model, hw, precision=precision, engine=a.engine or None)
+        draft, _ = step_model(a.draft_model, hw, precision=precision, engine=a.engine or None,
+                              time_source=a.time_source)
     return Speculation(k=k, alpha=alpha, draft=draft)
 
 
@@ -69,12 +70,12 @@ def _plan_serve(a) -> int:
     plan = plan_serving(a.model, hw, prompt=prompt, generate=generate, precision=a.precision,
                         kv_cache_precision=a.kv_cache_precision, tp=tp, pp=pp, ep=ep, batch_sizes=sizes,
                         engine=a.engine, efficiency=eff, pricing=pricing_from_args(a), prefix_hit=hit,
-                        speculation=spec)
+                        speculation=spec, time_source=a.time_source)
     out = plan.to_dict()
     sim = None
     if a.qps is not None or a.trace or a.concurrency is not None:
         sm, _ = step_model(a.model, hw, precision=a.precision, kv_cache_precision=a.kv_cache_precision, tp=tp,
-                           pp=pp, ep=ep, engine=a.engine, efficiency=eff, speculation=spec)
+                           pp=pp, ep=ep, engine=a.engine, efficiency=eff, speculation=spec, time_source=a.time_source)
         n = int_arg("requests", a.requests, 1, 1_000_000)
         dist = a.length_distribution
         if dist not in LENGTH_DISTRIBUTIONS:
@@ -109,7 +110,7 @@ def _plan_serve(a) -> int:
                             output_tokens=generate, slo_ttft_s=ttft, slo_tpot_s=tpot, hardware=devices, tps=tps,
                             engines=(a.engine,), precisions=precisions, kv_cache_precision=a.kv_cache_precision,
                             pricing=pricing_from_args(a), percentile=number_arg("percentile", a.percentile, 50, 99.99),
-                            prefix_hit=hit)
+                            prefix_hit=hit, time_source=a.time_source)
         out["capacity"] = cap.to_dict()
         if sim is not None:
             out["simulation"]["goodput_requests_per_s"] = sim.goodput(ttft, tpot)
@@ -124,6 +125,11 @@ def _print(plan, sim, cap) -> None:
     print(f"serving plan: {plan.model} on {plan.tp * plan.pp} x {plan.hardware} (tp {plan.tp}, pp {plan.pp}), "
           f"{plan.precision} weights, {plan.kv_cache_precision} KV cache, prompt {plan.prompt} + generate {plan.generate}")
     print(f"engine: {plan.engine} ({plan.engine_reason})")
+    print(f"op times: {plan.op_times}")
+    if plan.op_time_shares:
+        sh = plan.op_time_shares
+        print(f"          offline device time {sh['table']:.0%} from the tables, {sh['extrapolated']:.0%} extrapolated "
+              f"beyond their grids, {sh['roofline']:.0%} roofline fallback (ops or shapes without a table)")
     print(f"weights/device {plan.weights_bytes_per_device / GiB:.2f} GiB  KV pool/device "
           f"{plan.kv_pool_bytes_per_device / GiB:.2f} GiB  KV cache {plan.kv_cache_bytes_per_token / 2**10:.1f} KiB/token  "
           f"max batch {plan.max_batch:,}  max context {plan.max_context:,}"
@@ -207,6 +213,10 @@ def register(sub) -> None:
     ps.add_argument("--spec-alpha", default=None, help="speculative decoding: per-token acceptance rate (default 0.7)")
     ps.add_argument("--draft-model", default=None, help="speculative decoding: draft model (default: a draft head "
                                                         "costing 5%% of a decode step)")
+    ps.add_argument("--time-source", default=None,
+                    help="op times: roofline (the engine profile's fitted efficiencies; the default) | measured "
+                         "(aiconfigurator-core's per-op tables of the engine's backend on the device: pip install "
+                         "costmodel[measured]) | auto (measured where such tables exist, else roofline, saying why)")
     ps.add_argument("--json", action="store_true", help="print one JSON object")
     add_assumption_args(ps, engine_help=SERVE_ENGINE_HELP)
     ps.set_defaults(run=_plan_serve)

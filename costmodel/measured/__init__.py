@@ -49,6 +49,7 @@ HARDWARE_SYSTEMS = {
     "gb300": "gb300",
     "gb300-288gb": "gb300",
     "rtx-pro-6000-96gb": "rtx_pro_6000_server",
+    "rtx-pro-6000-blackwell-server": "rtx_pro_6000_server",  # benchmarks/hardware/ record of the same board
     "arc-pro-b60-24gb": "b60",
 }
 # catalog ids that have an aiconfigurator system spec but no measured table (documented, not guessed)
@@ -57,6 +58,7 @@ NO_TABLE = {
     "a100-pcie-80gb": "no table: aiconfigurator-core 0.12.0 ships an estimate-only spec for a100_pcie",
     "h100-pcie-80gb": "no table: aiconfigurator-core 0.12.0 ships an estimate-only spec for h100_pcie",
     "l4-24gb": "no table: aiconfigurator-core 0.12.0 ships an estimate-only spec for l4",
+    "gh200": "no table: aiconfigurator-core 0.12.0 has no GH200 system (its H100 runs at 4 TB/s, not the SXM's 3.35)",
 }
 
 

@@ -43,13 +43,14 @@ import numpy as np
 class LogGrid:
     """Measured latencies on a rectilinear grid, queried by log-multilinear interpolation."""
 
-    __slots__ = ("axes", "log_axes", "log_t", "measured", "up_power", "down_power", "names")
+    __slots__ = ("axes", "log_axes", "log_axes_np", "log_t", "measured", "up_power", "down_power", "names")
 
     def __init__(self, axes: Sequence[Sequence[float]], log_t: np.ndarray, measured: np.ndarray,
                  up_power: Sequence[Optional[float]], down_power: Sequence[Optional[float]],
                  names: Sequence[str]):
         self.axes = tuple(tuple(float(v) for v in a) for a in axes)
         self.log_axes = tuple(tuple(math.log(v) for v in a) for a in self.axes)
+        self.log_axes_np = tuple(np.asarray(la, dtype=float) for la in self.log_axes)  # for query_many
         self.log_t = log_t
         self.measured = measured
         self.up_power = tuple(up_power)
@@ -144,6 +145,54 @@ class LogGrid:
                 return None
             total += w * float(v)
         return math.exp(total + extra)
+
+
+    def query_many(self, columns: Sequence, extrapolate: bool = False) -> np.ndarray:
+        """``query`` over numpy arrays of coordinates (one array or number per axis, broadcast together):
+        the same interpolation and coverage rules, NaN where ``query`` returns None. For the serving
+        simulator, which prices thousands of iterations at once."""
+        cols = np.broadcast_arrays(*[np.asarray(c, dtype=float) for c in columns])
+        shape = cols[0].shape
+        cols = [c.ravel() for c in cols]
+        n = cols[0].size
+        ok = np.ones(n, dtype=bool)
+        extra = np.zeros(n)
+        lower, frac = [], []
+        for i, x in enumerate(cols):
+            la = self.log_axes_np[i]
+            good = (x > 0) & np.isfinite(x)
+            ok &= good
+            lx = np.log(np.where(good, x, 1.0))
+            for mask, p, edge in ((lx < la[0] - 1e-12, self.down_power[i], la[0]),
+                                  (lx > la[-1] + 1e-12, self.up_power[i], la[-1])):
+                if mask.any():
+                    if not extrapolate or p is None:
+                        ok &= ~mask
+                    else:
+                        extra += np.where(mask, p * (lx - edge), 0.0)
+            lx = np.clip(lx, la[0], la[-1])
+            if len(la) == 1:
+                lower.append(np.zeros(n, dtype=np.intp))
+                frac.append(np.zeros(n))
+                continue
+            j = np.clip(np.searchsorted(la, lx, side="right") - 1, 0, len(la) - 2)
+            lower.append(j)
+            frac.append((lx - la[j]) / (la[j + 1] - la[j]))
+        total = np.zeros(n)
+        for corner in np.ndindex(*(2,) * len(cols)):
+            w = np.ones(n)
+            idx = []
+            for c, j, u, a in zip(corner, lower, frac, self.axes):
+                w = w * (u if c else 1.0 - u)
+                idx.append(np.minimum(j + c, len(a) - 1))
+            need = w > 0.0
+            if not need.any():
+                continue
+            v = self.log_t[tuple(idx)]
+            bad = np.isnan(v) if extrapolate else (np.isnan(v) | ~self.measured[tuple(idx)])
+            ok &= ~(need & bad)
+            total += np.where(need, w * np.nan_to_num(v), 0.0)
+        return np.where(ok, np.exp(total + extra), np.nan).reshape(shape)
 
 
 def _fill_along(log_t: np.ndarray, axis_values: np.ndarray, axis: int, power: float) -> np.ndarray:

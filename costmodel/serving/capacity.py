@@ -20,8 +20,11 @@ from ..costs import hourly_cost
 from ..errors import InputError
 from ..models import load_model
 from .batching.offline import offline_throughput
-from .engines import resolve_engine
+from .engines import engine_with_time_source, resolve_engine
+from .measured_ops import op_times
 from .model import Layout, StepModel, check_positions, model_shape
+from .ops import describe
+from .quant import serving_precision
 from .simulate import poisson_requests, simulate
 
 
@@ -136,9 +139,11 @@ def plan_capacity(model, *, qps: float, input_tokens: int, output_tokens: int, s
                   slo_tpot_s: float, hardware=("h100-sxm-80gb",), tps=(1, 2, 4, 8), engines=(None,),
                   precisions=("bf16", "fp8"), kv_cache_precision: str | None = None, pricing: dict | None = None,
                   percentile: float = 99.0, num_requests: int = 400, distribution: str = "fixed",
-                  spread: float = 0.0, prefix_hit: float = 0.0, seed: int = 0) -> CapacityPlan:
+                  spread: float = 0.0, prefix_hit: float = 0.0, seed: int = 0,
+                  time_source: str | None = None) -> CapacityPlan:
     """Search devices x TP x engine x precision x replicas for the cheapest fleet meeting the SLOs.
-    ``engines``: profile names, or None for each device's default."""
+    ``engines``: profile names, or None for each device's default. ``time_source``: roofline | measured | auto
+    (None: the profiles'); when given, ``assumptions["op_times"]`` names the source per device and engine."""
     if not (isinstance(qps, (int, float)) and qps > 0 and math.isfinite(qps)):
         raise InputError("qps", f"must be a positive number of requests per second, got {qps!r}")
     for name, v in (("slo_ttft_ms", slo_ttft_s), ("slo_tpot_ms", slo_tpot_s)):
@@ -155,11 +160,20 @@ def plan_capacity(model, *, qps: float, input_tokens: int, output_tokens: int, s
     check_positions(spec, input_tokens, output_tokens)
     cands: list[Candidate] = []
     frontier: list[FrontierPoint] = []
+    sources: dict = {}
     for hw_id in hardware:
         hw = resolve_hardware(hw_id)
         hour = hourly_cost(hw, pricing)
         for eng_name in engines:
             engine, why = resolve_engine(eng_name, hw)
+            engine = engine_with_time_source(engine, time_source)
+            if time_source is not None:
+                for prec in precisions:
+                    try:
+                        text = describe(op_times(hw, engine, serving_precision(prec, kv_cache_precision, hw)), engine)
+                    except InputError as err:  # the candidates say it too (infeasible)
+                        text = f"{err.field}: {err.message}"
+                    sources[f"{hw.id} {engine.name} {prec}"] = text
             for prec in precisions:
                 for tp in sorted(set(tps)):
                     if shape.heads % tp or tp > max(hw.nvlink_domain_gpus, hw.gpus_per_node, 1):
@@ -182,7 +196,8 @@ def plan_capacity(model, *, qps: float, input_tokens: int, output_tokens: int, s
                      "percentile": percentile, "requests_per_simulation": num_requests,
                      "routing": "random routing: each of R replicas sees a Poisson stream at qps / R",
                      "cost": "fleet $/h = replicas x devices x price per device-hour; per million output tokens "
-                             "at the target load", "prefix_hit": prefix_hit})
+                             "at the target load", "prefix_hit": prefix_hit,
+                     **({"op_times": sources} if time_source is not None else {})})
 
 
 def _candidate(spec, hw, hour, engine, why, prec, tp, kvp, qps, isl, osl, slo_ttft, slo_tpot, pct, n, dist, spread,

@@ -56,7 +56,7 @@ FRONTEND_S = 5e-3
 
 ADMISSIONS = ("reserve", "on-demand", "static")
 KV_FRACTION_OF = ("total", "free", "none")
-TIME_SOURCES = ("roofline", "measured")
+TIME_SOURCES = ("roofline", "measured", "auto")
 
 
 @dataclass(frozen=True)
@@ -274,3 +274,12 @@ def resolve_engine(engine, hw) -> tuple[EngineProfile, str]:
         return default_engine(hw)
     prof = get_engine(engine)
     return prof, f"{prof.name}: chosen"
+
+
+def engine_with_time_source(engine, time_source):
+    """An engine profile with op times from ``time_source`` (roofline | measured | auto; None: the profile's)."""
+    if time_source is None:
+        return engine
+    if time_source not in TIME_SOURCES:
+        raise InputError("time_source", f"must be one of {', '.join(TIME_SOURCES)}, got {time_source!r}")
+    return engine.with_(time_source=time_source)

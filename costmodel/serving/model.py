@@ -33,7 +33,7 @@ from ..parallel import group_link
 from ..layers import expected_experts
 from ..limits import check_positions  # noqa: F401 - re-exported for serving callers
 from .engines import EngineProfile
-from .ops import op_times
+from .measured_ops import op_times
 from .quant import WEIGHT_FORMATS, ServingPrecision, serving_precision
 from .shape import Shape, model_shape  # noqa: F401 - re-exported for serving callers
 
@@ -270,7 +270,7 @@ class StepModel:
         the sliding window (default: the uncapped sums)."""
         arr = isinstance(n_dec, np.ndarray) or isinstance(ctx, np.ndarray) or isinstance(pre_tok, np.ndarray)
         mx = np.maximum if arr else max
-        s, e, lay = self.shape, self.engine, self.layout
+        s, lay = self.shape, self.layout
         T = n_dec * rows_per_decode + pre_tok
         if n_logits is None:
             n_logits = n_dec * rows_per_decode
@@ -280,40 +280,27 @@ class StepModel:
             ctx_win = ctx
         if pre_attn_win is None:
             pre_attn_win = pre_attn
+        if not self.roofline:
+            t = self.ops.device_s(self, T=T, n_dec=n_dec, ctx=ctx, pre_tok=pre_tok, pre_attn=pre_attn, pre_kv=pre_kv,
+                                  n_logits=n_logits, ctx_win=ctx_win, pre_attn_win=pre_attn_win,
+                                  rows_per_decode=rows_per_decode)
+            return self._add_host_s(t, n_dec, n_seqs, arr, mx)
         br = self.byte_rate
         p = self.prec
-        if self.roofline:
-            dense = mx(2.0 * T * self.dense_params / self.mm_rate,
-                       (self.dense_params * p.weight_bytes + T * self.dense_io * p.act_bytes) / br)
-            lm = mx(2.0 * n_logits * self.lm_params / self.mm16_rate,
-                    (self.lm_params * p.dense_bytes + n_logits * s.vocab / self.tp * 4.0) / br)
-        else:
-            dense = 0.0
-            for c, (_, n, k) in zip(self.local_gemm_layers, self.local_gemms):
-                dense = dense + c * self.ops.gemm_s(T, n, k, p.compute_dtype)
-            lm = self.ops.gemm_s(n_logits, s.vocab / self.tp, s.hidden, "bf16")
+        dense = mx(2.0 * T * self.dense_params / self.mm_rate,
+                   (self.dense_params * p.weight_bytes + T * self.dense_io * p.act_bytes) / br)
+        lm = mx(2.0 * n_logits * self.lm_params / self.mm16_rate,
+                (self.lm_params * p.dense_bytes + n_logits * s.vocab / self.tp * 4.0) / br)
         t = dense + lm
         if s.num_experts:
-            # every rank's experts see the tokens of the whole group: the TP group's T (attention TP), or the T of
-            # each of the ep attention-DP ranks after the all-to-all; balanced routing gives a rank T k / ways rows
-            routed = T * lay.ep if lay.attention_dp else T
-            ways = lay.ep if lay.attention_dp else self.tp
-            touched = expected_experts(s.num_experts, s.top_k, routed) / lay.ep
-            moe = mx(2.0 * routed * s.top_k * s.expert_params / (ways * self.mm_rate),
-                     touched * self.expert_params_local * self.expert_weight_bytes / br)
-            t = t + self.moe_stage_layers * moe
+            t = t + self.moe_stage_layers * self.moe_roofline_s(T, mx)
         # attention
-        kvb = self.kv_layer_bytes
         Lf, Lw = self.full_layers, self.window_layers
         dec_pos = Lf * ctx + Lw * ctx_win
-        t_dec = mx(self.decode_flops_pos * dec_pos * rows_per_decode / self.attn_rate,
-                   dec_pos * kvb / br)
+        t_dec = self.decode_attention_roofline_s(dec_pos, rows_per_decode, mx)
         pre_pos = Lf * pre_attn + Lw * pre_attn_win
-        t_pre = mx(self.prefill_flops_pos * pre_pos / self.attn_rate,
-                   self.attn_stage_layers * pre_kv * kvb / br)
-        if s.ssm_layers:  # Mamba-2: each decoding sequence reads and writes its state; prefill runs the scan
-            t_pre = t_pre + pre_tok * self.ssm_stage_layers * s.ssm_flops_token / self.tp / self.attn_rate
-            t_dec = t_dec + 2.0 * n_dec * self.ssm_seq_bytes / br
+        t_pre = self.prefill_attention_roofline_s(pre_pos, self.attn_stage_layers * pre_kv, mx)
+        t_dec, t_pre = t_dec + self.ssm_decode_s(n_dec), t_pre + self.ssm_prefill_s(pre_tok)
         t = t + t_dec + t_pre + T * self.ew_bytes_token / br
         # collectives
         if self.tp > 1:
@@ -323,7 +310,11 @@ class StepModel:
                                                                 self.link)
         if lay.pp > 1:
             t = t + p2p_s(1.0, self.pp_link) + T * s.hidden * p.act_bytes / self.pp_link.bandwidth_bytes_per_s
-        # host
+        return self._add_host_s(t, n_dec, n_seqs, arr, mx)
+
+    def _add_host_s(self, t, n_dec, n_seqs, arr, mx):
+        """Device time ``t`` plus host time: CUDA-graph engines add it; eager loops overlap it (max)."""
+        e = self.engine
         if self.eager:
             host = e.per_op_overhead_s * self.eager_ops
             t = mx(t, host) + e.iteration_overhead_s
@@ -332,6 +323,41 @@ class StepModel:
         else:
             t = t + e.iteration_overhead_s + e.layer_overhead_s * self.stage_layers + e.per_sequence_overhead_s * n_seqs
         return t
+
+    # ---- roofline formulas of the op classes (also the measured path's fallback) ---------------------------
+    def moe_roofline_s(self, T, mx=max):
+        """One MoE layer's experts: every rank's experts see the tokens of the whole group (the TP group's T, or
+        the T of each of the ep attention-DP ranks after the all-to-all); balanced routing gives a rank
+        T k / ways rows; the weights of the distinct experts those tokens touch are read once."""
+        s, lay = self.shape, self.layout
+        routed = T * lay.ep if lay.attention_dp else T
+        ways = lay.ep if lay.attention_dp else self.tp
+        touched = expected_experts(s.num_experts, s.top_k, routed) / lay.ep
+        return mx(2.0 * routed * s.top_k * s.expert_params / (ways * self.mm_rate),
+                  touched * self.expert_params_local * self.expert_weight_bytes / self.byte_rate)
+
+    def decode_attention_roofline_s(self, positions, rows_per_decode=1, mx=max):
+        """Decode attention over ``positions`` cached (layer x token) positions: 4 (H / tp) d FLOPs per position
+        and query row (MLA: its absorbed form, serving/shape.py) vs reading each position's K and V (or latent)
+        once (FlashDecoding / paged attention)."""
+        return mx(self.decode_flops_pos * positions * rows_per_decode / self.attn_rate,
+                  positions * self.kv_layer_bytes / self.byte_rate)
+
+    def prefill_attention_roofline_s(self, pair_positions, kv_positions, mx=max):
+        """Prefill attention: 4 (H / tp) d FLOPs per (query, key) pair of the causal chunks vs reading the prior
+        K and V of ``kv_positions`` (layer x token) positions."""
+        return mx(self.prefill_flops_pos * pair_positions / self.attn_rate,
+                  kv_positions * self.kv_layer_bytes / self.byte_rate)
+
+    def ssm_decode_s(self, n_dec):
+        """Mamba-2 layers of a decode step: each decoding sequence reads and writes its state (memory-bound)."""
+        return 2.0 * n_dec * self.ssm_seq_bytes / self.byte_rate if self.shape.ssm_layers else 0.0 * n_dec
+
+    def ssm_prefill_s(self, pre_tok):
+        """Mamba-2 layers of a prefill: the chunked SSD scan and conv FLOPs per token (layers.ssd_scan)."""
+        s = self.shape
+        return pre_tok * self.ssm_stage_layers * s.ssm_flops_token / self.tp / self.attn_rate if s.ssm_layers \
+            else 0.0 * pre_tok
 
     def to_dict(self) -> dict:
         return {"engine": self.engine.name, "precision": self.prec.to_dict(), "tp": self.layout.tp,

@@ -2,20 +2,17 @@
 
 ``StepModel`` asks an op-time source for GEMMs, all-reduces and all-to-alls. ``RooflineOps`` prices them
 from the datasheet peaks and the profile's efficiencies (the default; the step model folds its GEMMs into one
-closed form for speed). A measured source (``time_source="measured"``) is looked up in ``costmodel.measured``
-(per-op tables of a backend on a device, e.g. NVIDIA aiconfigurator's, wired in on another branch:
-``tables_for(hardware_id, backend)`` with ``gemm_s(m, n, k, dtype)``), without importing it here when it is
-absent; ``MeasuredOps`` adapts such a table to the same interface.
+closed form for speed). ``time_source="measured"`` prices every op of the iteration from the measured tables of
+the engine's backend on the device (``costmodel.measured``, NVIDIA aiconfigurator-core's, an optional extra;
+``costmodel.serving.measured_ops.MeasuredOps``); ``"auto"`` does so where such tables exist and falls back to
+the roofline, saying why, where they do not. ``describe`` names the source in one line.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from ..collectives import Link, alltoall_s as _alltoall_s, ring_allreduce_volume_bytes
-from ..errors import InputError
 
 
 class RooflineOps:
@@ -24,6 +21,7 @@ class RooflineOps:
     fixed latency of a few microseconds on NVLink instead of 2 (n-1) ring steps)."""
 
     name = "roofline"
+    note = ""  # why ``auto`` chose the roofline
 
     def __init__(self, hw, engine, prec):
         self.hw, self.engine, self.prec = hw, engine, prec
@@ -50,45 +48,13 @@ class RooflineOps:
         return _alltoall_s(nbytes, n, eff)
 
 
-class MeasuredOps(RooflineOps):
-    """Per-op tables (``costmodel.measured``) for GEMMs; collectives fall back to the roofline unless the
-    tables provide ``allreduce_s(nbytes, n)``. ``provenance``: where the table came from."""
-
-    name = "measured"
-
-    def __init__(self, hw, engine, prec, tables):
-        super().__init__(hw, engine, prec)
-        self.tables = tables
-        self.provenance = str(getattr(tables, "provenance", "measured tables"))
-
-    def gemm_s(self, m, n, k, dtype):
-        f = np.vectorize(lambda mm: self.tables.gemm_s(int(max(mm, 1)), int(n), int(k), dtype) if mm > 0 else 0.0)
-        return f(m) if isinstance(m, np.ndarray) else float(f(np.asarray(m)))
-
-    def allreduce_s(self, nbytes, n: int, link: Link):
-        if hasattr(self.tables, "allreduce_s") and n > 1:
-            f = np.vectorize(lambda b: self.tables.allreduce_s(float(b), n))
-            return f(nbytes) if isinstance(nbytes, np.ndarray) else float(f(np.asarray(nbytes)))
-        return super().allreduce_s(nbytes, n, link)
-
-
-MEASURED_BACKENDS = {"tensorrt-llm": "trtllm", "vllm": "vllm", "sglang": "sglang"}
-
-
-def op_times(hw, engine, prec):
-    """The op-time source an engine profile asks for: roofline, or the measured tables of its backend on this
-    device (InputError naming what is missing when there are none)."""
-    if engine.time_source == "roofline":
-        return RooflineOps(hw, engine, prec)
-    backend = MEASURED_BACKENDS.get(engine.name)
-    if backend is None:
-        raise InputError("time_source", f"no measured tables exist for engine {engine.name}; use roofline")
-    try:
-        measured = importlib.import_module("costmodel.measured")
-    except ImportError:
-        raise InputError("time_source", "measured per-op tables are not installed (costmodel.measured); "
-                                        "use roofline") from None
-    tables = measured.tables_for(hw.id, backend)
-    if tables is None:
-        raise InputError("time_source", f"no measured {backend} tables for {hw.id}; use roofline")
-    return MeasuredOps(hw, engine, prec, tables)
+def describe(ops, engine) -> str:
+    """One line naming where the op times come from: "measured (aiconfigurator-core 0.12.0, trtllm 1.3.0rc20
+    tables, h200_sxm)" or "analytic (roofline, fitted efficiencies ...)" (+ why auto chose it)."""
+    if ops.name == "measured":
+        return ops.provenance
+    e = engine
+    fitted = "fitted " if "fitted" in str(e.sources.get("kernels", "")) else ""
+    text = (f"analytic (roofline with {fitted}{e.name} efficiencies: GEMM {e.matmul:.3g} bf16 / {e.matmul_fp8:.3g} fp8 / "
+            f"{e.matmul_fp4:.3g} fp4 of peak, memory {e.bandwidth:.3g}, attention {e.attention:.3g})")
+    return f"{text}; {ops.note}" if getattr(ops, "note", "") else text

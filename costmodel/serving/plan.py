@@ -13,8 +13,9 @@ from ..costs import hourly_cost
 from ..errors import InputError
 from ..models import load_model
 from .batching.offline import largest_static_batch, offline_throughput, static_batch_s
-from .engines import resolve_engine
+from .engines import engine_with_time_source, resolve_engine
 from .model import Layout, StepModel, check_positions
+from .ops import describe
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class ServingPlan:
     offline_usd_per_million_tokens: float | None = None
     offline_energy_kwh_per_million_tokens: float = 0.0
     offline: dict = field(default_factory=dict)
+    # where the op times came from, one line: "measured (aiconfigurator-core 0.12.0, trtllm ... tables, h200_sxm)"
+    # or "analytic (roofline with ... efficiencies)"; measured: share of the offline run's device seconds from the
+    # tables, their documented extrapolation and the roofline fallback (costmodel.serving.measured_ops)
+    op_times: str = ""
+    op_time_shares: dict = field(default_factory=dict)
 
     @property
     def devices(self) -> int:
@@ -90,11 +96,13 @@ def engine_with_efficiency(engine, efficiency):
 
 def step_model(model, hardware=None, *, precision: str = "bf16", kv_cache_precision: str | None = None, tp: int = 1,
                pp: int = 1, ep: int = 1, attention_dp: bool = False, engine=None, efficiency=None,
-               speculation=None) -> tuple[StepModel, str]:
-    """The step model of one replica and the reason its engine was chosen."""
+               speculation=None, time_source: str | None = None) -> tuple[StepModel, str]:
+    """The step model of one replica and the reason its engine was chosen. ``time_source``: roofline, measured
+    (aiconfigurator-core's per-op tables; an InputError where there are none) or auto (measured where the tables
+    exist, else the roofline, saying why); None: the engine profile's (roofline)."""
     hw = resolve_hardware(hardware)
     prof, why = resolve_engine(engine, hw)
-    prof = engine_with_efficiency(prof, efficiency)
+    prof = engine_with_time_source(engine_with_efficiency(prof, efficiency), time_source)
     sm = StepModel(model, hw, precision=precision, kv_cache_precision=kv_cache_precision, engine=prof,
                    layout=Layout(tp=tp, pp=pp, ep=ep, attention_dp=attention_dp), speculation=speculation)
     return sm, why
@@ -104,11 +112,12 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
                  kv_cache_precision: str | None = None, tp: int = 1, pp: int = 1, ep: int = 1,
                  batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256), engine: str | None = None, efficiency=None,
                  pricing: dict | None = None, attention: str = "fused", prefix_hit: float = 0.0,
-                 speculation=None) -> ServingPlan:
+                 speculation=None, time_source: str | None = None) -> ServingPlan:
     """Latency, throughput, memory and $ per million generated tokens across static batch sizes, the engine's
     continuous-batching offline throughput, and the largest batch and context that fit, for ``tp`` x ``pp``
     devices serving one model replica. ``engine`` None: the device's default profile (printed with its reason).
-    ``attention`` is kept for compatibility: every engine profile runs fused (flash) attention."""
+    ``attention`` is kept for compatibility: every engine profile runs fused (flash) attention. ``time_source``:
+    roofline | measured | auto (``step_model``); the plan names it in ``op_times``."""
     spec = load_model(model)
     if not spec.generative:
         raise InputError("model", f"{spec.name} is not a generative model; serving plans are for decoders")
@@ -119,7 +128,7 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
     if not sizes or sizes[0] < 1:
         raise InputError("batch_sizes", f"must be whole numbers >= 1, got {list(batch_sizes)!r}")
     sm, why = step_model(spec, hardware, precision=precision, kv_cache_precision=kv_cache_precision, tp=tp, pp=pp,
-                         ep=ep, engine=engine, efficiency=efficiency, speculation=speculation)
+                         ep=ep, engine=engine, efficiency=efficiency, speculation=speculation, time_source=time_source)
     hw, e = sm.hw, sm.engine
     devices = sm.layout.devices
     one_hour = hourly_cost(hw, pricing)
@@ -157,7 +166,13 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
         max_batch = largest_static_batch(sm, prompt, generate)
         max_ctx = _largest_context(sm, generate, cap)
     max_ctx = min(max_ctx, limit) if limit else max_ctx
-    off = offline_throughput(sm, prompt, generate, prefix_hit=prefix_hit) if generate else None
+    shares = {}
+    if generate and sm.ops.name == "measured":
+        with sm.ops.recording() as rec:
+            off = offline_throughput(sm, prompt, generate, prefix_hit=prefix_hit)
+        shares = time_shares(rec)
+    else:
+        off = offline_throughput(sm, prompt, generate, prefix_hit=prefix_hit) if generate else None
     off_tok = off.output_tokens_per_s if off else 0.0
     off_per_m = 1e6 / off_tok / 3600.0 if off_tok else float("inf")
     kv_default = "fp32" if precision == "fp32" else "bf16"
@@ -170,7 +185,7 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
         offline_throughput_tokens_per_s=off_tok, offline_throughput_tokens_per_s_per_device=off_tok / devices,
         offline_usd_per_million_tokens=off_per_m * devices * usd_h if (usd_h is not None and off_tok) else None,
         offline_energy_kwh_per_million_tokens=off_per_m * devices * kwh_h if off_tok else float("inf"),
-        offline=off.to_dict() if off else {},
+        offline=off.to_dict() if off else {}, op_times=describe(sm.ops, e), op_time_shares=shares,
         assumptions={"engine": e.name, "engine_reason": why, "engine_profile": e.to_dict(),
                      "precision": sm.prec.to_dict(), "price": one_hour.assumptions, "usd_per_device_hour": usd_h,
                      "efficiency": {"matmul": e.matmul, "matmul_fp8": e.matmul_fp8, "matmul_fp4": e.matmul_fp4,
@@ -181,6 +196,14 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
                                    "offline: continuous batching at steady state (costmodel.serving.batching.offline)",
                      "max_context": f"capped at the model's maximum positions ({limit:,})" if limit else "no limit"},
     )
+
+
+def time_shares(rec: dict) -> dict:
+    """{table, extrapolated, roofline: share of the recorded device seconds} of a ``MeasuredOps.recording()``."""
+    tot = [sum(v[i] for v in rec["seconds"].values()) for i in range(3)]
+    if not sum(tot):
+        return {}
+    return {k: x / sum(tot) for k, x in zip(("table", "extrapolated", "roofline"), tot)}
 
 
 CONTEXT_SEARCH_CAP = 1 << 24  # the longest context a plan reports (16.8M positions) when memory sets none
