@@ -314,6 +314,12 @@ def hardware_picker(ps: PageState, where=None):
         ps.number(c1, "16-bit TFLOP/s (dense)", "hw_tflops16", min_value=0.0, max_value=1e6)
         ps.number(c2, "fp32 TFLOP/s", "hw_tflops32", min_value=0.0, max_value=1e6)
         ps.number(c1, "TDP (W)", "hw_tdp_w", min_value=0.0, max_value=1e5)
+        ps.number(c2, "Price ($/device-hour, 0 = none)", "hw_usd_h", min_value=0.0, max_value=1e6,
+                  help="what one device-hour of it costs you; without one, time and energy are shown and money says "
+                       "'no price'")
+    else:
+        ps.number(where, "Your price ($/device-hour, 0 = catalog)", "usd_h", min_value=0.0, max_value=1e6,
+                  help="a negotiated rate: replaces the catalog's median price for this device everywhere on the page")
     return page_state.hardware_from_state(ps.state)
 
 

@@ -18,7 +18,7 @@ try:
     hw = hardware_picker(ps)
     workload = workload_picker(ps, model)
     method = method_picker(ps, costmodel.load_model(model))
-    est = costmodel.estimate(model, hardware=hw, workload=workload)
+    est = costmodel.estimate(model, hardware=hw, workload=workload, pricing=page_state.your_price(ps.state))
     technique = None
     if method == "distill":
         from costmodel.techniques import distillation_estimate

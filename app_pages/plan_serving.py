@@ -4,6 +4,7 @@ traffic and the cheapest fleet within SLOs (costmodel.serving)."""
 import streamlit as st
 
 from costmodel import plans, prices
+from costmodel.models import list_presets
 from costmodel.ui import figures, format as fmt, page_state, tables
 from costmodel.ui.safe_text import md
 from costmodel.catalog import list_hardware
@@ -21,7 +22,7 @@ st.caption("The engine each device would run, time to first token and per-token 
 
 DEFAULTS = {**page_state.MODEL_STATE, "preset": "llama-3-8b", "hw": "h100-sxm-80gb", "prompt": 1024, "generate": 256,
             "precision": "bf16", "kv_precision": "", "tp": 1, "engine": "auto", "provider": "",
-            "tier": "on-demand", "region": "world", "utilization": 1.0, "also": "",
+            "tier": "on-demand", "region": "world", "utilization": 1.0, "also": "", "also_models": "", "usd_h": 0.0,
             "qps": 2.0, "dist": "fixed", "slo_ttft_ms": 500.0, "slo_tpot_ms": 50.0, "requests": 500}
 SERVE_PRECISIONS = ["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 ENGINES = ["auto", *engine_names()]
@@ -30,8 +31,8 @@ sb = st.sidebar
 hws = {h.id: h for h in list_hardware()}
 
 
-def plan_for(hw_id: str):
-    return plans.plan_serving(model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
+def plan_for(hw_id: str, other_model=None):
+    return plans.plan_serving(other_model or model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
                               precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None,
                               tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state))
 
@@ -79,6 +80,9 @@ try:
         ps.select(st, "Tier", "tier", list(prices.TIERS))
         ps.select(st, "Grid region (carbon)", "region", [r.region for r in prices.list_regions()])
         ps.slider(st, "Power draw (fraction of idle-to-TDP)", "utilization", 0.0, 1.0, step=0.05)
+        ps.number(st, "Your price ($/device-hour, 0 = catalog)", "usd_h", min_value=0.0, max_value=1e6,
+                  help="a negotiated rate: replaces the catalog's median price for this device (and the others "
+                       "compared below)")
     plan = plan_for(hw_id)
 except InputError as err:
     ps.stop(err)
@@ -232,4 +236,36 @@ if also:
     with c2:
         figure(figures.compare_figure(crow, "offline_usd_per_million_tokens", "$ per million tokens (offline)",
                                       "USD"), "serving_cost_devices", "ps.cc")
+st.subheader("Compare models on this device")
+decoders = [p.id for p in list_presets() if p.family in ("decoder", "moe", "ssm", "hybrid")]
+mm = ps.key("also_models_ms")
+cur_m = [m for m in str(ps.get("also_models")).split(",") if m]
+if ps.loaded is not None or mm not in st.session_state:
+    st.session_state[mm] = [m for m in cur_m if m in decoders and m != model]
+bad_m = [m for m in cur_m if m not in decoders]
+if bad_m:
+    st.warning(f"**also_models** (from the link): {md(', '.join(bad_m), 2000)} not a decoder preset")
+others = st.multiselect("Also plan these models (same device, precision and lengths)",
+                        [m for m in decoders if m != model], key=mm)
+ps.values["also_models"] = ",".join(others)
+if others:
+    mrow = []
+    for name, pl_fn in [(str(model) if isinstance(model, str) else "this model", lambda: plan), *[
+            (m, (lambda m=m: plan_for(hw_id, m))) for m in others]]:
+        try:
+            pl = pl_fn()
+        except InputError as err:
+            st.info(md(f"{name} — {err.field}: {err.message}", 2000))
+            continue
+        mrow.append({"setting": name, "engine": pl.engine, "weights_GiB_per_device": pl.weights_bytes_per_device / 2**30,
+                     "ttft_s": pl.points[0].ttft_s, "decode_s_per_token": pl.points[0].decode_per_token_s,
+                     "offline_tokens_per_s": pl.offline_throughput_tokens_per_s,
+                     "offline_usd_per_million_tokens": pl.offline_usd_per_million_tokens
+                     if pl.offline_usd_per_million_tokens is not None else float("nan"),
+                     "offline_kwh_per_million_tokens": pl.offline_energy_kwh_per_million_tokens,
+                     "fits": pl.max_batch > 0})
+    st.dataframe(tables.to_frame(mrow), hide_index=True)
+    downloads("Model comparison", mrow, "serving_models", "ps.mdl")
+    figure(figures.compare_figure(mrow, "offline_usd_per_million_tokens", "$ per million tokens (offline)", "USD"),
+           "serving_cost_models", "ps.mc")
 ps.write_url()

@@ -10,6 +10,7 @@ from costmodel.checkpoint import checkpoint_of
 from costmodel.ui import figures, format as fmt, i18n, page_state, sweeps, tables
 from costmodel.catalog import list_hardware
 from costmodel.errors import InputError
+from costmodel.engines import ENGINES
 from costmodel.workload import OPTIMIZERS, PRECISIONS
 from costmodel.ui.safe_text import md
 from app_pages._widgets import PageState, downloads, figure, lang, model_picker, show_error, table
@@ -20,8 +21,13 @@ DEFAULTS = {**page_state.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image
             "offload": False, "provider": "", "tier": "on-demand", "region": "world", "utilization": 1.0,
             "deadline_days": 0.0, "budget_usd": 0.0, "min_devices": 1, "max_devices": 64,
             "ckpt_kept": 0, "storage_months": 1.0,
-            "scaling": True, "search": False, "rank_by": "time"}
+            "scaling": True, "search": False, "rank_by": "time", "engine": "auto", "time_source": "roofline",
+            "usd_h": 0.0}
 DEVICE_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+# one line per training engine, shown under the choice
+ENGINE_HELP = {"auto": "auto: Megatron when the layout splits the model (tensor/pipeline/context/expert parallel), "
+                       "FSDP otherwise, eager PyTorch on one device",
+               **{name: f"{name}: {e.summary}" for name, e in ENGINES.items()}}
 ps = PageState("plan_training", DEFAULTS)
 L = lang(ps)
 st.title("Plan training")
@@ -36,6 +42,8 @@ def pricing_widgets(where):
     ps.select(where, "Tier", "tier", list(prices.TIERS))
     ps.select(where, "Grid region (carbon)", "region", [r.region for r in prices.list_regions()])
     ps.slider(where, "Power draw (fraction of idle-to-TDP)", "utilization", 0.0, 1.0, step=0.05)
+    ps.number(where, "Your price ($/device-hour, 0 = catalog)", "usd_h", min_value=0.0, max_value=1e6,
+              help="a negotiated rate: replaces the catalog's median price in the plan and the layout search")
 
 
 try:
@@ -58,6 +66,14 @@ try:
             sb.caption(md(lim.describe(), 2000))  # the model's name is user text
     ps.select(sb, "Precision", "precision", list(PRECISIONS))
     ps.select(sb, "Optimizer", "optimizer", list(OPTIMIZERS))
+    eng = ps.select(sb, "Training engine", "engine", ["auto", *ENGINES],
+                    help="the software stack the run uses: what fuses, which attention kernel, fp8 scope, how "
+                         "FSDP/ZeRO gathers and overlaps (docs/formulas.md, Training engines)")
+    sb.caption(md(ENGINE_HELP.get(eng, ""), 2000))
+    ps.radio(sb, "GEMM times", "time_source", ["roofline", "measured", "auto"], horizontal=True,
+             help="roofline: each GEMM at the fitted shape curve of the device; measured: the measured latency of "
+                  "that shape in NVIDIA aiconfigurator-core's table (pip install costmodel[measured]; NVIDIA devices "
+                  "with tables); auto: measured where it exists")
     with sb.expander("Price, power, carbon"):
         pricing_widgets(st)
     workload = {"seq": ps.get("seq"), "image_size": ps.get("image_size"), "precision": ps.get("precision"),
@@ -118,19 +134,22 @@ except InputError as err:
 ps.show_problems()
 
 layout = dict(dp=dp, tp=tp, pp=pp, zero=zero, micro_batch=mb, grad_checkpointing=ckpt, offload=offload)
+engine_kw = dict(engine=ps.get("engine"), time_source=ps.get("time_source"))
+search_price = dict(usd_per_device_hour=float(ps.get("usd_h"))) if float(ps.get("usd_h") or 0) > 0 else {}
 goal_kw = dict(min_devices=min_dev, deadline_s=deadline * 86400 if deadline else None,
                budget_usd=budget if budget else None)
 plan = None
 try:
     plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
-                               epochs=epochs, global_batch=gb, pricing=pricing)
+                               epochs=epochs, global_batch=gb, pricing=pricing, **engine_kw)
 except InputError as err:  # a layout the model cannot take: said here, the valid ones below, the page goes on
     show_error(err)
     st.markdown("**Layouts this model can take** (within the goals, nearest to the devices you typed first; pick "
                 "one to use it):")
     try:
         found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs, workload=workload,
-                                     global_batch=gb, max_devices=max_dev, rank_by="time", **goal_kw)
+                                     global_batch=gb, max_devices=max_dev, rank_by="time", **goal_kw, **engine_kw,
+                                     **search_price)
     except InputError as err2:
         show_error(err2)
         found = []
@@ -171,6 +190,9 @@ if plan is not None:
     c[3].metric("Fits per device", "yes" if s.fits else "NO",
                 delta=f"{fmt.fmt_bytes(s.memory_bytes.device_total)} of {fmt.fmt_bytes(s.memory_bytes.capacity)}",
                 delta_color="off")
+    ea = plan.assumptions["engine"]
+    st.info(f"**Engine: {md(ea['engine'], 80)}** — {md(ea['summary'], 400)}; precision {md(plan.assumptions['precision'], 40)}; "
+            f"GEMM times: {md(plan.assumptions.get('time_source', ''), 400)}", icon=":material/settings:")
     goals = []
     if deadline:
         goals.append(f"deadline {fmt.fmt_num(deadline)} days: " + ("met" if plan.wall_clock_s <= deadline * 86400
@@ -250,7 +272,7 @@ if ps.checkbox(st, "Search layouts (dp x tp x pp, ZeRO, micro-batch, checkpointi
         with st.spinner("Searching layouts..."):
             found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs,
                                          workload=workload, global_batch=gb, max_devices=max_dev, rank_by=rank,
-                                         include_unfit=True, **goal_kw)
+                                         include_unfit=True, **goal_kw, **engine_kw, **search_price)
     except InputError as err:
         show_error(err)
     else:

@@ -28,6 +28,10 @@ Mapping of the published fields (stated here, used for every run):
 - micro-batch not stated -> 1; checkpointing: full -> on; selective -> off (selective recompute re-runs only
   the attention core, which flash attention recomputes anyway); not stated -> off if the plan fits, else on
   (the run did run: a recipe that does not fit without recomputation used it).
+- context beyond the model config's positions (torchtitan's 32k-262k Llama 3.1 runs on the llama-3-8b preset's
+  8,192): the config's limit is raised to the run's sequence (the run did run; rotary models take any length).
+- engine settings the run states: torchtitan runs without "torch.compile" -> ``fsdp-eager`` (elementwise ops
+  unfused); "AsyncTP" -> tensor-parallel collectives overlapped (the fitted ``tp_overlap``), vanilla TP not.
 - hardware: gb200 -> gb200-nvl72-186gb, gb300 -> gb300-nvl72-279gb; torchtitan's "H100 96GB HBM2e at 500 W"
   -> an H100 SXM record with 96 GiB, 2.4 TB/s and 0.92x the dense peaks ("between SXM and NVL", the doc's
   footnote: NVL's 835 vs SXM's 989 TFLOP/s bf16, midpoint).
@@ -50,8 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from costmodel.catalog import load_hardware  # noqa: E402
+from costmodel.engines import ENGINES  # noqa: E402
 from costmodel.errors import InputError  # noqa: E402
-from costmodel.models import load_model  # noqa: E402
+from costmodel.models import get_preset, load_model  # noqa: E402
 from costmodel.parallel import Layout  # noqa: E402
 from costmodel.plans import plan_training  # noqa: E402
 
@@ -79,15 +84,23 @@ def hardware(run: dict):
 UNFUSED_ATTENTION_SOURCES = {"narayanan2021", "korthikanti2022", "bigscience-bloom"}
 
 
-def engine_of(run: dict, engine: str) -> str:
+def engine_of(run: dict, engine: str):
+    """The engine profile of a run's framework, with the settings the run states: torchtitan without
+    torch.compile -> ``fsdp-eager``; AsyncTP (torchtitan) -> tensor-parallel collectives overlapped."""
     if engine != "auto":
         return engine
     if run["source_key"] in UNFUSED_ATTENTION_SOURCES:
         return "megatron-unfused"
-    return "megatron" if run["framework"] in MEGATRON_FRAMEWORKS else "fsdp"
+    if run["framework"] in MEGATRON_FRAMEWORKS:
+        return "megatron"
+    settings = run.get("other_settings") or []
+    name = "fsdp-eager" if run["framework"] == "torchtitan" and "torch.compile" not in settings else "fsdp"
+    if "AsyncTP" in settings:
+        return replace(ENGINES[name], name=name + "+async-tp", tp_overlap=True)
+    return name
 
 
-def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None):
+def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None, time_source: str = "roofline"):
     """The costmodel plan of one published run (raises InputError when a field cannot be modelled)."""
     lay = run["layout"]
     sharding = lay["sharding"]
@@ -97,14 +110,20 @@ def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None)
                     zero=zero if dp > 1 else 0, micro_batch=lay["micro_batch"] or 1,
                     grad_checkpointing=lay["grad_checkpointing"] == "full", vp=lay.get("vp") or 1)
     model = run["model"]["preset"] or run["model"]["config"]
+    spec = load_model(model)
+    limit = getattr(spec, "max_positions", 0)
+    if limit and run["seq"] > limit:  # the run trained at that length: a rotary model runs beyond its config's
+        cfg = dict(get_preset(model).config if isinstance(model, str) else model)  # trained context
+        cfg["max_position_embeddings"] = run["seq"]
+        spec = load_model(cfg)
     workload = {"seq": run["seq"], "precision": PRECISION[run["precision"]]}
-    kw = {}
+    kw = {"time_source": time_source}
     eng = engine_of(run, engine)
     if eng != "default":
         kw["engine"] = eng
     if engine_params:
         kw["engine_params"] = engine_params
-    spec, hw = load_model(model), hardware(run)
+    hw = hardware(run)
     plan = plan_training(spec, hw, workload=workload, layout=layout, tokens=1e10, global_batch=run["global_batch"], **kw)
     if lay["grad_checkpointing"] is None and not plan.step.fits:
         plan = plan_training(spec, hw, workload=workload, layout=replace(layout, grad_checkpointing=True), tokens=1e10,
@@ -112,8 +131,8 @@ def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None)
     return plan
 
 
-def predict(run: dict, engine: str = "auto", engine_params: dict | None = None) -> dict:
-    plan = plan_run(run, engine, engine_params)
+def predict(run: dict, engine: str = "auto", engine_params: dict | None = None, time_source: str = "roofline") -> dict:
+    plan = plan_run(run, engine, engine_params, time_source)
     s = plan.step
     tps = s.tokens_per_step / s.step_s / plan.num_devices
     return {"tokens_per_s_per_gpu": tps, "fits": s.fits, "step_s": s.step_s, "mfu": s.mfu,
@@ -134,31 +153,31 @@ GRIDS = {
 }
 
 
-def _loss(runs: list[dict], params: dict) -> float:
+def _loss(runs: list[dict], params: dict, time_source: str = "roofline") -> float:
     """Mean absolute log error of tokens/s per GPU, each run's term capped at log 2 (one wild run cannot
     drag the fit), runs that cannot be modelled skipped."""
     errs = []
     for r in runs:
         try:
-            p = predict(r, "auto", params)["tokens_per_s_per_gpu"]
+            p = predict(r, "auto", params, time_source)["tokens_per_s_per_gpu"]
         except InputError:
             continue
         errs.append(min(abs(math.log(p / r["derived"]["tokens_per_s_per_gpu"])), math.log(2)))
     return sum(errs) / len(errs) if errs else float("inf")
 
 
-def fit(runs: list[dict], passes: int = 2) -> dict:
+def fit(runs: list[dict], passes: int = 2, time_source: str = "roofline") -> dict:
     """Coordinate descent of the engines' fitted constants over ``GRIDS`` (a parameter a source set cannot
     move, e.g. the Blackwell GEMM scale without Blackwell runs, keeps its default)."""
-    from costmodel.engines import FITTED
+    from costmodel.engines import fitted
 
-    params = dict(FITTED)
-    best = _loss(runs, params)
+    params = fitted(None, time_source)
+    best = _loss(runs, params, time_source)
     for _ in range(passes):
         for name, grid in GRIDS.items():
             for v in grid:
                 trial = {**params, name: v}
-                loss = _loss(runs, trial)
+                loss = _loss(runs, trial, time_source)
                 if loss < best - 1e-9:
                     best, params = loss, trial
     return {k: round(v, 3) for k, v in params.items()}
@@ -199,7 +218,11 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", default="auto", help="auto | default | eager | compiled | fsdp | megatron")
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out refits")
     ap.add_argument("--out", default=None, help="also write the report to this Markdown file")
+    ap.add_argument("--time-source", default="roofline", help="roofline (GEMMs at the fitted curves) | measured "
+                    "(each GEMM from the device's aiconfigurator-core table; runs on devices without one: n/a)")
+    ap.add_argument("--rows-out", default=None, help="write every run's predictions (and LOSO) as JSON here")
     a = ap.parse_args(argv)
+    ts = a.time_source
     runs = json.loads(DATA.read_text(encoding="utf-8"))["runs"]
     rows = []
     for r in runs:
@@ -207,7 +230,7 @@ def main(argv=None) -> int:
         row = {"id": r["id"], "source": r["source_key"], "gpu": r["hardware"]["id"], "precision": r["precision"],
                "gpus": r["hardware"]["num_gpus"], "published": pub}
         try:
-            p = predict(r, a.engine)
+            p = predict(r, a.engine, None, ts)
         except InputError as err:
             row.update(error=str(err), err=None, fits=None)
         else:
@@ -216,21 +239,25 @@ def main(argv=None) -> int:
         rows.append(row)
     fit_note = []
     if not a.no_loso and a.engine == "auto":
-        full = fit(runs)
+        modelled = [r for r, row in zip(runs, rows) if row.get("err") is not None]
+        full = fit(modelled, time_source=ts)
         fit_note.append("Fitted on every run (the shipped constants should equal these): "
                         + ", ".join(f"{k} {v:g}" for k, v in full.items()))
         for group_name, groups in (("loso", source_groups(runs, merge_megatron=False)),
                                    ("loso_nvidia", source_groups(runs, merge_megatron=True))):
             for held, members in groups.items():
-                params = fit([r for r in runs if r["source_key"] not in members])
+                params = fit([r for r in modelled if r["source_key"] not in members], time_source=ts)
                 fit_note.append(f"without {held}: " + ", ".join(f"{k} {v:g}" for k, v in params.items()))
                 for r, row in zip(runs, rows):
                     if r["source_key"] in members and row.get("err") is not None:
                         try:
-                            row[group_name] = predict(r, a.engine, params)["tokens_per_s_per_gpu"] / row["published"] - 1
+                            row[group_name] = predict(r, a.engine, params, ts)["tokens_per_s_per_gpu"] / row["published"] - 1
                         except InputError:
                             pass
-    lines = report(rows, a.engine) + (["\n### Fitted constants\n"] + [f"- {n}" for n in fit_note] if fit_note else [])
+    lines = report(rows, a.engine, ts) + (["\n### Fitted constants\n"] + [f"- {n}" for n in fit_note] if fit_note else [])
+    if a.rows_out:
+        Path(a.rows_out).write_text(json.dumps({"time_source": ts, "engine": a.engine, "rows": rows}, indent=1) + "\n",
+                                    encoding="utf-8")
     text = "\n".join(lines)
     print(text)
     if a.out:
@@ -238,11 +265,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def report(rows: list[dict], engine: str) -> list[str]:
+def report(rows: list[dict], engine: str, time_source: str = "roofline") -> list[str]:
     ok = [r for r in rows if r.get("err") is not None]
     within = sum(abs(r["err"]) <= 0.15 for r in ok)
     not_fit = [r for r in ok if not r["fits"]]
-    lines = [f"## Published training runs: predicted vs published tokens/s per GPU (engine {engine})\n",
+    lines = [f"## Published training runs: predicted vs published tokens/s per GPU (engine {engine}, GEMMs: "
+             f"{'measured tables' if time_source == 'measured' else 'fitted curves (analytic)'})\n",
              f"{len(rows)} runs, {len(ok)} predicted ({len(rows) - len(ok)} not modelled). "
              f"Within +-15%: **{within} ({within / len(ok):.0%})**, median |error| "
              f"{statistics.median(abs(r['err']) for r in ok):.1%}. Runs that ran but are predicted NOT to fit: "

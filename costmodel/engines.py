@@ -47,6 +47,10 @@ FITTED = {
     "network_efficiency": 1.0,  # NCCL bus bandwidth / NIC line rate across nodes
 }
 
+# The same constants fitted with each GEMM priced from the device's measured table (time_source="measured";
+# benchmarks/published_runs.py --time-source measured). Devices without a table fall back to the curves.
+FITTED_MEASURED = dict(FITTED)
+
 # FlashAttention kernel efficiency (fraction of the bf16 dense peak, head dim 128, long sequences), forward /
 # backward: FlashAttention-2 on A100 reaches 50-73% forward and about 63% over forward + backward (Dao 2023,
 # "FlashAttention-2", Fig. 4-6); on H100 FlashAttention-2 stays near 35-50% (its Fig. 7, 335 TFLOP/s forward),
@@ -119,6 +123,12 @@ ENGINES: dict[str, TrainingEngine] = {e.name: e for e in (
                    tp_overlap=False, overhead_s=4e-6,
                    notes=("fp8 (torchao float8 / Transformer Engine) covers the linear layers; attention runs bf16",
                           "gradients reduce-scattered in fp32 every micro-batch (FSDP MixedPrecision reduce_dtype)")),
+    TrainingEngine("fsdp-eager", "FSDP + FlashAttention-2 without torch.compile (torchtitan without compile, HF "
+                   "Accelerate FSDP): as fsdp, but every elementwise op is its own kernel and saves its own tensors",
+                   production=True, attention="fa2", fused_kernels=False, gemm_curve=True, fp8_cast_bytes=3.0,
+                   fsdp_reduce_every_micro_batch=True, sharded_master_is_param=True, forward_prefetch=True,
+                   overlap_param_gather=True, tp_overlap=False, overhead_s=4e-6,
+                   notes=("elementwise chains (norms, activations, residual adds) run unfused, one kernel per op",)),
     TrainingEngine("megatron", "Megatron-LM / NeMo: fused kernels, cuDNN flash attention, Transformer Engine fp8, "
                    "distributed optimizer, overlapped gradient reduce and parameter gather, sequence parallel",
                    production=True, attention="cudnn", fused_kernels=True, gemm_curve=True, fp8_cast_bytes=0.0,
@@ -146,9 +156,12 @@ def get_engine(name: str) -> TrainingEngine:
     return ENGINES[name]
 
 
-def resolve_engine(name: str | None, layout) -> TrainingEngine:
+def resolve_engine(name, layout) -> TrainingEngine:
     """``auto`` (or None): Megatron when the layout splits the model (tensor, pipeline, context or expert
-    parallel), FSDP otherwise."""
+    parallel), FSDP otherwise; a profile name; or a ``TrainingEngine`` (e.g. ``replace(ENGINES["fsdp"],
+    tp_overlap=True)`` for torchtitan's AsyncTP), used as given."""
+    if isinstance(name, TrainingEngine):
+        return name
     if name in (None, "auto"):
         split = layout.tp > 1 or layout.pp > 1 or layout.cp > 1 or layout.ep > 1
         return ENGINES["megatron" if split else "fsdp"]
@@ -172,9 +185,10 @@ def production_precision(engine: TrainingEngine, precision: str) -> str:
     return PRODUCTION_PRECISION.get(precision, precision)
 
 
-def fitted(params: dict | None = None) -> dict:
-    """The fitted constants, with any given overrides (names must exist)."""
-    out = dict(FITTED)
+def fitted(params: dict | None = None, time_source: str = "roofline") -> dict:
+    """The fitted constants (``FITTED_MEASURED`` under measured GEMM tables), with any given overrides (names
+    must exist)."""
+    out = dict(FITTED_MEASURED if time_source == "measured" else FITTED)
     for k, v in (params or {}).items():
         if k not in FITTED:
             raise InputError(f"engine_params.{k}", f"is not a fitted engine constant; known: {', '.join(FITTED)}")
@@ -182,11 +196,42 @@ def fitted(params: dict | None = None) -> dict:
     return out
 
 
-def engine_efficiency(engine: TrainingEngine, hw, params: dict | None = None) -> Efficiency:
-    """The ``Efficiency`` of the per-row roofline under this engine on this device."""
+TIME_SOURCES = ("roofline", "measured", "auto")
+
+
+def resolve_time_source(time_source: str | None, hw) -> tuple[str, str]:
+    """(``roofline`` | ``measured``, why): ``measured`` needs the [measured] extra and a GEMM table of the device
+    (an explicit request without them is an InputError naming what is missing); ``auto`` takes measured where
+    both exist, else the roofline; None is ``roofline``."""
+    from . import measured
+
+    ts = time_source or "roofline"
+    if ts not in TIME_SOURCES:
+        raise InputError("time_source", f"must be one of {', '.join(TIME_SOURCES)}, got {ts!r:.40}")
+    if ts == "roofline":
+        return "roofline", "analytic: GEMMs at the fitted shape curves"
+    if not measured.available():
+        if ts == "measured":
+            raise InputError("time_source", f"measured GEMM tables need the extra: {measured.MISSING_MESSAGE}")
+        return "roofline", f"analytic (no measured tables installed: {measured.MISSING_MESSAGE})"
+    tables = measured.tables_for(getattr(hw, "id", ""), "trtllm")
+    if tables is None:
+        if ts == "measured":
+            from .catalog import list_hardware
+
+            have = [h.id for h in list_hardware() if measured.system_for(h.id) and measured.tables_for(h.id, "trtllm")]
+            raise InputError("time_source", f"aiconfigurator-core has no measured GEMM table for {getattr(hw, 'id', hw)}"
+                                            f"; use roofline (catalog devices with tables: {', '.join(have)})")
+        return "roofline", f"analytic (no measured GEMM table for {getattr(hw, 'id', hw)})"
+    return "measured", str(tables.provenance("gemm"))
+
+
+def engine_efficiency(engine: TrainingEngine, hw, params: dict | None = None, time_source: str = "roofline") -> Efficiency:
+    """The ``Efficiency`` of the per-row roofline under this engine on this device; ``time_source`` "measured"
+    takes each GEMM's efficiency from the device's measured table (``resolve_time_source`` first)."""
     if engine.name in ("eager", "compiled"):
         return default_efficiency(hw, engine.name)
-    p = fitted(params)
+    p = fitted(params, time_source)
     base = DEFAULT_EFFICIENCY.get(getattr(hw, "kind", "gpu"), DEFAULT_EFFICIENCY["gpu"])
     arch = architecture(hw)
     fwd, bwd = FLASH_EFFICIENCY.get((engine.attention, arch), (0.5, 0.4))
@@ -197,13 +242,16 @@ def engine_efficiency(engine: TrainingEngine, hw, params: dict | None = None) ->
         return replace(base, overhead_s=engine.overhead_s, step_overhead_s=2e-3, decode_overhead_s=0.0,
                        elementwise_traffic=1.0, elementwise_passes=False, bandwidth=0.85, gemm_curve=True,
                        gemm_scale=gemm_scale, matmul=min(1.0, 0.6 * gemm_scale),
+                       gemm_source="measured" if time_source == "measured" else "curve",
                        source=f"training engine {engine.name}: GEMMs at the measured-curve efficiency x {gemm_scale:g}, "
                               "attention score GEMMs at 60% of it over the full square, bandwidth 85%")
+    gemms = "the measured GEMM table's efficiency of each shape" if time_source == "measured" else \
+        "the measured-curve efficiency"
     return replace(base, overhead_s=engine.overhead_s, step_overhead_s=2e-3, decode_overhead_s=0.0,
                    elementwise_traffic=1.0, elementwise_passes=not engine.fused_kernels, bandwidth=0.85,
                    gemm_curve=engine.gemm_curve, gemm_scale=gemm_scale, attention_kernel="flash", causal_half=True,
                    attention_fwd=min(1.0, fwd * scale), attention_bwd=min(1.0, bwd * scale),
-                   fp8_cast_bytes=engine.fp8_cast_bytes,
-                   source=f"training engine {engine.name}: GEMMs at the measured-curve efficiency x {gemm_scale:g}, "
+                   fp8_cast_bytes=engine.fp8_cast_bytes, gemm_source="measured" if time_source == "measured" else "curve",
+                   source=f"training engine {engine.name}: GEMMs at {gemms} x {gemm_scale:g}, "
                           f"{engine.attention} attention {fwd * scale:.2f}/{bwd * scale:.2f} of the bf16 peak "
                           f"(forward/backward, causal half), bandwidth 85%, {engine.overhead_s * 1e6:g} us per kernel")

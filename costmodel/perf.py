@@ -30,6 +30,7 @@ from .layers import EAGER_PASSES, HOST_OPS, Layer, expected_experts
 from .workload import WEIGHT_FORMAT_BYTES
 
 
+GEMM_SOURCES = ("curve", "measured")
 ATTENTION_KERNELS = ("sdpa", "flash")
 
 # The backward of FlashAttention recomputes the score matrix: dQ, dK, dV, dP and the recomputed S = 5
@@ -81,6 +82,10 @@ class Efficiency:
       Engine's LayerNormLinear does). Weights are cast every micro-batch (``FP8_WEIGHT_CAST_BYTES``).
     - ``elementwise_passes``: eager PyTorch runs composite ops as one kernel per Python op
       (``costmodel.layers.EAGER_PASSES``); fused kernel libraries (Megatron, torch.compile) do not.
+    - ``gemm_source``: with ``gemm_curve``, where the GEMM efficiency comes from: "curve" (the fitted curves,
+      every device) or "measured" (the measured latency of that very shape in NVIDIA aiconfigurator-core's
+      TensorRT-LLM GEMM table of the device, ``costmodel.measured``: efficiency = 2 m n k / (t x peak),
+      falling back to the curve for a device or dtype without a table).
     """
 
     matmul: float = 0.55
@@ -99,9 +104,13 @@ class Efficiency:
     attention_bwd: float = 0.0
     fp8_cast_bytes: float = 0.0
     elementwise_passes: bool = True
+    gemm_source: str = "curve"
     source: str = "generic defaults"
 
     def __post_init__(self):
+        if self.gemm_source not in GEMM_SOURCES:
+            raise InputError("efficiency.gemm_source", f"must be one of {', '.join(GEMM_SOURCES)}, "
+                                                        f"got {self.gemm_source!r}")
         if self.attention_kernel not in ATTENTION_KERNELS:
             raise InputError("efficiency.attention_kernel", f"must be one of {', '.join(ATTENTION_KERNELS)}, "
                                                              f"got {self.attention_kernel!r}")
@@ -290,12 +299,37 @@ def pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency, spe
 
 
 def _gemm_eff(rates: DeviceRates, eff: Efficiency, m: float, n: float, k: float) -> float:
-    """Shape-dependent fraction of the dtype's peak one GEMM reaches (costmodel.measured.curves), x gemm_scale."""
+    """Shape-dependent fraction of the dtype's peak one GEMM reaches, x gemm_scale: measured for this shape
+    (``gemm_source="measured"`` on a device with a table) else the fitted curve (costmodel.measured.curves)."""
     from .measured.curves import gemm_efficiency  # local: the curves file is read on first use
 
-    e, _ = gemm_efficiency(rates.hardware_id, rates.dtype or "bf16", max(m, 1), max(n, 1), max(k, 1),
-                           peak_flops_per_s=rates.peak_flops_per_s)
+    e = None
+    if eff.gemm_source == "measured":
+        e = measured_gemm_efficiency(rates.hardware_id, rates.dtype or "bf16", round(max(m, 1)), round(max(n, 1)),
+                                     round(max(k, 1)), rates.peak_flops_per_s)
+    if e is None:
+        e, _ = gemm_efficiency(rates.hardware_id, rates.dtype or "bf16", max(m, 1), max(n, 1), max(k, 1),
+                               peak_flops_per_s=rates.peak_flops_per_s)
     return min(1.0, max(1e-4, e * eff.gemm_scale))
+
+
+@functools.lru_cache(maxsize=65536)
+def measured_gemm_efficiency(hardware_id: str, dtype: str, m: int, n: int, k: int, peak_flops_per_s: float):
+    """2 m n k / (t x peak) with t the measured latency of ``y[m, n] = x[m, k] W^T`` in the device's
+    TensorRT-LLM GEMM table (aiconfigurator-core; log-interpolated between measured shapes, extrapolated in
+    proportion beyond the largest), or None: no extra, no table for the device or the dtype."""
+    from . import measured
+
+    if not measured.available():
+        return None
+    tables = measured.tables_for(hardware_id, "trtllm")
+    if tables is None:
+        return None
+    try:
+        t = tables.gemm_s(m, n, k, dtype, extrapolate=True)
+    except InputError:  # a dtype the tables do not hold
+        return None
+    return 2.0 * m * n * k / (t * peak_flops_per_s) if t else None
 
 
 def _pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency,

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 from .catalog import resolve_hardware
 from .collectives import LinkCalibration
 from .costs import CostBreakdown, cost_breakdown, hourly_cost
-from .engines import ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine
+from .engines import (ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine,
+                      resolve_time_source)
 from .errors import InputError
 from .estimator import estimate
 from .limits import resolve_defaults
@@ -86,16 +87,18 @@ def _micro_estimate(spec, hw, workload: Workload, layout: Layout, eff: Efficienc
 
 
 def training_setup(spec, hw, workload: Workload, layout: Layout, engine: str | None, efficiency: Efficiency | None,
-                   engine_params: dict | None = None) -> tuple[TrainingEngine, Workload, Efficiency]:
+                   engine_params: dict | None = None, time_source: str | None = None
+                   ) -> tuple[TrainingEngine, Workload, Efficiency]:
     """The engine profile a plan runs under (``auto``: Megatron when the model is split, FSDP otherwise; a plan
     on one device with no engine named stays eager), the workload as that stack runs it (production
-    engines: bf16 model with fp32 masters instead of autocast) and the efficiency of its kernels."""
+    engines: bf16 model with fp32 masters instead of autocast) and the efficiency of its kernels
+    (``time_source``: "measured" GEMM tables where resolved by ``engines.resolve_time_source``)."""
     if engine in (None, "auto") and layout.num_devices == 1:
         eng = ENGINES["eager"]
     else:
         eng = resolve_engine(engine, layout)
     wl = engine_workload(eng, workload)
-    eff = efficiency or engine_efficiency(eng, hw, engine_params)
+    eff = efficiency or engine_efficiency(eng, hw, engine_params, time_source or "roofline")
     return eng, wl, eff
 
 
@@ -123,7 +126,8 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
                   tokens: float | None = None, samples: int | None = None, epochs: float = 1.0,
                   global_batch: int | None = None, efficiency: Efficiency | None = None,
                   dp_overlap: float = DEFAULT_DP_OVERLAP, pricing: dict | None = None, engine: str | None = "auto",
-                  engine_params: dict | None = None, links: LinkCalibration | dict | None = None) -> TrainingPlan:
+                  engine_params: dict | None = None, links: LinkCalibration | dict | None = None,
+                  time_source: str | None = None) -> TrainingPlan:
     """A whole training run: ``tokens`` (language models) or ``samples`` x ``epochs`` (vision),
     ``global_batch`` samples per optimizer step (default: one micro-batch per data-parallel rank),
     a ``layout`` of devices. ``pricing``: keyword arguments of costmodel.costs.cost_breakdown
@@ -132,13 +136,17 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
     ``engine_params``: overrides of its fitted constants (``costmodel.engines.FITTED``).
     ``links``: a measured link calibration (``probe --collectives``; ``costmodel.collectives.LinkCalibration``)
     for the collectives inside an NVLink domain, instead of the catalog link x NVLINK_BUS_EFFICIENCY.
+    ``time_source``: roofline (default: GEMMs at the fitted shape curves) | measured (each GEMM from the device's
+    measured table, costmodel[measured]) | auto (measured where a table exists).
     """
     links = _links(links)
     spec = load_model(model)
     hw = resolve_hardware(hardware)
+    ts, ts_why = resolve_time_source(time_source, hw)
+    engine_params = fitted(engine_params, ts)
     wl = _training_workload(workload, spec)
     lay = layout if isinstance(layout, Layout) else Layout(**(layout or {}))
-    eng, wl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
+    eng, wl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params, ts)
     tps = wl.seq if spec.modality == "text" else 1  # tokens per sample
     per_step_min = lay.micro_batch * lay.dp
     gb = global_batch or per_step_min
@@ -173,6 +181,7 @@ def plan_training(model, hardware=None, *, workload: Workload | dict | None = No
         assumptions={**step.assumptions, "efficiency": eff.to_dict(), "global_batch": step.global_batch,
                      "grad_accum": grad_accum, "tokens_per_sample": tps,
                      "engine": eng.assumptions(fitted(engine_params)), "precision": wl.precision,
+                     "time_source": ts_why if eng.production else "eager/compiled: the reference-fitted efficiency",
                      "link_calibration": links.to_dict() if links is not None else None},
     )
 
@@ -241,7 +250,7 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
                    rank_by: str = "time", include_unfit: bool = False, limit: int | None = None,
                    engine: str | None = "auto", engine_params: dict | None = None,
                    links: LinkCalibration | dict | None = None, min_devices: int = 1, deadline_s: float | None = None,
-                   budget_usd: float | None = None) -> list[LayoutResult]:
+                   budget_usd: float | None = None, time_source: str | None = None) -> list[LayoutResult]:
     """Rank feasible layouts by wall-clock ``time`` or ``cost`` for one training run.
 
     ``global_batch``: samples per optimizer step (fixed, as a training recipe fixes it; default
@@ -256,6 +265,8 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     links = _links(links)
     spec = load_model(model)
     hw = resolve_hardware(hardware)
+    ts, _ = resolve_time_source(time_source, hw)
+    engine_params = fitted(engine_params, ts)
     wl = _training_workload(workload, spec)
     if usd_per_device_hour is None:
         usd_per_device_hour = hourly_cost(hw).compute_usd
@@ -272,7 +283,7 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         per_step = lay.micro_batch * lay.dp
         if per_step > gb or gb % per_step:  # the recipe's global batch must split evenly
             continue
-        eng, lwl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params)
+        eng, lwl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params, ts)
         key = (eng.name, lay.micro_batch, lay.grad_checkpointing)
         if key not in micro_cache:
             try:

@@ -120,6 +120,23 @@ def test_estimate_preset_numbers_equal_the_package():
     assert at.latex
 
 
+def test_your_price_and_a_custom_devices_price():
+    """A negotiated $/device-hour replaces the catalog's (cost per step = price x step hours, by hand); a custom
+    device has no price until one is typed, then its own."""
+    at = open_page("estimate.py", {"preset": "gpt2", "hw": "a100-sxm-80gb", "batch": "4", "seq": "512",
+                                   "usd_h": "1.25"})
+    assert not at.exception and not errors(at), errors(at)
+    est = costmodel.estimate("gpt2", hardware="a100-sxm-80gb", task="train", batch=4, seq=512, precision="amp-bf16",
+                             optimizer="adamw")
+    m = metrics(at)
+    assert m["Price per device-hour"] == fmt.fmt_usd(1.25)
+    assert m["Cost per step"] == fmt.fmt_usd(1.25 * est.time_s.step_s / 3600.0)
+    at = open_page("estimate.py", {"preset": "gpt2", "hw": "custom", "batch": "4", "seq": "512"})
+    assert metrics(at)["Cost per step"] == "no price"
+    at.number_input(key="estimate.hw_usd_h").set_value(3.0).run()
+    assert metrics(at)["Price per device-hour"] == fmt.fmt_usd(3.0)
+
+
 def test_estimate_inference_and_url_state_round_trip():
     q = {"preset": "llama-3-8b", "hw": "l4-24gb", "task": "infer", "precision": "int4", "batch": "4",
          "prompt": "2048", "generate": "256"}
@@ -326,6 +343,31 @@ def test_plan_training_numbers_equal_the_package():
     at.run()  # the request is applied on the rerun
     assert not errors(at) and at.number_input(key="plan_training.tp").value in (1, 2, 3, 4, 6, 12)
     assert "Wall clock" in metrics(at)
+
+
+def test_plan_training_engine_and_measured_gemm_choices():
+    """The engine and GEMM-time choices reach the package: the page's numbers equal plan_training with them, and the
+    page names the engine and where the GEMM times come from (measured tables when the extra is installed)."""
+    from costmodel import measured, plans
+
+    q = {"preset": "llama-2-7b", "hw": "h100-sxm-80gb", "tokens_b": "10", "dp": "2", "tp": "4", "micro_batch": "1",
+         "global_batch": "64", "seq": "4096", "scaling": "0"}
+    at = open_page("plan_training.py", q)
+    pricing = {"provider": None, "tier": "on-demand", "region": "world", "utilization": 1.0}
+    kw = dict(tokens=10e9, global_batch=64, workload={"seq": 4096, "precision": "amp-bf16", "optimizer": "adamw"},
+              layout=dict(dp=2, tp=4, zero=1, micro_batch=1), pricing=pricing)
+    auto = plans.plan_training("llama-2-7b", "h100-sxm-80gb", **kw)
+    assert auto.assumptions["engine"]["engine"] == "megatron"  # auto: the model is split
+    assert metrics(at)["Wall clock"] == fmt.fmt_seconds(auto.wall_clock_s)
+    assert any("Engine: megatron" in i.value for i in at.info)
+    at.selectbox(key="plan_training.engine").set_value("fsdp").run()
+    fsdp = plans.plan_training("llama-2-7b", "h100-sxm-80gb", engine="fsdp", **kw)
+    assert metrics(at)["Wall clock"] == fmt.fmt_seconds(fsdp.wall_clock_s) != fmt.fmt_seconds(auto.wall_clock_s)
+    if measured.available():
+        at.radio(key="plan_training.time_source").set_value("measured").run()
+        meas = plans.plan_training("llama-2-7b", "h100-sxm-80gb", engine="fsdp", time_source="measured", **kw)
+        assert metrics(at)["Wall clock"] == fmt.fmt_seconds(meas.wall_clock_s)
+        assert any("aiconfigurator-core" in i.value and "h100_sxm" in i.value for i in at.info)
 
 
 def test_plan_training_search_and_seeds_of_vision():

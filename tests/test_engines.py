@@ -3,10 +3,13 @@ hand arithmetic (docs/formulas.md, "Training engines"), and the profiles' choice
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import costmodel
 from costmodel.catalog import load_hardware
+from costmodel.errors import InputError
 from costmodel.collectives import (NVLINK_BUS_EFFICIENCY, Link, Topology, allgather_s, allgather_topo_s, allreduce_s,
                                    allreduce_topo_s, reduce_scatter_s)
 from costmodel.engines import ENGINES, engine_efficiency, engine_workload, resolve_engine
@@ -179,3 +182,45 @@ def test_engine_efficiency_states_its_kernels():
     eff = engine_efficiency(ENGINES["megatron"], h100)
     assert eff.gemm_curve and eff.attention_kernel == "flash" and eff.causal_half and not eff.elementwise_passes
     assert "cudnn" in eff.source
+
+
+# ---- GEMM times from the measured tables (issue 20, training side) ---------------------------------------------
+
+def test_measured_gemm_efficiency_is_the_tables_own_time():
+    """Under time_source="measured" a GEMM row's efficiency is 2 m n k / (t x peak) with t the latency NVIDIA
+    measured for that very shape (independent reference: the table's own lookup), x gemm_scale."""
+    from costmodel import measured
+    from costmodel.catalog import load_hardware
+    from costmodel.perf import DeviceRates, Efficiency, _gemm_eff
+
+    if not measured.available():
+        pytest.skip("the [measured] extra (aiconfigurator-core) is not installed")
+    hw = load_hardware("h100-sxm-80gb")
+    t = measured.tables_for("h100-sxm-80gb", "trtllm").gemm_s(4096, 11008, 4096, "bf16")
+    peak = hw.peak_flops("bf16")
+    rates = DeviceRates(peak_flops_per_s=peak, bandwidth_bytes_per_s=hw.memory_bandwidth_bytes_per_s,
+                        hardware_id=hw.id, dtype="bf16")
+    eff = Efficiency(gemm_curve=True, gemm_scale=0.5, gemm_source="measured")
+    assert _gemm_eff(rates, eff, 4096, 11008, 4096) == pytest.approx(0.5 * 2 * 4096 * 11008 * 4096 / (t * peak))
+    curve = _gemm_eff(rates, replace(eff, gemm_source="curve"), 4096, 11008, 4096)
+    assert curve != _gemm_eff(rates, eff, 4096, 11008, 4096)  # the fitted curve is not the table
+
+
+def test_time_source_resolution_and_its_errors(monkeypatch):
+    from costmodel import measured
+    from costmodel.catalog import load_hardware
+    from costmodel.engines import resolve_time_source
+
+    mi300x, h100 = load_hardware("mi300x-192gb"), load_hardware("h100-sxm-80gb")
+    assert resolve_time_source(None, h100)[0] == "roofline"
+    assert resolve_time_source("auto", mi300x)[0] == "roofline"  # AMD: no NVIDIA table
+    with pytest.raises(InputError, match="no measured GEMM table for mi300x-192gb"):
+        resolve_time_source("measured", mi300x)
+    if measured.available():
+        src, why = resolve_time_source("auto", h100)
+        assert src == "measured" and "aiconfigurator-core 0.12.0" in why and "h100_sxm" in why
+    monkeypatch.setattr(measured, "available", lambda: False)  # a light install without the extra
+    assert resolve_time_source("auto", h100) == ("roofline", f"analytic (no measured tables installed: "
+                                                              f"{measured.MISSING_MESSAGE})")
+    with pytest.raises(InputError, match=r"costmodel\[measured\]"):
+        resolve_time_source("measured", h100)

@@ -61,7 +61,8 @@ def _plan_train(a) -> int:
                          epochs=number_arg("epochs", a.epochs, 1e-6, 1e6),
                          global_batch=int_arg("global_batch", a.global_batch) if a.global_batch else None,
                          efficiency=efficiency_from_args(a, hw) if edited else None, pricing=pricing,
-                         engine=a.engine or "auto", links=links_from_args(a, hw or "h100-sxm-80gb"))
+                         engine=a.engine or "auto", links=links_from_args(a, hw or "h100-sxm-80gb"),
+                         time_source=a.time_source)
     goals = {}
     if a.deadline_days:
         d = number_arg("deadline_days", a.deadline_days, 1e-6, 1e6)
@@ -112,7 +113,7 @@ def _search(a) -> int:
                          global_batch=int_arg("global_batch", a.global_batch),
                          max_devices=int_arg("max_devices", a.max_devices, 1, 1 << 20), rank_by=a.rank_by,
                          usd_per_device_hour=price, limit=int_arg("top", a.top), engine=a.engine,
-                         links=links_from_args(a, hw or "h100-sxm-80gb"),
+                         links=links_from_args(a, hw or "h100-sxm-80gb"), time_source=a.time_source,
                          min_devices=int_arg("min_devices", a.min_devices),
                          deadline_s=number_arg("deadline_days", a.deadline_days, 1e-6, 1e6) * 86400
                          if a.deadline_days else None,
@@ -156,6 +157,9 @@ TRAIN_ENGINE_HELP = ("training stack: auto (megatron when the model is split, fs
 
 
 def _add_link_args(p) -> None:
+    p.add_argument("--time-source", default="roofline", help="GEMM times: roofline (the fitted shape curves, every "
+                   "device) | measured (each GEMM from the device's aiconfigurator-core table; costmodel[measured]) | "
+                   "auto (measured where a table exists)")
     p.add_argument("--link-calibration", default=None,
                    help="measured NVLink-domain link for the collectives: latest | a stored id (probe --collectives "
                         "--save) | a JSON file with the record")

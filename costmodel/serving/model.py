@@ -19,7 +19,6 @@ Inputs are numbers or numpy arrays of the same shape (the simulator prices many 
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -28,84 +27,15 @@ import numpy as np
 from ..catalog import resolve_hardware
 from ..collectives import p2p_s
 from ..errors import InputError
-from ..estimator import ALLOCATOR_SLACK, CUDA_RUNTIME_BYTES, ledger, make_ctx
+from ..estimator import ALLOCATOR_SLACK, CUDA_RUNTIME_BYTES
 from ..models import load_model
 from ..parallel import group_link
-from ..perf import HOST_OPS
 from ..layers import expected_experts
 from ..limits import check_positions  # noqa: F401 - re-exported for serving callers
-from ..workload import Workload
 from .engines import EngineProfile
 from .ops import op_times
-from .quant import ServingPrecision, serving_precision
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What the serving model needs from a decoder spec (whole model, no parallelism)."""
-
-    name: str
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    ffn: int
-    num_experts: int
-    top_k: int
-    expert_params: int  # one expert's matmul weights
-    window: int  # sliding window (0: none)
-    window_layers: int
-    max_positions: int
-    gemms: tuple  # per layer, non-expert: (name, n_out, k_in, column_parallel)
-    other_params: int  # embeddings, norms, biases: 16-bit, never quantized
-    lm_head_params: int  # V x h (tied or not, its GEMM runs)
-    tied: bool  # the LM head is the embedding matrix
-    total_params: int
-    eager_ops: float  # eager torch calls per forward (Hugging Face implementation)
-
-
-@functools.lru_cache(maxsize=256)
-def model_shape(spec) -> Shape:
-    """Read the shape from a transformer decoder spec and check it against the estimator's ledger."""
-    from ..specs.transformer import TransformerSpec
-
-    if not isinstance(spec, TransformerSpec) or not spec.causal:
-        raise InputError("model", f"{spec.name} is not a decoder-only transformer; the serving engines model "
-                                  "decoder LMs (dense and mixture-of-experts)")
-    h, H, KV, d, f = spec.hidden, spec.heads, spec.n_kv_heads, spec.d_head, spec.ffn
-    gemms = [("qkv", (H + 2 * KV) * d, h, True)] if spec.fused_qkv else [
-        ("q", H * d, h, True), ("k", KV * d, h, True), ("v", KV * d, h, True)]
-    gemms.append(("o", h, H * d, False))
-    E, k = spec.num_experts, spec.top_k
-    expert = 0
-    if E:
-        gemms.append(("router", E, h, False))
-        expert = (3 if spec.gated_mlp else 2) * h * f
-    elif spec.gated_mlp:
-        gemms += [("gate_up", 2 * f, h, True)] if spec.fused_gate_up else [("gate", f, h, True), ("up", f, h, True)]
-        gemms.append(("down", h, f, False))
-    else:
-        gemms += [("up", f, h, True), ("down", h, f, False)]
-    w = Workload(task="infer", batch=1, prompt=1, generate=1, precision="bf16")
-    rows = ledger(spec, make_ctx(spec, w, "decode"))
-    total = sum(r.params * r.count for r in rows)
-    matmul = sum(r.matmul_params * r.count for r in rows if r.kind in ("linear", "moe_experts"))
-    lm = spec.vocab_size * h
-    per_layer = sum(n * kk for _, n, kk, _ in gemms) + E * expert
-    lm_in_ledger = 0 if spec.tied_embeddings else lm
-    if abs(per_layer * spec.layers + lm_in_ledger - matmul) > 1e-6 * matmul:
-        raise InputError("model", f"{spec.name}: serving shape ({per_layer * spec.layers + lm_in_ledger:,} matmul "
-                                  f"weights) disagrees with the ledger ({matmul:,}); this layout is not modelled")
-    eager_ops = sum(r.count * (r.host_ops or HOST_OPS.get(r.kind, 1.0)) for r in rows)
-    window = spec.sliding_window if spec.sliding_layers else 0
-    return Shape(name=spec.name, layers=spec.layers, hidden=h, heads=H, kv_heads=KV, head_dim=d,
-                 vocab=spec.vocab_size, ffn=f, num_experts=E, top_k=k, expert_params=expert, window=window,
-                 window_layers=min(spec.sliding_layers, spec.layers) if window else 0,
-                 max_positions=spec.max_positions, gemms=tuple(gemms),
-                 other_params=total - matmul, lm_head_params=lm, tied=spec.tied_embeddings, total_params=total,
-                 eager_ops=eager_ops)
+from .quant import WEIGHT_FORMATS, ServingPrecision, serving_precision
+from .shape import Shape, model_shape  # noqa: F401 - re-exported for serving callers
 
 
 @dataclass(frozen=True)
@@ -168,31 +98,46 @@ class StepModel:
         L = s.layers
         self.stage_layers = Ls = math.ceil(L / lay.pp)
         frac = Ls / L
+        # layer kinds on the slowest stage, in proportion (a hybrid's stage holds its share of each kind)
+        self.attn_stage_layers = Ls if s.n_attn_layers == L else s.n_attn_layers * frac
+        self.moe_stage_layers = Ls if s.n_moe_layers == L else s.n_moe_layers * frac
+        self.ssm_stage_layers = s.ssm_layers * frac
         # engines that honour a sliding window cap those layers' attention and cache at it; TensorRT-LLM attends
         # over everything unless max_attention_window is set (trtllm-bench does not set it)
         self.window = s.window if e.sliding_window else 0
         self.window_layers = s.window_layers * frac if self.window else 0.0
-        self.full_layers = Ls - self.window_layers
+        self.full_layers = self.attn_stage_layers - self.window_layers
+        kv_ways = min(tp, max(s.kv_split_ways, 1))  # the cache splits over at most kv_split ranks, then replicates
         kv_loc = max(s.kv_heads / tp, 1.0) if tp > 1 else s.kv_heads  # KV heads replicate when tp > KV heads
         self.heads_local = s.heads / tp
-        self.kv_layer_bytes = 2.0 * kv_loc * s.head_dim * p.kv_bytes  # K and V, one token, one layer
-        # dense GEMMs per device per stage: column-parallel split n, row-parallel split k; k/v replicate
-        self.local_gemms = []
-        for name, n, k, col in s.gemms:
-            if name == "router":
+        # attention FLOPs per (query row, key position) per layer on this device: 4 (H / tp) d, or MLA's forms
+        self.decode_flops_pos = s.attn_decode_flops / tp if s.attn_decode_flops else 4.0 * self.heads_local * s.head_dim
+        self.prefill_flops_pos = (s.attn_prefill_flops / tp if s.attn_prefill_flops else
+                                  4.0 * self.heads_local * s.head_dim)
+        self.kv_layer_bytes = s.kv_token_elems / kv_ways * p.kv_bytes  # K and V (or MLA's latent), one token, layer
+        self.ssm_seq_bytes = self.ssm_stage_layers * s.ssm_state_elems / tp * (s.ssm_state_bytes or p.kv_bytes)
+        # dense GEMMs per device per stage: column-parallel split n, row-parallel split k, replicated whole;
+        # k/v replicate when tp > KV heads
+        self.local_gemms, self.local_gemm_layers = [], []
+        for i, (name, n, k, col) in enumerate(s.gemms):
+            if col is None or name == "router":
                 self.local_gemms.append((name, n, k))
-            elif name in ("k", "v") and tp > s.kv_heads:
+            elif name in ("k", "v", "k_proj", "v_proj") and tp > s.kv_heads:
                 self.local_gemms.append((name, kv_loc * s.head_dim, k))
             elif name == "qkv" and tp > s.kv_heads:
                 self.local_gemms.append((name, (s.heads / tp + 2 * kv_loc) * s.head_dim, k))
             else:
                 self.local_gemms.append((name, n / tp if col else n, k if col else k / tp))
-        self.dense_params = Ls * sum(n * k for _, n, k in self.local_gemms)
-        self.dense_io = Ls * sum(n + k for _, n, k in self.local_gemms)
+            self.local_gemm_layers.append(Ls if not s.gemm_layers else s.layers_of(i) * frac)
+        self.dense_params = sum(c * n * k for c, (_, n, k) in zip(self.local_gemm_layers, self.local_gemms))
+        self.dense_io = sum(c * (n + k) for c, (_, n, k) in zip(self.local_gemm_layers, self.local_gemms))
         # experts: E / ep per device, each sliced by moe_tp = tp / ep (attention_dp: whole experts)
         self.moe_tp = 1 if lay.attention_dp else max(tp // lay.ep, 1)
         self.experts_local = s.num_experts / lay.ep if s.num_experts else 0.0
         self.expert_params_local = s.expert_params / self.moe_tp if s.num_experts else 0.0
+        # experts a checkpoint ships quantized (gpt-oss MXFP4) stay so under a wider precision (as the estimator)
+        fixed = WEIGHT_FORMATS[s.expert_format].bytes_per_weight if s.expert_format in WEIGHT_FORMATS else p.weight_bytes
+        self.expert_weight_bytes = min(p.weight_bytes, fixed)
         self.lm_params = s.lm_head_params / tp  # vocab-parallel LM head on the last stage
         f_loc = (s.top_k * s.ffn if s.num_experts else s.ffn) / tp
         self.ew_bytes_token = Ls * (10 * s.hidden + 3 * f_loc + 2 * (s.heads + s.kv_heads) * s.head_dim / tp) * \
@@ -214,12 +159,15 @@ class StepModel:
         """Weights on the most loaded device: its stage's layers (quantized matmuls, 16-bit router) + experts +
         embedding / LM head / norms in 16 bits, split by tp (embedding and LM head are vocab-parallel)."""
         s, p = self.shape, self.prec
-        router = self.stage_layers * s.num_experts * s.hidden
-        experts = self.stage_layers * self.experts_local * self.expert_params_local
+        router = self.moe_stage_layers * s.num_experts * s.hidden
+        experts = self.moe_stage_layers * self.experts_local * self.expert_params_local
         lm = 0.0 if s.tied else s.lm_head_params
         other = s.other_params + lm if self.layout.pp == 1 else max(s.other_params, lm)
-        return (self.dense_params - router + experts) * p.weight_bytes + router * p.dense_bytes + \
-            other / self.tp * p.dense_bytes
+        if self.expert_weight_bytes == p.weight_bytes:
+            quantized = (self.dense_params - router + experts) * p.weight_bytes
+        else:
+            quantized = (self.dense_params - router) * p.weight_bytes + experts * self.expert_weight_bytes
+        return quantized + router * p.dense_bytes + other / self.tp * p.dense_bytes
 
     def activation_bytes(self, tokens: float, logits_rows: float) -> float:
         """Peak activation workspace of one iteration of ``tokens`` rows: hidden states, q/k/v, the MLP's
@@ -260,7 +208,7 @@ class StepModel:
         draft model keeps its own cache of the same tokens)."""
         w = self.window
         win = np.minimum(tokens, w) if w else tokens
-        own = self.kv_layer_bytes * (self.full_layers * tokens + self.window_layers * win)
+        own = self.kv_layer_bytes * (self.full_layers * tokens + self.window_layers * win) + self.ssm_seq_bytes
         sp = self.speculation
         return own + (sp.draft.kv_bytes(tokens) if sp is not None and sp.draft is not None else 0.0)
 
@@ -276,7 +224,7 @@ class StepModel:
         """All layers of the stage, one token (no window), the draft model's cache included."""
         sp = self.speculation
         extra = sp.draft.kv_bytes_per_token if sp is not None and sp.draft is not None else 0.0
-        return self.kv_layer_bytes * self.stage_layers + extra
+        return self.kv_layer_bytes * self.attn_stage_layers + extra
 
     @property
     def tokens_per_step(self) -> float:
@@ -341,8 +289,8 @@ class StepModel:
                     (self.lm_params * p.dense_bytes + n_logits * s.vocab / self.tp * 4.0) / br)
         else:
             dense = 0.0
-            for _, n, k in self.local_gemms:
-                dense = dense + self.stage_layers * self.ops.gemm_s(T, n, k, p.compute_dtype)
+            for c, (_, n, k) in zip(self.local_gemm_layers, self.local_gemms):
+                dense = dense + c * self.ops.gemm_s(T, n, k, p.compute_dtype)
             lm = self.ops.gemm_s(n_logits, s.vocab / self.tp, s.hidden, "bf16")
         t = dense + lm
         if s.num_experts:
@@ -352,16 +300,20 @@ class StepModel:
             ways = lay.ep if lay.attention_dp else self.tp
             touched = expected_experts(s.num_experts, s.top_k, routed) / lay.ep
             moe = mx(2.0 * routed * s.top_k * s.expert_params / (ways * self.mm_rate),
-                     touched * self.expert_params_local * p.weight_bytes / br)
-            t = t + self.stage_layers * moe
+                     touched * self.expert_params_local * self.expert_weight_bytes / br)
+            t = t + self.moe_stage_layers * moe
         # attention
         kvb = self.kv_layer_bytes
-        d = s.head_dim
         Lf, Lw = self.full_layers, self.window_layers
         dec_pos = Lf * ctx + Lw * ctx_win
-        t_dec = mx(4.0 * self.heads_local * d * dec_pos * rows_per_decode / self.attn_rate, dec_pos * kvb / br)
+        t_dec = mx(self.decode_flops_pos * dec_pos * rows_per_decode / self.attn_rate,
+                   dec_pos * kvb / br)
         pre_pos = Lf * pre_attn + Lw * pre_attn_win
-        t_pre = mx(4.0 * self.heads_local * d * pre_pos / self.attn_rate, self.stage_layers * pre_kv * kvb / br)
+        t_pre = mx(self.prefill_flops_pos * pre_pos / self.attn_rate,
+                   self.attn_stage_layers * pre_kv * kvb / br)
+        if s.ssm_layers:  # Mamba-2: each decoding sequence reads and writes its state; prefill runs the scan
+            t_pre = t_pre + pre_tok * self.ssm_stage_layers * s.ssm_flops_token / self.tp / self.attn_rate
+            t_dec = t_dec + 2.0 * n_dec * self.ssm_seq_bytes / br
         t = t + t_dec + t_pre + T * self.ew_bytes_token / br
         # collectives
         if self.tp > 1:

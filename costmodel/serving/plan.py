@@ -149,7 +149,10 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
     limit = spec.max_positions
     if paged:
         max_batch = int(pool // sm.request_kv_bytes(prompt + generate)) if pool > 0 else 0
-        max_ctx = int(pool // sm.kv_bytes_per_token) if pool > 0 else 0
+        if sm.kv_bytes_per_token > 0:
+            max_ctx = int(pool // sm.kv_bytes_per_token) if pool > 0 else 0
+        else:  # a Mamba model's state does not grow with the context: memory sets no length
+            max_ctx = CONTEXT_SEARCH_CAP if pool >= sm.request_kv_bytes(1) else 0
     else:
         max_batch = largest_static_batch(sm, prompt, generate)
         max_ctx = _largest_context(sm, generate, cap)
@@ -158,7 +161,7 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
     off_tok = off.output_tokens_per_s if off else 0.0
     off_per_m = 1e6 / off_tok / 3600.0 if off_tok else float("inf")
     kv_default = "fp32" if precision == "fp32" else "bf16"
-    full_kv_token = 2.0 * sm.shape.kv_heads * sm.shape.head_dim * sm.prec.kv_bytes * sm.shape.layers
+    full_kv_token = sm.shape.kv_token_elems * sm.prec.kv_bytes * sm.shape.n_attn_layers  # + none for Mamba state
     return ServingPlan(
         model=spec.name, hardware=hw.id, tp=tp, precision=precision, kv_cache_precision=kv_cache_precision or kv_default,
         prompt=prompt, generate=generate, kv_cache_bytes_per_token=full_kv_token,
@@ -180,12 +183,15 @@ def plan_serving(model, hardware=None, *, prompt: int = 512, generate: int = 128
     )
 
 
+CONTEXT_SEARCH_CAP = 1 << 24  # the longest context a plan reports (16.8M positions) when memory sets none
+
+
 def _largest_context(sm: StepModel, generate: int, cap: float) -> int:
     lo = generate + 1
     if sm.static_device_bytes(1, max(lo - generate, 1), generate) > cap:
         return 0
     a, b = lo, lo * 2
-    while b < (1 << 24) and sm.static_device_bytes(1, b - generate, generate) <= cap:
+    while b < CONTEXT_SEARCH_CAP and sm.static_device_bytes(1, b - generate, generate) <= cap:
         a, b = b, b * 2
     while b - a > 1:
         mid = (a + b) // 2

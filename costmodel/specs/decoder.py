@@ -30,6 +30,7 @@ class DecoderSpec(ModelSpec):
     norm: str = "rmsnorm"  # rmsnorm | gemma_rmsnorm
     tied_embeddings: bool = False
     hf_model_type: str = ""
+    max_positions: int = 0  # max_position_embeddings: the trained context (0: none stated, e.g. Mamba)
     params_apart: tuple[tuple[str, int], ...] = ()
     notes: tuple[tuple[str, str], ...] = ()
 
@@ -88,6 +89,11 @@ class DecoderSpec(ModelSpec):
         if ssm:
             return "hybrid" if attn else "ssm"
         return "moe" if self.num_experts else "decoder"
+
+    @property
+    def positions(self) -> str:
+        """How positions are encoded, for ``limits.model_limits``: rotary where a context length is stated."""
+        return "rotary" if self.max_positions else "none"
 
     @property
     def generative(self) -> bool:  # type: ignore[override]

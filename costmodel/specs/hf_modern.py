@@ -62,6 +62,7 @@ def _types(cfg: dict, L: int, default: list[str]) -> list[str]:
 
 def _spec(cfg: dict, default_name: str, h: int, blocks, name_cfg: dict | None = None, **kw) -> DecoderSpec:
     vocab = _int(cfg, "vocab_size", default=VOCAB_DEFAULTS.get(default_name))
+    kw.setdefault("max_positions", F.req(cfg, "max_position_embeddings", default=0, hi=F.MAX_POSITIONS))
     return DecoderSpec(name=F.name(name_cfg or cfg, default_name), vocab_size=vocab, hidden=h,
                        blocks=blocks, tied_embeddings=F.flag(cfg, "tie_word_embeddings", kw.pop("tied_default", False)),
                        **kw)
@@ -300,7 +301,9 @@ def gemma3_text(cfg: dict, name_cfg: dict | None = None, tied_default: bool = Tr
     src = name_cfg or cfg
     return DecoderSpec(name=F.name(src, "gemma3"), vocab_size=_int(cfg, "vocab_size", default=262_208), hidden=h,
                        blocks=blocks, norm="gemma_rmsnorm",
-                       tied_embeddings=F.flag(src, "tie_word_embeddings", tied_default), hf_model_type="gemma3_text")
+                       tied_embeddings=F.flag(src, "tie_word_embeddings", tied_default), hf_model_type="gemma3_text",
+                       # Gemma3TextConfig's default (transformers) when the checkpoint's text_config omits it
+                       max_positions=F.req(cfg, "max_position_embeddings", default=131_072, hi=F.MAX_POSITIONS))
 
 
 def gemma3(cfg: dict) -> DecoderSpec:

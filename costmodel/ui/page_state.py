@@ -37,6 +37,8 @@ MODEL_STATE = {
 HARDWARE_STATE = {
     "hw": DEFAULT_HARDWARE,  # catalog id, or "custom"
     "hw_mem_gib": 80.0, "hw_bw_gbs": 3350.0, "hw_tflops16": 989.0, "hw_tflops32": 67.0, "hw_tdp_w": 700.0,
+    "hw_usd_h": 0.0,  # the custom device's own price per device-hour (0: no price)
+    "usd_h": 0.0,  # your price per device-hour for any device, replacing the catalog's (0: the catalog's)
 }
 
 
@@ -275,9 +277,11 @@ def model_label(state: Mapping[str, Any]) -> str:
     return "pasted config"
 
 
-def custom_hardware(mem_gib: float, bw_gb_s: float, tflops16: float, tflops32: float, tdp_w: float = 700.0):
-    """A ``Hardware`` from the page's custom inputs (GiB, GB/s, dense TFLOP/s, watts), validated by the
-    catalog's own schema. Interconnect figures are the H100 SXM catalog's (they do not affect one device)."""
+def custom_hardware(mem_gib: float, bw_gb_s: float, tflops16: float, tflops32: float, tdp_w: float = 700.0,
+                    usd_per_device_hour: float = 0.0):
+    """A ``Hardware`` from the page's custom inputs (GiB, GB/s, dense TFLOP/s, watts, USD per device-hour; 0 = no
+    price), validated by the catalog's own schema. Interconnect figures are the H100 SXM catalog's (they do not
+    affect one device)."""
     ref = load_hardware(DEFAULT_HARDWARE)
     for name, v in (("hw_mem_gib", mem_gib), ("hw_bw_gbs", bw_gb_s), ("hw_tflops16", tflops16),
                     ("hw_tflops32", tflops32), ("hw_tdp_w", tdp_w)):
@@ -293,13 +297,14 @@ def custom_hardware(mem_gib: float, bw_gb_s: float, tflops16: float, tflops32: f
         "inter_node_bandwidth_bytes_per_s": ref.inter_node_bandwidth_bytes_per_s,
         "gpus_per_node": ref.gpus_per_node,
         "source": "entered in the dashboard", "notes": "custom device; idle power taken as 0 W",
+        **({"usd_per_device_hour": float(usd_per_device_hour)} if usd_per_device_hour else {}),
     })
 
 
 def hardware_from_state(state: Mapping[str, Any]):
     if state["hw"] == CUSTOM_HARDWARE:
         return custom_hardware(state["hw_mem_gib"], state["hw_bw_gbs"], state["hw_tflops16"], state["hw_tflops32"],
-                               state["hw_tdp_w"])
+                               state["hw_tdp_w"], float(state.get("hw_usd_h") or 0.0))
     return load_hardware(state["hw"])
 
 
@@ -319,18 +324,32 @@ def workload_from_state(state: Mapping[str, Any]):
 
 
 def estimate_from_state(state: Mapping[str, Any], **overrides):
-    """``costmodel.estimate`` for a page state; ``overrides`` replace workload fields."""
+    """``costmodel.estimate`` for a page state; ``overrides`` replace workload fields. Read in the page's
+    order (model, hardware, workload), so both report the same first error."""
+    model = model_from_state(state)
+    hw = hardware_from_state(state)
     w = workload_from_state(state)
     if overrides:
         w = w.with_(**overrides)
         w = type(w).from_dict(w.to_dict())  # re-validate
-    return estimate(model_from_state(state), hardware=hardware_from_state(state), workload=w)
+    return estimate(model, hardware=hw, workload=w, pricing=your_price(state))
+
+
+def your_price(state: Mapping[str, Any]) -> dict | None:
+    """``estimate(..., pricing=)`` for a page's "your price" box: the negotiated $/device-hour, or None (the
+    catalog's)."""
+    price = float(state.get("usd_h") or 0.0)
+    return {"usd_per_device_hour": price} if price > 0 else None
 
 
 def pricing_from_state(state: Mapping[str, Any]) -> dict:
-    """Keyword arguments of ``costmodel.costs.cost_breakdown`` from a page's pricing widgets."""
-    return {"provider": state.get("provider") or None, "tier": state.get("tier", "on-demand"),
-            "region": state.get("region", "world"), "utilization": float(state.get("utilization", 1.0))}
+    """Keyword arguments of ``costmodel.costs.cost_breakdown`` from a page's pricing widgets (``usd_h`` > 0: your
+    price per device-hour replaces the catalog's)."""
+    out = {"provider": state.get("provider") or None, "tier": state.get("tier", "on-demand"),
+           "region": state.get("region", "world"), "utilization": float(state.get("utilization", 1.0))}
+    if float(state.get("usd_h") or 0.0) > 0:
+        out["usd_per_device_hour"] = float(state["usd_h"])
+    return out
 
 
 def scenario_from_state(state: Mapping[str, Any], name: str, notes: str = "") -> dict:
