@@ -72,7 +72,7 @@ class Layout:
         return self.dp * self.tp * self.pp * self.cp
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "num_devices": self.num_devices}
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"num_devices": self.num_devices}
 
 
 def check_layout(spec, layout: Layout) -> None:
