@@ -212,3 +212,18 @@ def test_catalog_state_follows_the_environment_at_once(tmp_path, monkeypatch):
     assert catalog.catalog_state() != before
     monkeypatch.delenv(prices.ENV_GRID)
     assert catalog.catalog_state()[0] == before[0]
+
+
+def test_evolve_is_dataclasses_replace():
+    # the ResNet ledger's fast copy of a Layer row: the same record dataclasses.replace makes, the same refusal
+    from dataclasses import replace
+
+    from costmodel.layers import _evolve
+
+    spec = load_model("resnet-50")
+    rows = ledger(spec, make_ctx(spec, Workload(batch=2, image_size=96), "train"))
+    for row in rows[:40]:
+        ch = dict(activation_bytes=row.activation_bytes + 1.0, working_bytes=3.0, shares_input=True)
+        assert _evolve(row, **ch) == replace(row, **ch) and _evolve(row) == row
+    with pytest.raises(TypeError):
+        _evolve(rows[0], not_a_field=1)
