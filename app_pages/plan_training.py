@@ -8,7 +8,7 @@ import costmodel
 from costmodel import plans, prices
 from costmodel.checkpoint import checkpoint_of
 from costmodel.ui import figures, format as fmt, i18n, page_state, sweeps, tables
-from costmodel.catalog import list_hardware
+from costmodel.catalog import catalog_state, list_hardware
 from costmodel.errors import InputError
 from costmodel.engines import ENGINES
 from costmodel.workload import OPTIMIZERS, PRECISIONS
@@ -50,8 +50,10 @@ def pricing_widgets(where):
 # records, tuples and figures no caller changes (st.plotly_chart copies a figure before sending it), shared as they
 # are (st.cache_resource: no pickling per rerun). A rerun with unchanged inputs does no estimator work. A layout
 # search result is ~15 MB at 16,000 layouts (the records and the figure; its table rows are made when shown).
+# ``state`` (catalog.catalog_state(): the catalog folders named and their files' modification times) is in every
+# key: an edited hardware or price file gives new plans, not the cached ones.
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _plan_view(model, hw_id, workload, layout, tokens, samples, epochs, gb, pricing, engine_kw):
+def _plan_view(model, hw_id, workload, layout, tokens, samples, epochs, gb, pricing, engine_kw, state):
     """(the plan, its step and memory figures, its rows, its step rows), once per input."""
     plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
                                epochs=epochs, global_batch=gb, pricing=pricing, **engine_kw)
@@ -60,7 +62,8 @@ def _plan_view(model, hw_id, workload, layout, tokens, samples, epochs, gb, pric
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _scaling_view(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing, tokens, samples, epochs):
+def _scaling_view(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing, tokens, samples, epochs,
+                  state):
     """(the scaling rows, their figure or None), once per input."""
     scal = tuple(sweeps.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
                                      tokens=tokens, samples=samples, epochs=epochs))
@@ -68,16 +71,16 @@ def _scaling_view(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pr
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _search(model, hw_id, rank, include_unfit, kw):
+def _search(model, hw_id, rank, include_unfit, kw, state):
     """``plans.search_layouts`` once per input (a tuple of LayoutResult)."""
     return tuple(plans.search_layouts(model, hw_id, rank_by=rank, include_unfit=include_unfit, **kw))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _pareto(model, hw_id, rank, kw):
+def _pareto(model, hw_id, rank, kw, state):
     """The cost-vs-time figure of a search, once per input."""
     pts = [{**r, "label": f"{r['dp']}x{r['tp']}x{r['pp']}"}
-           for r in tables.layout_rows(_search(model, hw_id, rank, True, kw)) if r["cost_usd"] is not None]
+           for r in tables.layout_rows(_search(model, hw_id, rank, True, kw, state)) if r["cost_usd"] is not None]
     return figures.pareto_figure(pts, x="wall_clock_days", y="cost_usd", label="label", x_title="wall clock (days)",
                                  y_title="cost (USD)")
 
@@ -179,13 +182,13 @@ search_kw = dict(tokens=tokens, samples=samples, epochs=epochs, workload=workloa
 plan = None
 try:
     plan, step_fig, mem_fig, plan_rows, step_rows = _plan_view(model, hw_id, workload, layout, tokens, samples, epochs,
-                                                               gb, pricing, engine_kw)
+                                                               gb, pricing, engine_kw, catalog_state())
 except InputError as err:  # a layout the model cannot take: said here, the valid ones below, the page goes on
     show_error(err)
     st.markdown("**Layouts this model can take** (within the goals, nearest to the devices you typed first; pick "
                 "one to use it):")
     try:
-        found = _search(model, hw_id, "time", False, search_kw)
+        found = _search(model, hw_id, "time", False, search_kw, catalog_state())
     except InputError as err2:
         show_error(err2)
         found = []
@@ -291,7 +294,7 @@ if plan is not None:
         counts = [n for n in DEVICE_COUNTS if n >= tp * pp and n <= max(plan.num_devices * 4, 8)]
         try:
             scal, scal_fig = _scaling_view(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
-                                           tokens, samples, epochs)
+                                           tokens, samples, epochs, catalog_state())
         except InputError as err:
             show_error(err)
         else:
@@ -306,8 +309,8 @@ if ps.checkbox(st, "Search layouts (dp x tp x pp, ZeRO, micro-batch, checkpointi
     rank = ps.radio(st, "Rank by", "rank_by", ["time", "cost"], horizontal=True)
     try:
         with st.spinner("Searching layouts..."):
-            found = _search(model, hw_id, rank, True, search_kw)
-            pareto = _pareto(model, hw_id, rank, search_kw)
+            found = _search(model, hw_id, rank, True, search_kw, catalog_state())
+            pareto = _pareto(model, hw_id, rank, search_kw, catalog_state())
     except InputError as err:
         show_error(err)
     else:
