@@ -7,9 +7,10 @@
 """
 
 from .api import estimate
+from .cache import cache_stats, clear_caches
 from .errors import InputError
 from .models import list_presets, load_model
 from .workload import OPTIMIZERS, PRECISIONS, Workload
 
-__all__ = ["estimate", "InputError", "list_presets", "load_model", "Workload", "PRECISIONS", "OPTIMIZERS"]
+__all__ = ["estimate", "cache_stats", "clear_caches", "InputError", "list_presets", "load_model", "Workload", "PRECISIONS", "OPTIMIZERS"]
 __version__ = "0.1.0"

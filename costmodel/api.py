@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .catalog import resolve_hardware
-from .costs import hourly_cost, unit_rates
+from .costs import _hourly_entry, unit_rates
 from .errors import InputError
 from .limits import resolve_defaults
 from .estimator import estimate as _estimate
@@ -51,16 +51,16 @@ def with_costs(est: Estimate, pricing: dict | None = None, hardware=None) -> Est
     and carbon, and ``cost_usd`` None with the reason in ``assumptions["cost"]``.
     ``hardware``: the ``Hardware`` the estimate ran on (default: the catalog record of ``est.hardware``)."""
     try:
-        hour = hourly_cost(hardware if hardware is not None else est.hardware, pricing)
+        hour, cost_assumptions = _hourly_entry(hardware if hardware is not None else est.hardware, pricing)
     except InputError as err:
         if pricing:  # the user asked for something specific: say what is wrong
             raise
         return replace(est, assumptions={**est.assumptions, "cost": f"no cost: {err}"})
     text = est.modality == "text"
     unit, unit_s = est.time_s.unit, est.time_s.per_unit_s
-    per = dict(tokens_per_s=est.perf.tokens_per_s) if text else dict(samples_per_s=est.perf.samples_per_s)
-    cost = unit_rates(hour.compute_usd, unit, unit_s, **per) if hour.compute_usd is not None else None
-    assumptions = {**est.assumptions, "cost": {k: v for k, v in hour.assumptions.items()
-                                               if not k.startswith("storage")}}
-    return replace(est, cost_usd=cost, energy_kwh=unit_rates(hour.energy_kwh, unit, unit_s, **per),
-                   carbon_kg_co2e=unit_rates(hour.carbon_kg_co2e, unit, unit_s, **per), assumptions=assumptions)
+    tps, sps = (est.perf.tokens_per_s, None) if text else (None, est.perf.samples_per_s)
+    cost = unit_rates(hour.compute_usd, unit, unit_s, tps, sps) if hour.compute_usd is not None else None
+    assumptions = {**est.assumptions, "cost": dict(cost_assumptions)}
+    return est.with_money(cost, unit_rates(hour.energy_kwh, unit, unit_s, tps, sps),
+                          unit_rates(hour.carbon_kg_co2e, unit, unit_s, tps, sps), assumptions)
+

@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -202,13 +204,73 @@ def _read_json(path: Path, field_name: str = "hardware"):
     return read_json_file(path, MAX_FILE_BYTES, field=field_name)
 
 
-def _dirs() -> tuple[Path, ...]:
-    extra = [Path(p).expanduser() for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
+# The environment variables naming user catalog files: hardware here, prices and grid in costmodel.prices.
+CATALOG_ENVS = (ENV_DIRS, "COSTMODEL_PRICES_DIR", "COSTMODEL_GRID_DIR")
+# How often (seconds) catalog_state() looks at the catalog files' modification times again
+CATALOG_CHECK_S = 1.0
+_STATE: tuple = ((), -math.inf, None, ((), 0))  # (environment, when the files were looked at, their stamp, state)
+_STATE_LOCK = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple:
+    """(path, mtime, size) of a file, or of a folder and every JSON file in it; (path,) if it is neither."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return (str(path),)
+    if not os.path.isdir(path):
+        return (str(path), st.st_mtime_ns, st.st_size)
+    try:
+        with os.scandir(path) as it:
+            files = sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in it if e.name.endswith(".json"))
+    except OSError:
+        files = []
+    return (str(path), st.st_mtime_ns, tuple(files))
+
+
+def catalog_state() -> tuple:
+    """What every catalog (hardware, prices, grid) is read from, as a small key: (the values of ``CATALOG_ENVS``, a
+    generation number). The environment is looked at on every call; the modification times and sizes of the
+    built-in and user catalog folders and files once per ``CATALOG_CHECK_S`` seconds, and the generation grows when
+    they change. The catalog caches, and the caches of what is derived from them (price lists and medians, the cost
+    of a device-hour), key on it: another folder named, a file added, removed or edited gives a new state and a
+    fresh read; an unchanged one costs a few environment look-ups per call."""
+    global _STATE
+    env = tuple(os.environ.get(k, "") for k in CATALOG_ENVS)
+    cur = _STATE
+    if env == cur[0] and time.monotonic() - cur[1] < CATALOG_CHECK_S:
+        return cur[3]
+    with _STATE_LOCK:
+        cur = _STATE
+        paths = [HARDWARE_DIR, ASSETS_DIR / "prices", ASSETS_DIR / "grid"]
+        paths += [Path(p).expanduser() for value in env for p in value.split(os.pathsep) if p.strip()]
+        stamp = (env, tuple(_stamp(p) for p in paths))
+        state = cur[3] if stamp == cur[2] else (env, cur[3][1] + 1)
+        _STATE = (env, time.monotonic(), stamp, state)
+    return state
+
+
+@functools.lru_cache(maxsize=16)
+def _dirs(env: str) -> tuple[Path, ...]:
+    """The built-in folder and those named by ``COSTMODEL_HARDWARE_DIR``'s value ``env``."""
+    extra = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     return (HARDWARE_DIR, *extra)
 
 
-@functools.lru_cache(maxsize=None)
-def _catalog(dirs: tuple[Path, ...]) -> tuple[Mapping[str, Hardware], tuple[str, ...]]:
+_CURRENT: tuple = (None, None)  # (state, what _catalog gave for it): one look-up per state, not per call
+
+
+def _current() -> tuple[Mapping[str, Hardware], tuple[str, ...]]:
+    state = catalog_state()
+    cur = _CURRENT
+    if cur[0] is not state:
+        cur = (state, _catalog(_dirs(state[0][0]), state))
+        globals()["_CURRENT"] = cur
+    return cur[1]
+
+
+@functools.lru_cache(maxsize=4)
+def _catalog(dirs: tuple[Path, ...], state: tuple = ()) -> tuple[Mapping[str, Hardware], tuple[str, ...]]:
     """(id -> Hardware, notes). A bad built-in file is a broken install (an error); a bad user folder or file is
     skipped and named in the notes, so one broken user file does not stop every command."""
     out: dict[str, Hardware] = {}
@@ -236,13 +298,14 @@ def _catalog(dirs: tuple[Path, ...]) -> tuple[Mapping[str, Hardware], tuple[str,
 
 
 def catalog() -> Mapping[str, Hardware]:
-    """id -> Hardware for the built-in catalog plus the ``COSTMODEL_HARDWARE_DIR`` folders (cached)."""
-    return _catalog(_dirs())[0]
+    """id -> Hardware for the built-in catalog plus the ``COSTMODEL_HARDWARE_DIR`` folders (cached per
+    ``catalog_state()``)."""
+    return _current()[0]
 
 
 def catalog_notes() -> tuple[str, ...]:
     """What loading the user folders skipped or replaced (a bad file, a folder that is not one, a reused id)."""
-    return _catalog(_dirs())[1]
+    return _current()[1]
 
 
 def is_catalog_record(hw: Hardware) -> bool:

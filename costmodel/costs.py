@@ -14,11 +14,10 @@ amortized) electricity is not in the price, so ``total_usd`` adds ``energy_usd``
 
 from __future__ import annotations
 
-import functools
-import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from . import catalog as hwcat
+from .cache import BoundedCache
 from .errors import InputError
 from .prices import (ENV_GRID, ENV_PRICES, GIB, PUE_RANGE, TIERS_WITHOUT_ELECTRICITY, PriceRecord, default_pue, electricity_price,
                      grid_intensity, list_prices, price_per_gpu_hour, storage_price)
@@ -236,22 +235,32 @@ def cost_breakdown(gpu_hours: float, hardware, *, provider: str | None = None, t
 # per unit of a run
 
 
-@functools.lru_cache(maxsize=512)
-def _hourly(hw_key: tuple, hw, pricing_items: tuple, env: tuple) -> CostBreakdown:
-    return cost_breakdown(1.0, hw, **dict(pricing_items))
+# (hardware record, pricing, catalog state) -> (the CostBreakdown of one device-hour, the part of its assumptions an
+# estimate lists); ~4 KB each
+_HOURLY = BoundedCache("costs.hourly_cost", 1024, 8e6, lambda entry: 4000.0)
 
 
 def hourly_cost(hw, pricing: dict | None = None) -> CostBreakdown:
-    """``cost_breakdown`` of one device-hour, cached per (device, pricing, catalog folders): sweeps price many
-    estimates of the same device at the same rates, and the median across providers is worked out once."""
+    """``cost_breakdown`` of one device-hour, cached per (device record, pricing, ``catalog.catalog_state()``):
+    sweeps price many estimates of the same device at the same rates, so the price look-up, the median across
+    providers, the power model and the grid intensity are worked out once per catalog change, not per call."""
+    return _hourly_entry(hw, pricing)[0]
+
+
+def _hourly_entry(hw, pricing: dict | None) -> tuple[CostBreakdown, dict]:
+    """(``hourly_cost``, its assumptions without the storage ones: what ``costmodel.api.with_costs`` lists)."""
     hw = hwcat.load_hardware(hw)
-    items = tuple(sorted((pricing or {}).items()))
-    env = tuple(os.environ.get(k, "") for k in (hwcat.ENV_DIRS, ENV_PRICES, ENV_GRID))
     try:
-        return _hourly((hw.id, hw.idle_w, hw.tdp_w, hw.source, hw.usd_per_device_hour, hwcat.is_catalog_record(hw)),
-                       hw, items, env)
+        key = (hw, tuple(sorted(pricing.items())) if pricing else (), hwcat.catalog_state())
+        hit = _HOURLY.get(key, None)
     except TypeError:  # an unhashable pricing value: no caching
-        return cost_breakdown(1.0, hw, **(pricing or {}))
+        key = hit = None
+    if hit is None:
+        hour = cost_breakdown(1.0, hw, **(pricing or {}))
+        hit = (hour, {k: v for k, v in hour.assumptions.items() if not k.startswith("storage")})
+        if key is not None:
+            _HOURLY.put(key, hit)
+    return hit
 
 
 def unit_rates(per_hour: float, unit: str, unit_s: float, tokens_per_s: float | None = None,
@@ -259,9 +268,9 @@ def unit_rates(per_hour: float, unit: str, unit_s: float, tokens_per_s: float | 
     """A quantity per device-hour (USD, kWh, kg CO2e) turned into the run's units:
     per unit = per_hour x unit_s / 3600; per million tokens = per_hour / 3600 x 1e6 / tokens_per_s (text);
     per 1,000 samples = per_hour / 3600 x 1e3 / samples_per_s (images, vectors)."""
-    out = UnitRates(unit=unit, per_unit=per_hour * unit_s / 3600.0, per_hour=per_hour)
-    if tokens_per_s is not None:
-        out = replace(out, per_million_tokens=per_hour / 3600.0 * 1e6 / tokens_per_s if tokens_per_s else 0.0)
-    if samples_per_s is not None:
-        out = replace(out, per_thousand_samples=per_hour / 3600.0 * 1e3 / samples_per_s if samples_per_s else 0.0)
-    return out
+    return UnitRates(
+        unit=unit, per_unit=per_hour * unit_s / 3600.0, per_hour=per_hour,
+        per_million_tokens=None if tokens_per_s is None else (
+            per_hour / 3600.0 * 1e6 / tokens_per_s if tokens_per_s else 0.0),
+        per_thousand_samples=None if samples_per_s is None else (
+            per_hour / 3600.0 * 1e3 / samples_per_s if samples_per_s else 0.0))

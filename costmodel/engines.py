@@ -67,7 +67,9 @@ FLASH_EFFICIENCY = {
 
 def architecture(hw) -> str:
     """ampere | hopper | blackwell | other, from the catalog id (the attention kernels differ by generation)."""
-    hid = getattr(hw, "id", str(hw))
+    hid = getattr(hw, "id", None)
+    if hid is None:  # not getattr(hw, "id", str(hw)): that formats the whole record on every call
+        hid = str(hw)
     if hid.startswith(("a100", "a10", "a30", "rtx-3090")):
         return "ampere"
     if hid.startswith(("h100", "h200", "h800", "h20", "gh200")):

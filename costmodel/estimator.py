@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from .catalog import resolve_hardware
 from .errors import InputError
-from .ledger import check_lora_rank, ledger, lora_targets, make_ctx, row_sums
+from .ledger import LazyLayerRows, check_lora_rank, ledger, lora_targets, make_ctx, row_sums
 from .limits import check_workload
 from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, MemoryBreakdown, ParamCounts
@@ -57,12 +57,14 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     if r:
         check_lora_rank(rows, targets, r)
 
-    sums = row_sums(spec, ctx, p, method, frozenset(targets), r, with_layers,
-                     bool(w.grad_checkpointing) and spec.modality == "text")
+    input_grads = bool(w.grad_checkpointing) and spec.modality == "text"
+    sums = row_sums(spec, ctx, p, method, frozenset(targets), r, False, input_grads)
+    # the per-layer table is built when someone reads est.layers (ledger.LazyLayerRows), not here
+    layer_rows = LazyLayerRows(spec, ctx, p, method, frozenset(targets), r, input_grads) if with_layers else ()
     total, active, matmul_total, bias_total = sums.total, sums.active, sums.matmul_total, sums.bias_total
     adapter, adapter_fwd, adapter_factored = sums.adapter, sums.adapter_fwd, sums.adapter_factored
     fwd, bwd, prunable_fwd = sums.fwd, sums.bwd, sums.prunable_fwd
-    act_rows, frozen_matmul, trainable, layer_rows = sums.act_rows, sums.frozen_matmul, sums.trainable, sums.layer_rows
+    act_rows, frozen_matmul, trainable = sums.act_rows, sums.frozen_matmul, sums.trainable
     weight_b = p.weight_bytes if train else (4.0 if p.compute_dtype == "fp32" and not p.autocast else
                                              (4.0 if p.autocast else p.weight_bytes))
     frozen_b = p.frozen_weight_bytes + QUANT_SCALE_BYTES_PER_WEIGHT.get(p.name, 0.0)
@@ -222,7 +224,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
                                         "embedding table (gpt-oss 3.6B/5.1B, DeepSeek-V3 36.6B)")
     return Estimate(
         model=spec.name, family=spec.family, hardware=hw.id, workload=w, params=params, flops=flops,
-        memory_bytes=memory, time_s=time_s, perf=perf, assumptions=assumptions, layers=tuple(layer_rows),
+        memory_bytes=memory, time_s=time_s, perf=perf, assumptions=assumptions, layers=layer_rows,
         modality=spec.modality,
     )
 

@@ -91,6 +91,20 @@ class Layer:
     state_bytes: float = 0.0  # part of kv_cache_bytes that does not grow with positions (SSM / conv state)
 
 
+_LAYER_FIELDS = tuple(Layer.__slots__)
+
+
+def _evolve(row: Layer, **changes) -> Layer:
+    """``dataclasses.replace(row, **changes)`` for a ``Layer`` (no __post_init__ to run), field by field: about
+    4x faster, and a ResNet-50 ledger makes one per convolution and linear layer."""
+    new = object.__new__(Layer)
+    for name in _LAYER_FIELDS:
+        object.__setattr__(new, name, changes.pop(name) if name in changes else getattr(row, name))
+    if changes:
+        raise TypeError(f"Layer has no field(s) {', '.join(changes)}")
+    return new
+
+
 def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_input_bytes: float,
            out_bytes: float, module: str = "", count: int = 1, block: str = "", extra_saved: float = 0.0,
            tied: bool = False, shares_input: bool = False) -> Layer:

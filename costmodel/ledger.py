@@ -3,14 +3,20 @@ gives for it (``ledger``, cached), and one walk over the rows that sums everythi
 (``row_sums``: parameters, FLOPs incl. frozen fine-tuning's skipped input gradients, saved activations per
 block for the backward-peak walk, LoRA adapters, checkpointing's recompute). Pure in its arguments, so sweeps
 over the optimizer, checkpointing or hardware reuse the cached sums (costmodel.estimator applies the memory
-formulas to them)."""
+formulas to them).
+
+Both caches are bounded in entries and in approximate bytes (``costmodel.cache``; a ResNet-50 ledger holds ~90
+rows of ~600 bytes, a Llama one ~15), and the per-layer table of an estimate (``LayerRow`` records) is built only
+when someone reads it (``LazyLayerRows``), never kept in the cache."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 
+from .cache import bounded_cache
 from .errors import InputError
 from .layers import Ctx, Layer
+from .perf import PASSES_PER_LEDGER
 from .results import LayerRow
 from .specs.base import ModelSpec
 from .workload import QUANT_SCALE_BYTES_PER_WEIGHT, WEIGHT_FORMAT_BYTES, Workload
@@ -43,11 +49,36 @@ def make_ctx(spec: ModelSpec, w: Workload, phase: str) -> Ctx:
     )
 
 
-@functools.lru_cache(maxsize=8192)
+# Approximate bytes a cached record holds (tracemalloc: ~590-600 per Layer row of any family, ~120 per summed
+# row of RowSums; tests/test_perf_caches.py checks the estimates against tracemalloc), and the bounds.
+LAYER_ROW_BYTES = 600.0
+SUM_ROW_BYTES = 120.0
+ENTRY_BYTES = 1000.0  # the key, the table's own record, the tuple or object around the rows
+# costmodel.perf memoizes the roofline of a pass on the ledger it ran on (at most PASSES_PER_LEDGER per ledger,
+# ~PASS_BYTES each): counted with the ledger, and evicted with it
+PASS_BYTES = 700.0
+LEDGER_CACHE_ENTRIES, LEDGER_CACHE_BYTES = 4096, 64e6
+SUMS_CACHE_ENTRIES, SUMS_CACHE_BYTES = 4096, 16e6
+
+
+class LedgerRows(tuple):
+    """The rows of one pass (a tuple of ``Layer``), carrying ``passes``: the memo of
+    ``costmodel.perf.pass_times`` for this ledger, so that it lives and goes with the cached ledger."""
+
+    passes: dict
+
+
+def _ledger_bytes(rows) -> float:
+    return ENTRY_BYTES + LAYER_ROW_BYTES * len(rows) + PASSES_PER_LEDGER * PASS_BYTES
+
+
+@bounded_cache("ledger", LEDGER_CACHE_ENTRIES, LEDGER_CACHE_BYTES, _ledger_bytes)
 def ledger(spec: ModelSpec, ctx: Ctx) -> tuple[Layer, ...]:
     """The per-layer ledger of one pass. Pure in (spec, ctx), so sweeps that vary only the
     optimizer, fine-tuning method or hardware reuse it."""
-    return tuple(spec.ledger(ctx))
+    rows = LedgerRows(spec.ledger(ctx))
+    rows.passes = {}
+    return rows
 
 
 def lora_targets(rows: list[Layer], w: Workload) -> set[str]:
@@ -98,8 +129,68 @@ def _eager_attention_skipped(forward_flops: float, proj_grads: list[bool]) -> fl
     return half * ((not q) + (not k) + (not (q or k)) + (not v))
 
 
-@functools.lru_cache(maxsize=8192)
-def row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool,
+def _sums_bytes(out: RowSums) -> float:
+    return ENTRY_BYTES + SUM_ROW_BYTES * len(out.act_rows) + LAYER_ROW_BYTES * len(out.layer_rows)
+
+
+@bounded_cache("row_sums", SUMS_CACHE_ENTRIES, SUMS_CACHE_BYTES, _sums_bytes)
+def _cached_sums(spec, ctx, p, method, targets, r, input_grads) -> RowSums:
+    return _row_sums(spec, ctx, p, method, targets, r, False, input_grads)
+
+
+def row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool = False,
+             input_grads: bool = False) -> RowSums:
+    """The ledger of (spec, ctx) summed for precision ``p``, fine-tuning ``method``, LoRA ``targets`` and rank ``r``
+    (``input_grads``: checkpointing's enable_input_require_grads). Cached without the per-layer table; with
+    ``with_layers`` the table (``RowSums.layer_rows``) is built too, uncached (``LazyLayerRows`` asks for it)."""
+    if with_layers:
+        return _row_sums(spec, ctx, p, method, targets, r, True, input_grads)
+    return _cached_sums(spec, ctx, p, method, targets, r, input_grads)
+
+
+class LazyLayerRows(Sequence):
+    """``Estimate.layers`` before anyone reads it: the arguments of ``row_sums``, from which the per-layer table
+    (``LayerRow`` records) is built on first access and then kept here. An estimate nobody asks per-layer rows
+    of holds a few references instead of a record per row; equal to, and pickled as, the plain tuple."""
+
+    __slots__ = ("_args", "_rows")
+
+    def __init__(self, spec, ctx, p, method: str, targets: frozenset, r: int, input_grads: bool):
+        self._args = (spec, ctx, p, method, targets, r, input_grads)
+        self._rows = None
+
+    def _get(self) -> tuple:
+        rows = self._rows
+        if rows is None:  # two threads may both build it: the same rows either way
+            spec, ctx, p, method, targets, r, input_grads = self._args
+            rows = self._rows = _row_sums(spec, ctx, p, method, targets, r, True, input_grads).layer_rows
+        return rows
+
+    def __getitem__(self, i):
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __eq__(self, other):
+        if isinstance(other, (LazyLayerRows, tuple)):
+            return self._get() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+    def __reduce__(self):
+        return (tuple, (self._get(),))
+
+
+def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: int, with_layers: bool,
               input_grads: bool = False) -> RowSums:
     rows = ledger(spec, ctx)
     train = ctx.training

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cache import memo_by_identity
 from .errors import InputError
 
 DEFAULT_SEQ = 2048  # Workload's default tokens per sample
@@ -48,8 +49,10 @@ class ModelLimits:
         return f"{self.model}: " + ("; ".join(parts) if parts else "no stated length or size limit")
 
 
+@memo_by_identity(256)
 def model_limits(spec) -> ModelLimits:
-    """The limits of a model spec (any family; attributes a family lacks mean "no limit")."""
+    """The limits of a model spec (any family; attributes a family lacks mean "no limit"). Memoized per spec
+    object (specs are frozen; every estimate asks)."""
     mp = getattr(spec, "max_positions", 0)
     mp = mp if isinstance(mp, int) and not isinstance(mp, bool) else 0
     positions = getattr(spec, "positions", "")

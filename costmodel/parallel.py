@@ -72,7 +72,7 @@ class Layout:
         return self.dp * self.tp * self.pp * self.cp
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "num_devices": self.num_devices}
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"num_devices": self.num_devices}
 
 
 def check_layout(spec, layout: Layout) -> None:
@@ -195,6 +195,30 @@ def model_shard_fraction(expert_fraction: float, tp: int, pp: int, ep: int) -> f
     weights (``expert_fraction`` of all) tp x pp x ep ways."""
     model_shards = tp * pp
     return (1.0 - expert_fraction) / model_shards + expert_fraction / (model_shards * ep)
+
+
+def sharded_state_bytes(m, shard: float, dp: int, zero: int, offload: bool = False,
+                        master_is_param: bool = False) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer states) bytes one device holds, from the single-device ``m``
+    (``MemoryBreakdown``) and its ``model_shard_fraction`` ``shard``: ZeRO-1 splits the optimizer states over
+    the ``dp`` ranks, ZeRO-2 the gradients too, ZeRO-3 (FSDP) the weights too; ``master_is_param``: FSDP's
+    sharded fp32 parameter is the master copy (counted with the optimizer states), so no 16-bit resident copy is
+    kept; ``offload``: the optimizer states live on the host. ``train_step``'s peak adds the live activations
+    to their sum, so the sum is also a lower bound of the peak (``plans.search_layouts`` prunes by it)."""
+    weights = m.weights * shard
+    grads = m.gradients * shard
+    optimizer = m.optimizer * shard
+    if zero >= 1:
+        optimizer /= dp
+    if zero >= 2:
+        grads /= dp
+    if zero >= 3:
+        weights /= dp
+        if master_is_param:  # only the gathered units are in flight (train_step's gather_buf)
+            weights = 0.0
+    if offload:
+        optimizer = 0.0
+    return weights, grads, optimizer
 
 
 def pipeline_compute_s(micro_batch_s: float, micro_batches: int, stages: int, virtual: int = 1) -> tuple[float, float]:
@@ -338,21 +362,8 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
 
     # ---- memory per device (docs/formulas.md "Per-device memory under parallelism")
     shard = model_shard_fraction(expert_fraction(spec), tp, pp, ep)
-    weights = m.weights * shard
-    grads = m.gradients * shard
-    optimizer = m.optimizer * shard
-    if zero >= 1:
-        optimizer /= dp
-    if zero >= 2:
-        grads /= dp
-    if zero >= 3:
-        weights /= dp
-        if production and eng.sharded_master_is_param:
-            # FSDP's sharded fp32 parameter is the master copy (counted with the optimizer states): no 16-bit
-            # resident copy, only the gathered units in flight
-            weights = 0.0
-    if layout.offload:
-        optimizer = 0.0
+    weights, grads, optimizer = sharded_state_bytes(m, shard, dp, zero, layout.offload,
+                                                    production and eng.sharded_master_is_param)
     in_flight = min(pp, grad_accum)
     act_scale = activations_in_flight_scale(pp, tp, cp, grad_accum)
     tokens_mb = layout.micro_batch * tokens_per_sample

@@ -275,21 +275,26 @@ def effective_peak_flops(passes, nominal: float, extra_flops: float = 0.0) -> fl
     return sum(by_rate.values()) / sum(f / r for r, f in by_rate.items())
 
 
-_PASS_CACHE: dict = {}
+# at most this many passes memoized per cached ledger (costmodel.ledger counts them in the ledger's size)
+PASSES_PER_LEDGER = 8
 
 
 def pass_times(rows: tuple[Layer, ...], rates: DeviceRates, eff: Efficiency, spec: PassSpec) -> tuple[PassTime, PassTime]:
-    """Memoized ``_pass_times``. Ledgers are cached tuples, so the key uses their identity
-    (hashing ~20 Layer records per call would cost more than the computation); the entry keeps
-    the tuple alive so its id cannot be reused."""
-    key = (id(rows), rates, eff, spec)
-    hit = _PASS_CACHE.get(key)
-    if hit is not None and hit[0] is rows:
-        return hit[1]
-    if len(_PASS_CACHE) > 16384:
-        _PASS_CACHE.clear()
+    """Memoized ``_pass_times``. A cached ledger (``costmodel.ledger.LedgerRows``) carries its own memo,
+    keyed by (rates, efficiency, pass spec): hashing ~20 Layer records per call would cost more than the
+    computation, and the memo is evicted with the ledger instead of keeping it alive. Rows from anywhere else
+    are computed uncached."""
+    memo = getattr(rows, "passes", None)
+    if memo is None:
+        return _pass_times(rows, rates, eff, spec)
+    key = (rates, eff, spec)
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
     out = _pass_times(rows, rates, eff, spec)
-    _PASS_CACHE[key] = (rows, out)
+    if len(memo) >= PASSES_PER_LEDGER:
+        memo.clear()
+    memo[key] = out
     return out
 
 

@@ -20,11 +20,13 @@ from .collectives import LinkCalibration
 from .costs import CostBreakdown, cost_breakdown, hourly_cost
 from .engines import (ENGINES, TrainingEngine, engine_efficiency, engine_workload, fitted, resolve_engine,
                       resolve_time_source)
+from .estimator import runtime_overhead_bytes
 from .errors import InputError
 from .estimator import estimate
 from .limits import resolve_defaults
 from .models import load_model
-from .parallel import DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, n_layers, train_step
+from .parallel import (DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, expert_fraction, model_shard_fraction,
+                       n_layers, sharded_state_bytes, train_step)
 from .perf import Efficiency
 from .workload import Workload
 
@@ -208,39 +210,96 @@ class LayoutResult:
         return out
 
 
+MAX_LAYOUT_DEVICES = 1 << 20  # the largest device count (and dp, tp, ... each) a Layout takes
+MAX_GRAD_ACCUM = 1 << 20  # the most accumulation steps train_step takes
+
+
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """The divisors of ``n`` in increasing order (trial division up to sqrt(n): 1,024 steps for 2^20)."""
+    small, large = [], []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d * d != n:
+                large.append(n // d)
+        d += 1
+    return small + large[::-1]
 
 
-def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=(1, 2, 4, 8),
-                      zero_stages=(0, 1, 2, 3), checkpointing=(False, True)):
-    """Every layout with dp x tp x pp devices in ``device_counts`` (default powers of two up to
-    ``max_devices``) that passes the divisibility rules."""
-    counts = device_counts or [2 ** i for i in range(0, int(math.log2(max_devices)) + 1)]
+def default_device_counts(max_devices: int, min_devices: int = 1) -> list[int]:
+    """The device counts a layout search tries when none are given: every n = 2^a x 3^b x 5^c ("5-smooth":
+    1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 16, ... 96, 100, 120, 128 ...) with ``min_devices`` <= n <= ``max_devices``,
+    and ``max_devices`` itself. These are the counts real clusters and parallel splits are made of (nodes of 4 or
+    8 devices, 3-way and 5-way pipeline or data splits: 80 layers split 5 ways, 100,000 = 2^5 x 5^5 devices), a
+    superset of the powers of two, and few: 511 counts up to 2^20 (powers of two alone: 21)."""
+    if isinstance(max_devices, bool) or not isinstance(max_devices, int) or not 1 <= max_devices <= MAX_LAYOUT_DEVICES:
+        raise InputError("max_devices", f"must be a whole number from 1 to {MAX_LAYOUT_DEVICES:,}, got {max_devices!r}")
+    out = set()
+    p2 = 1
+    while p2 <= max_devices:
+        p3 = p2
+        while p3 <= max_devices:
+            p5 = p3
+            while p5 <= max_devices:
+                out.add(p5)
+                p5 *= 5
+            p3 *= 3
+        p2 *= 2
+    out.add(max_devices)
+    return sorted(n for n in out if n >= min_devices)
+
+
+def _candidates(spec, counts, micro_batches, zero_stages, checkpointing, global_batch: int | None = None):
+    """(dp, tp, pp, ep, zero, micro_batch, checkpointing) of every layout with dp x tp x pp devices in ``counts``
+    that passes the divisibility rules, in the order the search ranks ties by (count, tp, pp, ep, zero,
+    micro-batch, checkpointing). With ``global_batch``: only layouts whose micro_batch x dp divides it in at most
+    ``MAX_GRAD_ACCUM`` accumulation steps, pruned per (count, tp, pp) before the inner loops run."""
     heads = _int_attr(spec, "heads")
     layers = n_layers(spec) or 1
     experts = getattr(spec, "num_experts", 0)
-    out = []
+    tps = [t for t in range(1, 9) if t == 1 or (heads and heads % t == 0)]  # tp > 8 leaves the NVLink domain
+    pps = [1] + ([p for p in _divisors(layers) if p > 1] if heads else [])
     for n in counts:
-        for tp in _divisors(n):
-            if tp > 1 and (not heads or heads % tp or tp > 8):
+        for tp in tps:
+            if n % tp:
                 continue
-            for pp in _divisors(n // tp):
+            for pp in pps:
                 # a pipeline stage holds whole blocks, the same number each (Megatron-LM needs num_layers % pp
                 # == 0): 80 layers split 2, 4, 5, 8, 10, 16, 20, 40 or 80 ways, never 32 or 64
-                if pp > 1 and (pp > layers or not heads or layers % pp):
+                if (n // tp) % pp:
                     continue
                 dp = n // (tp * pp)
-                eps = [e for e in _divisors(dp) if experts and experts % e == 0] if experts else [1]
+                mbs = micro_batches
+                if global_batch is not None:
+                    if global_batch % dp:  # no micro-batch splits it evenly
+                        continue
+                    mbs = [mb for mb in micro_batches if mb * dp <= global_batch and global_batch % (mb * dp) == 0
+                           and global_batch // (mb * dp) <= MAX_GRAD_ACCUM]
+                    if not mbs:
+                        continue
+                eps = [e for e in _divisors(math.gcd(dp, experts))] if experts else [1]
                 for ep in eps:
                     for z in zero_stages:
                         if z and dp == 1:
                             continue
-                        for mb in micro_batches:
+                        for mb in mbs:
                             for ck in checkpointing:
-                                out.append(Layout(dp=dp, tp=tp, pp=pp, ep=ep, zero=z, micro_batch=mb,
-                                                  grad_checkpointing=ck))
-    return out
+                                yield dp, tp, pp, ep, z, mb, ck
+
+
+def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=(1, 2, 4, 8),
+                      zero_stages=(0, 1, 2, 3), checkpointing=(False, True), *, global_batch: int | None = None,
+                      min_devices: int = 1):
+    """Every layout with dp x tp x pp devices in ``device_counts`` (default ``default_device_counts``: every
+    2^a 3^b 5^c up to ``max_devices`` and ``max_devices`` itself) that passes the divisibility rules (tp <= 8
+    dividing the heads, pp dividing the layers, ep dividing dp and the experts); with ``global_batch`` only those
+    that split it evenly (micro_batch x dp divides it, at most 2^20 accumulation steps)."""
+    counts = list(device_counts) if device_counts else default_device_counts(max_devices)
+    counts = [n for n in counts if n >= min_devices]
+    return [Layout(dp=dp, tp=tp, pp=pp, ep=ep, zero=z, micro_batch=mb, grad_checkpointing=ck)
+            for dp, tp, pp, ep, z, mb, ck in _candidates(spec, counts, micro_batches, zero_stages, checkpointing,
+                                                         global_batch)]
 
 
 def search_layouts(model, hardware=None, *, tokens: float | None = None, samples: int | None = None, epochs: float = 1.0,
@@ -259,6 +318,13 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     micro-batch, checkpointing) single-device estimate is computed once and shared by every layout using it.
     Goals: only layouts of ``min_devices``..``max_devices`` devices, finishing within ``deadline_s`` and costing
     at most ``budget_usd`` (each None: no limit).
+
+    Device counts: ``device_counts`` as given, else ``default_device_counts`` (every 2^a 3^b 5^c up to
+    ``max_devices``, up to 2^20, and ``max_devices`` itself). Pruned before any step is priced, each prune
+    exact (a pruned layout is one the full evaluation would drop): layouts that do not split the global batch
+    evenly (``_candidates``), and, unless ``include_unfit``, layouts whose sharded weights, gradients and
+    optimizer states alone (``parallel.sharded_state_bytes``, + the runtime overhead of that much) exceed the
+    device: the step's peak only adds activations to them. Engine setup and micro-batch estimates are shared.
     """
     if rank_by not in ("time", "cost"):
         raise InputError("rank_by", f"must be time or cost, got {rank_by!r}")
@@ -274,17 +340,22 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
     if tokens is None and samples is None:
         raise InputError("tokens", "give the training tokens (language models) or samples and epochs (vision)")
     total_samples = (tokens / tps) if tokens is not None else samples * epochs
+    counts = list(device_counts) if device_counts else default_device_counts(max_devices, min_devices)
+    counts = [n for n in counts if n >= min_devices]
     gb = global_batch or max(micro_batches) * max(device_counts or [max_devices])
+    efrac = expert_fraction(spec)
+    setups: dict = {}  # engine -> (engine, its workload, its efficiency): the same for every layout it runs
     micro_cache: dict = {}
     results = []
-    for lay in candidate_layouts(spec, max_devices, device_counts, micro_batches, zero_stages, checkpointing):
-        if lay.num_devices < min_devices:
-            continue
-        per_step = lay.micro_batch * lay.dp
-        if per_step > gb or gb % per_step:  # the recipe's global batch must split evenly
-            continue
-        eng, lwl, eff = training_setup(spec, hw, wl, lay, engine, efficiency, engine_params, ts)
-        key = (eng.name, lay.micro_batch, lay.grad_checkpointing)
+    for dp, tp, pp, ep, z, mb, ck in _candidates(spec, counts, micro_batches, zero_stages, checkpointing, gb):
+        lay = Layout(dp=dp, tp=tp, pp=pp, ep=ep, zero=z, micro_batch=mb, grad_checkpointing=ck)
+        single = engine in (None, "auto") and lay.num_devices == 1
+        eng0 = ENGINES["eager"] if single else resolve_engine(engine, lay)
+        setup = setups.get(id(eng0))
+        if setup is None:
+            setup = setups[id(eng0)] = (eng0, training_setup(spec, hw, wl, lay, engine, efficiency, engine_params, ts))
+        eng, lwl, eff = setup[1]
+        key = (eng.name, mb, ck)
         if key not in micro_cache:
             try:
                 micro_cache[key] = _micro_estimate(spec, hw, lwl, lay, eff)
@@ -293,7 +364,14 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
         micro = micro_cache[key]
         if micro is None:
             continue
-        grad_accum = gb // per_step
+        if not include_unfit:  # exact: train_step's peak = these states + live activations >= their sum
+            m = micro.memory_bytes
+            w_b, g_b, o_b = sharded_state_bytes(m, model_shard_fraction(efrac, tp, pp, ep), dp, z, False,
+                                                eng.production and eng.sharded_master_is_param)
+            states = w_b + o_b + g_b
+            if states + runtime_overhead_bytes(states, hw) > m.capacity:
+                continue
+        grad_accum = gb // (mb * dp)
         st = train_step(spec, micro, hw, lay, grad_accum, DEFAULT_DP_OVERLAP, tps,
                         engine=eng if eng.production else None, engine_params=engine_params, links=links)
         if not st.fits and not include_unfit:
@@ -327,4 +405,4 @@ from .serving.plan import ServingPlan, ServingPoint, plan_serving  # noqa: E402
 
 __all__ = ["TrainingPlan", "LayoutResult", "ServingPlan", "ServingPoint", "plan_training", "search_layouts",
            "plan_serving", "chinchilla_tokens", "chinchilla_params", "compute_optimal_tokens", "candidate_layouts",
-           "Layout"]
+           "default_device_counts", "Layout"]

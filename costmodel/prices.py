@@ -2,8 +2,9 @@
 prices, each record with its ``source`` and ``date``/``year``.
 
 Data lives in ``costmodel/assets/prices/*.json`` (one file per provider, plus ``storage.json``) and
-``costmodel/assets/grid/carbon_intensity.json``. Files are read on first use, never at import, and cached per set of
-user folders.
+``costmodel/assets/grid/carbon_intensity.json``. Files are read on first use, never at import, and cached per catalog
+state (``costmodel.catalog.catalog_state``: the user folders named and the files' modification times), as are the
+sorted price lists and the medians across providers.
 
 User overrides follow the hardware catalog's pattern: ``COSTMODEL_PRICES_DIR`` and ``COSTMODEL_GRID_DIR`` each
 take paths separated by ``os.pathsep`` (``:`` on Linux); a path may be a folder of ``*.json`` files or one file
@@ -25,6 +26,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from . import catalog as hwcat
+from .cache import BoundedCache
 from .errors import InputError
 from .validate import check_number as _number
 
@@ -96,8 +98,10 @@ class DefaultValue:
 
 
 
-def _paths(env: str) -> tuple[Path, ...]:
-    return tuple(Path(p).expanduser() for p in os.environ.get(env, "").split(os.pathsep) if p.strip())
+def _paths(env: str, value: str | None = None) -> tuple[Path, ...]:
+    """The user paths an environment variable names (``value``: its value, default the environment's)."""
+    value = os.environ.get(env, "") if value is None else value
+    return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
 
 
 def _json_files(p: Path, env: str) -> list[Path]:
@@ -154,8 +158,8 @@ def _price_record(provider: str, data, where: str, known_hw) -> PriceRecord:
     return PriceRecord(hw, provider, tier, usd, source, date, notes)
 
 
-@functools.lru_cache(maxsize=None)
-def _price_catalog(paths: tuple[Path, ...], hw_ids: frozenset) -> tuple[Mapping, Mapping]:
+@functools.lru_cache(maxsize=4)
+def _price_catalog(paths: tuple[Path, ...], hw_ids: frozenset, state: tuple = ()) -> tuple[Mapping, Mapping]:
     prices: dict[tuple[str, str, str], PriceRecord] = {}
     storage: dict[str, StorageRecord] = {}
     if not PRICES_DIR.is_dir():
@@ -199,7 +203,26 @@ def _price_catalog(paths: tuple[Path, ...], hw_ids: frozenset) -> tuple[Mapping,
 
 
 def _prices() -> tuple[Mapping, Mapping]:
-    return _price_catalog(_paths(ENV_PRICES), frozenset(hwcat.catalog()))
+    return _prices_for(hwcat.catalog_state())
+
+
+@functools.lru_cache(maxsize=4)
+def _prices_for(state: tuple) -> tuple[Mapping, Mapping]:
+    """The price catalog of one ``catalog_state()`` (user paths from its environment, ids of its hardware)."""
+    return _price_catalog(_paths(ENV_PRICES, state[0][hwcat.CATALOG_ENVS.index(ENV_PRICES)]),
+                          frozenset(hwcat.catalog()), state)
+
+
+@functools.lru_cache(maxsize=4)
+def _price_index(state: tuple) -> tuple[tuple[PriceRecord, ...], Mapping, tuple[str, ...]]:
+    """(every record sorted by hardware, provider, tier; hardware id -> its records in that order; providers),
+    worked out once per catalog state instead of sorting the catalog on every look-up."""
+    prices, _ = _prices_for(state)
+    every = tuple(prices[k] for k in sorted(prices))
+    by_hw: dict[str, list[PriceRecord]] = {}
+    for r in every:
+        by_hw.setdefault(r.hardware, []).append(r)
+    return every, MappingProxyType({k: tuple(v) for k, v in by_hw.items()}), tuple(sorted({k[1] for k in prices}))
 
 
 def _hw_id(hardware) -> str:
@@ -216,13 +239,17 @@ def list_prices(hardware: str | None = None, provider: str | None = None, tier: 
         raise InputError("tier", f"must be one of {', '.join(TIERS)}, got {tier!r}")
     hw = _hw_id(hardware) if hardware is not None else None
     prov = provider.strip().lower() if isinstance(provider, str) else provider
-    prices, _ = _prices()
-    return [prices[k] for k in sorted(prices)
-            if (hw is None or k[0] == hw) and (prov is None or k[1] == prov) and (tier is None or k[2] == tier)]
+    every, by_hw, _ = _price_index(hwcat.catalog_state())
+    rows = every if hw is None else by_hw.get(hw, ())
+    return [r for r in rows if (prov is None or r.provider == prov) and (tier is None or r.tier == tier)]
 
 
 def list_providers() -> list[str]:
-    return sorted({k[1] for k in _prices()[0]})
+    return list(_price_index(hwcat.catalog_state())[2])
+
+
+# (hardware, provider, tier, catalog state) -> PriceRecord (~1.5 KB with its joined sources)
+_PRICE_MEMO = BoundedCache("prices.price_per_gpu_hour", 2048, 4e6, lambda rec: 1500.0)
 
 
 def price_per_gpu_hour(hardware: str, provider: str | None = None, tier: str = "on-demand") -> PriceRecord:
@@ -231,7 +258,22 @@ def price_per_gpu_hour(hardware: str, provider: str | None = None, tier: str = "
     With ``provider``: that provider's record for (hardware, tier). Without: if one provider has a record, that
     record; if several do, the MEDIAN of their prices (``statistics.median``: the mean of the two middle values
     for an even count), returned as provider ``"median of N providers"`` with every source joined and the date
-    span. The median resists one outlier (a hyperscaler's list price or a marketplace's spot rate)."""
+    span. The median resists one outlier (a hyperscaler's list price or a marketplace's spot rate).
+    Worked out once per (hardware, provider, tier) and catalog state (``catalog.catalog_state``)."""
+    try:
+        key = (hardware, provider, tier, hwcat.catalog_state())
+        hit = _PRICE_MEMO.get(key, None)
+    except TypeError:  # an unhashable argument: refused below, naming the field
+        key = hit = None
+    if hit is not None:
+        return hit
+    out = _price_per_gpu_hour(hardware, provider, tier)
+    if key is not None:
+        _PRICE_MEMO.put(key, out)
+    return out
+
+
+def _price_per_gpu_hour(hardware: str, provider: str | None = None, tier: str = "on-demand") -> PriceRecord:
     hw = _hw_id(hardware)
     if tier not in TIERS:
         raise InputError("tier", f"must be one of {', '.join(TIERS)}, got {tier!r}")
@@ -298,8 +340,8 @@ def _default_entry(key: str, raw, where: str, lo: float, hi: float, unit: str) -
     return DefaultValue(key, v, _text(raw, "source", where), year, _text(raw, "notes", where, required=False))
 
 
-@functools.lru_cache(maxsize=None)
-def _grid_catalog(paths: tuple[Path, ...]) -> Mapping:
+@functools.lru_cache(maxsize=4)
+def _grid_catalog(paths: tuple[Path, ...], state: tuple = ()) -> Mapping:
     if not GRID_FILE.is_file():
         raise InputError("grid", f"catalog file {GRID_FILE} is missing (broken install?)")
     regions: dict[str, GridRecord] = {}
@@ -337,7 +379,12 @@ def _grid_catalog(paths: tuple[Path, ...]) -> Mapping:
 
 
 def _grid() -> Mapping:
-    return _grid_catalog(_paths(ENV_GRID))
+    return _grid_for(hwcat.catalog_state())
+
+
+@functools.lru_cache(maxsize=4)
+def _grid_for(state: tuple) -> Mapping:
+    return _grid_catalog(_paths(ENV_GRID, state[0][hwcat.CATALOG_ENVS.index(ENV_GRID)]), state)
 
 
 def list_regions() -> list[GridRecord]:

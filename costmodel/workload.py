@@ -222,7 +222,9 @@ class Workload:
         if self.task not in TASKS:
             raise InputError("task", f"must be one of {', '.join(TASKS)}, got {self.task!r}")
         for name, (lo, hi) in _LIMITS.items():
-            object.__setattr__(self, name, _check_int(name, getattr(self, name), lo, hi))
+            v = getattr(self, name)
+            if type(v) is not int or not lo <= v <= hi:  # the common case (a whole number in range) stays as is
+                object.__setattr__(self, name, _check_int(name, v, lo, hi))
         if self.precision not in PRECISIONS:
             raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.optimizer not in OPTIMIZERS:

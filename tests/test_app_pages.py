@@ -503,3 +503,31 @@ def test_profile_refusal_and_a_real_run(tmp_path, monkeypatch):
     mods = frame(at, "module").set_index("module")
     assert mods.loc["(whole model)", "torch_flops"] == est.flops.forward + est.flops.backward
     assert mods.loc["(whole model)", "fvcore_flops"] == est.flops.forward
+
+
+def test_plan_training_rerun_does_no_estimator_work(monkeypatch):
+    # issue 17: the plan, the scaling sweep and the layout search are cached per input (st.cache_resource, bounded);
+    # a rerun with nothing changed, or a change the search does not use, calls none of them again, and shows what
+    # an uncached call gives
+    from costmodel import plans
+    from costmodel.ui import sweeps
+
+    q = {"preset": "llama-2-7b", "hw": "h100-sxm-80gb", "seq": "2048", "global_batch": "64", "dp": "8",
+         "micro_batch": "2", "search": "1", "max_devices": "16"}
+    at = open_page("plan_training.py", q)
+    calls = []
+    for mod, name in ((plans, "plan_training"), (plans, "search_layouts"), (plans, "train_step"),
+                      (sweeps, "scaling_rows")):
+        real = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    at.run()
+    assert not at.exception and calls == []
+    first = frame(at, "grad_accum")
+    at.number_input(key="plan_training.dp").set_value(4).run()  # the plan changes; the search does not
+    assert not at.exception and "search_layouts" not in calls and "plan_training" in calls
+    found = plans.search_layouts("llama-2-7b", "h100-sxm-80gb", tokens=10e9, global_batch=64, max_devices=16,
+                                 workload={"seq": 2048, "image_size": 224, "precision": "amp-bf16",
+                                           "optimizer": "adamw"}, include_unfit=True)
+    fit = [r for r in found if r.fits][:25]
+    assert list(first["step_s"]) == [r.step_s for r in fit]
+    assert list(frame(at, "grad_accum")["step_s"]) == [r.step_s for r in fit]

@@ -87,6 +87,10 @@ def test_pipeline_splits_divide_the_layers():
     from costmodel.plans import candidate_layouts
 
     pps = {lay.pp for lay in candidate_layouts(load_model("llama-2-70b"), 256)}  # 80 layers
+    # the default counts are every 2^a 3^b 5^c up to 256: every divisor of 80 = 2^4 x 5 is reachable, and only
+    # those (32 and 64 never)
+    assert pps == {1, 2, 4, 5, 8, 10, 16, 20, 40, 80}
+    pps = {lay.pp for lay in candidate_layouts(load_model("llama-2-70b"), 256, [2 ** i for i in range(9)])}
     assert pps == {1, 2, 4, 8, 16}  # powers of two dividing 80 (32 and 64 do not)
 
 

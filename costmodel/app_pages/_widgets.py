@@ -436,12 +436,13 @@ def lang(ps: "PageState", where=None) -> str:
 
 
 def downloads(label: str, rows, stem: str, key: str) -> None:
-    """CSV and JSON download buttons for one table (a list of dicts)."""
-    rows = list(rows)
+    """CSV and JSON download buttons for one table: a list of dicts, or a function returning one (called only when
+    a button is pressed: a layout search's tens of thousands of rows are not made on every rerun)."""
+    get = rows if callable(rows) else (lambda kept=list(rows): kept)
     c1, c2 = st.columns(2)  # the files are made only when a button is pressed (data is a callable)
-    c1.download_button(f"{label} (CSV)", lambda: tables.to_csv(rows), file_name=f"{stem}.csv", mime="text/csv",
+    c1.download_button(f"{label} (CSV)", lambda: tables.to_csv(get()), file_name=f"{stem}.csv", mime="text/csv",
                        key=f"{key}.csv", on_click="ignore")
-    c2.download_button(f"{label} (JSON)", lambda: tables.to_json(rows), file_name=f"{stem}.json",
+    c2.download_button(f"{label} (JSON)", lambda: tables.to_json(get()), file_name=f"{stem}.json",
                        mime="application/json", key=f"{key}.json", on_click="ignore")
 
 

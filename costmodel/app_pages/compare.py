@@ -6,7 +6,7 @@ import costmodel
 
 from costmodel.ui import figures, page_state, sweeps
 from costmodel.ui.safe_text import md
-from costmodel.catalog import list_hardware
+from costmodel.catalog import catalog_state, list_hardware
 from costmodel.errors import InputError
 from costmodel.app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error, table,
                                 workload_picker)
@@ -28,15 +28,34 @@ try:
 except InputError as err:
     ps.stop(err)
 
+# Cached per input and catalog state (issue 17; one process serves every session, so bounded in entries): a rerun
+# with unchanged inputs runs no estimate. The values are not changed by the page.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _compare_devices(model, chosen: tuple, workload, state):
+    hws = {h.id: h for h in list_hardware()}
+    return sweeps.compare_devices(model, {g: hws[g] for g in chosen}, workload)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _compare_settings(model, _hw, hw_key: str, workload, group, state):
+    """``_hw`` (a Hardware record, not hashed: it holds a mapping proxy) is keyed by ``hw_key``, its repr."""
+    return sweeps.compare_settings(model, _hw, workload, group)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _sweep_rows(sweep_state, field, values: tuple, state):
+    return sweeps.sweep_rows(sweep_state, field, list(values))
+
+
 if mode == "gpus":
     hws = {h.id: h for h in list_hardware()}
     chosen = ps.multiselect(st, "Devices", "gpus", list(hws), format_func=lambda i: f"{i} — {hws[i].name}")
-    rows, ests, errors = sweeps.compare_devices(model, {g: hws[g] for g in chosen}, workload)
+    rows, ests, errors = _compare_devices(model, tuple(chosen), workload, catalog_state())
     for err in errors:
         show_error(err)
 else:
     group = ps.select(st, "Settings to compare", "group", list(sweeps.SETTING_VARIANTS))
-    rows, ests, notes = sweeps.compare_settings(model, hw, workload, group)
+    rows, ests, notes = _compare_settings(model, hw, repr(hw), workload, group, catalog_state())
     for note in notes:
         st.info(md(note, 2000))
 ps.show_problems()
@@ -74,7 +93,7 @@ try:
     values, capped = sweeps.cap_sweep(costmodel.load_model(model), sweep_state, field, values)
     if capped:
         st.info(capped)
-    srows = sweeps.sweep_rows(sweep_state, field, values)
+    srows = _sweep_rows(sweep_state, field, tuple(values), catalog_state())
 except InputError as err:
     show_error(err)
 else:

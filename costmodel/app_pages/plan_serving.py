@@ -7,7 +7,7 @@ from costmodel import plans, prices
 from costmodel.models import list_presets
 from costmodel.ui import figures, format as fmt, page_state, tables
 from costmodel.ui.safe_text import md
-from costmodel.catalog import list_hardware
+from costmodel.catalog import catalog_state, list_hardware
 from costmodel.errors import InputError
 from costmodel.serving import capacity as serving_capacity
 from costmodel.serving.engines import engine_names
@@ -32,11 +32,17 @@ sb = st.sidebar
 hws = {h.id: h for h in list_hardware()}
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _serving_plan(model_key, hw_id, prompt, generate, precision, kv, tp, engine, pricing, time_source, state):
+    """``plans.plan_serving`` once per input and catalog state (a frozen record, shared by every session)."""
+    return plans.plan_serving(model_key, hw_id, prompt=prompt, generate=generate, precision=precision,
+                              kv_cache_precision=kv, tp=tp, engine=engine, pricing=pricing, time_source=time_source)
+
+
 def plan_for(hw_id: str, other_model=None):
-    return plans.plan_serving(other_model or model, hw_id, prompt=ps.get("prompt"), generate=ps.get("generate"),
-                              precision=ps.get("precision"), kv_cache_precision=ps.get("kv_precision") or None,
-                              tp=ps.get("tp"), engine=ps.get("engine"), pricing=page_state.pricing_from_state(ps.state),
-                              time_source=ps.get("time_source"))
+    return _serving_plan(other_model or model, hw_id, ps.get("prompt"), ps.get("generate"), ps.get("precision"),
+                         ps.get("kv_precision") or None, ps.get("tp"), ps.get("engine"),
+                         page_state.pricing_from_state(ps.state), ps.get("time_source"), catalog_state())
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

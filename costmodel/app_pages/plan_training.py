@@ -8,7 +8,7 @@ import costmodel
 from costmodel import plans, prices
 from costmodel.checkpoint import checkpoint_of
 from costmodel.ui import figures, format as fmt, i18n, page_state, sweeps, tables
-from costmodel.catalog import list_hardware
+from costmodel.catalog import catalog_state, list_hardware
 from costmodel.errors import InputError
 from costmodel.engines import ENGINES
 from costmodel.workload import OPTIMIZERS, PRECISIONS
@@ -44,6 +44,45 @@ def pricing_widgets(where):
     ps.slider(where, "Power draw (fraction of idle-to-TDP)", "utilization", 0.0, 1.0, step=0.05)
     ps.number(where, "Your price ($/device-hour, 0 = catalog)", "usd_h", min_value=0.0, max_value=1e6,
               help="a negotiated rate: replaces the catalog's median price in the plan and the layout search")
+
+
+# Page caches (issue 17): one process serves every session, so each is bounded in entries; the values are frozen
+# records, tuples and figures no caller changes (st.plotly_chart copies a figure before sending it), shared as they
+# are (st.cache_resource: no pickling per rerun). A rerun with unchanged inputs does no estimator work. A layout
+# search result is ~15 MB at 16,000 layouts (the records and the figure; its table rows are made when shown).
+# ``state`` (catalog.catalog_state(): the catalog folders named and their files' modification times) is in every
+# key: an edited hardware or price file gives new plans, not the cached ones.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _plan_view(model, hw_id, workload, layout, tokens, samples, epochs, gb, pricing, engine_kw, state):
+    """(the plan, its step and memory figures, its rows, its step rows), once per input."""
+    plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
+                               epochs=epochs, global_batch=gb, pricing=pricing, **engine_kw)
+    return (plan, figures.plan_step_figure(plan), figures.plan_memory_figure(plan),
+            tuple(tables.plan_training_rows(plan)), tuple(tables.plan_step_rows(plan)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _scaling_view(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing, tokens, samples, epochs,
+                  state):
+    """(the scaling rows, their figure or None), once per input."""
+    scal = tuple(sweeps.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
+                                     tokens=tokens, samples=samples, epochs=epochs))
+    return scal, (figures.scaling_figure(list(scal)) if scal else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _search(model, hw_id, rank, include_unfit, kw, state):
+    """``plans.search_layouts`` once per input (a tuple of LayoutResult)."""
+    return tuple(plans.search_layouts(model, hw_id, rank_by=rank, include_unfit=include_unfit, **kw))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _pareto(model, hw_id, rank, kw, state):
+    """The cost-vs-time figure of a search, once per input."""
+    pts = [{**r, "label": f"{r['dp']}x{r['tp']}x{r['pp']}"}
+           for r in tables.layout_rows(_search(model, hw_id, rank, True, kw, state)) if r["cost_usd"] is not None]
+    return figures.pareto_figure(pts, x="wall_clock_days", y="cost_usd", label="label", x_title="wall clock (days)",
+                                 y_title="cost (USD)")
 
 
 try:
@@ -138,18 +177,18 @@ engine_kw = dict(engine=ps.get("engine"), time_source=ps.get("time_source"))
 search_price = dict(usd_per_device_hour=float(ps.get("usd_h"))) if float(ps.get("usd_h") or 0) > 0 else {}
 goal_kw = dict(min_devices=min_dev, deadline_s=deadline * 86400 if deadline else None,
                budget_usd=budget if budget else None)
+search_kw = dict(tokens=tokens, samples=samples, epochs=epochs, workload=workload, global_batch=gb,
+                 max_devices=max_dev, **goal_kw, **engine_kw, **search_price)
 plan = None
 try:
-    plan = plans.plan_training(model, hw_id, workload=workload, layout=layout, tokens=tokens, samples=samples,
-                               epochs=epochs, global_batch=gb, pricing=pricing, **engine_kw)
+    plan, step_fig, mem_fig, plan_rows, step_rows = _plan_view(model, hw_id, workload, layout, tokens, samples, epochs,
+                                                               gb, pricing, engine_kw, catalog_state())
 except InputError as err:  # a layout the model cannot take: said here, the valid ones below, the page goes on
     show_error(err)
     st.markdown("**Layouts this model can take** (within the goals, nearest to the devices you typed first; pick "
                 "one to use it):")
     try:
-        found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs, workload=workload,
-                                     global_batch=gb, max_devices=max_dev, rank_by="time", **goal_kw, **engine_kw,
-                                     **search_price)
+        found = _search(model, hw_id, "time", False, search_kw, catalog_state())
     except InputError as err2:
         show_error(err2)
         found = []
@@ -214,10 +253,10 @@ if plan is not None:
 
     c1, c2 = st.columns(2)
     with c1:
-        figure(figures.plan_step_figure(plan), "plan_step", "pt.step")
+        figure(step_fig, "plan_step", "pt.step")
     with c2:
-        figure(figures.plan_memory_figure(plan), "plan_memory", "pt.mem")
-    rows = tables.plan_training_rows(plan)
+        figure(mem_fig, "plan_memory", "pt.mem")
+    rows = list(plan_rows)
     t1, t2, t3 = st.tabs(["Plan", "Step time", "Assumptions"])
     with t1:
         table(tables.display_value_rows(rows))
@@ -225,7 +264,7 @@ if plan is not None:
         st.download_button("Full plan (JSON)", lambda: tables.to_json(plan.to_dict()), file_name="training_plan.json",
                            mime="application/json", key="pt.json", on_click="ignore")
     with t2:
-        srows = tables.plan_step_rows(plan)
+        srows = list(step_rows)
         table(srows)
         downloads("Step", srows, "training_step", "pt.sdl")
     with t3:
@@ -254,14 +293,14 @@ if plan is not None:
     if ps.checkbox(st, "Show time and cost from 1 device up (data parallel grows; tensor/pipeline fixed)", "scaling"):
         counts = [n for n in DEVICE_COUNTS if n >= tp * pp and n <= max(plan.num_devices * 4, 8)]
         try:
-            scal = sweeps.scaling_rows(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
-                                       tokens=tokens, samples=samples, epochs=epochs)
+            scal, scal_fig = _scaling_view(model, hw_id, workload, counts, tp, pp, zero, mb, ckpt, gb, pricing,
+                                           tokens, samples, epochs, catalog_state())
         except InputError as err:
             show_error(err)
         else:
             if scal:
-                figure(figures.scaling_figure(scal), "scaling", "pt.scal")
-                table(scal)
+                figure(scal_fig, "scaling", "pt.scal")
+                table(list(scal))
                 downloads("Scaling", scal, "scaling", "pt.scaldl")
 
 st.subheader("Layout search")
@@ -270,21 +309,23 @@ if ps.checkbox(st, "Search layouts (dp x tp x pp, ZeRO, micro-batch, checkpointi
     rank = ps.radio(st, "Rank by", "rank_by", ["time", "cost"], horizontal=True)
     try:
         with st.spinner("Searching layouts..."):
-            found = plans.search_layouts(model, hw_id, tokens=tokens, samples=samples, epochs=epochs,
-                                         workload=workload, global_batch=gb, max_devices=max_dev, rank_by=rank,
-                                         include_unfit=True, **goal_kw, **engine_kw, **search_price)
+            found = _search(model, hw_id, rank, True, search_kw, catalog_state())
+            pareto = _pareto(model, hw_id, rank, search_kw, catalog_state())
     except InputError as err:
         show_error(err)
     else:
-        lrows = tables.layout_rows(found)
-        fit = [r for r in lrows if r["fits"]]
-        st.caption(f"{len(fit):,} layouts fit in memory within the goals ({len(lrows) - len(fit):,} more do not fit); "
+        n_fit = sum(1 for r in found if r.fits)
+        st.caption(f"{n_fit:,} layouts fit in memory within the goals ({len(found) - n_fit:,} more do not fit); "
                    f"devices {min_dev:,}..{max_dev:,}; the best 25 by {rank}:")
-        if fit:
-            table(fit[:25])
-            downloads("Layouts", lrows, "layouts", "pt.laydl")
-        if lrows:
-            pts = [{**r, "label": f"{r['dp']}x{r['tp']}x{r['pp']}"} for r in lrows if r["cost_usd"] is not None]
-            figure(figures.pareto_figure(pts, x="wall_clock_days", y="cost_usd", label="label",
-                                         x_title="wall clock (days)", y_title="cost (USD)"), "layouts_pareto", "pt.par")
+        if n_fit:
+            best25 = []
+            for r in found:  # ranked: the first 25 that fit
+                if r.fits:
+                    best25.append(r)
+                    if len(best25) == 25:
+                        break
+            table(tables.layout_rows(best25))
+            downloads("Layouts", lambda: tables.layout_rows(found), "layouts", "pt.laydl")  # rows made on a click
+        if found:
+            figure(pareto, "layouts_pareto", "pt.par")
 ps.write_url()

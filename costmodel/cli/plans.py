@@ -201,7 +201,7 @@ def register(sub) -> None:
     sl.add_argument("--precision", default="amp-bf16", help="training precision")
     sl.add_argument("--optimizer", default="adamw", help="optimizer")
     sl.add_argument("--global-batch", default=1024, help="samples per optimizer step (fixed, as a recipe fixes it)")
-    sl.add_argument("--max-devices", default=1024, help="largest device count to try (powers of two)")
+    sl.add_argument("--max-devices", default=1024, help="largest device count to try (every 2^a x 3^b x 5^c up to it, and it; at most 1,048,576)")
     sl.add_argument("--min-devices", default=1, help="smallest device count to try")
     sl.add_argument("--deadline-days", default=None, help="only layouts that finish within this many days")
     sl.add_argument("--budget-usd", default=None, help="only layouts that cost at most this many US dollars")

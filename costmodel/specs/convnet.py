@@ -13,9 +13,9 @@ docs/families/vision.md states every formula used here with its units and source
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ..layers import Ctx, Layer, conv2d, elementwise, linear
+from ..layers import Ctx, Layer, _evolve, conv2d, elementwise, linear
 
 # ---------------------------------------------------------------------------------------------
 # Activation functions of convnets: does the native kernel save its output or its input?
@@ -120,7 +120,7 @@ class _Net:
         row = conv2d(name, self.b, x.c, c_out, kernel, h, w, bias=bias, save_input_elems=self.elems(x),
                      save_bytes=x.nbytes, out_bytes=out_b, groups=groups, count=self.count, block=self.block,
                      stride=stride)
-        self.add(replace(row, activation_bytes=saved, weight_input_bytes=saved, shares_input=shares_input,
+        self.add(_evolve(row, activation_bytes=saved, weight_input_bytes=saved, shares_input=shares_input,
                          input_grad_flops=row.input_grad_flops if x.grad else 0.0,
                          working_bytes=self._working(x, y),
                          traffic_bytes=self._traffic(x, y, cast=ctx.autocast and x.nbytes != ctx.compute_bytes)))
@@ -137,7 +137,7 @@ class _Net:
         y = _T(d_out, 0, 0, out_b, grad=True)
         row = linear(name, self.b, d_in, d_out, bias=bias, save_input_bytes=0.0, out_bytes=out_b,
                      module=module, count=self.count, block=self.block)
-        self.add(replace(row, activation_bytes=saved, weight_input_bytes=saved,
+        self.add(_evolve(row, activation_bytes=saved, weight_input_bytes=saved,
                          input_grad_flops=row.input_grad_flops if x.grad else 0.0,
                          working_bytes=self._working(x, y),
                          traffic_bytes=self._traffic(x, y, cast=ctx.autocast and x.nbytes != ctx.compute_bytes)))

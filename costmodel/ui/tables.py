@@ -164,15 +164,15 @@ def plan_step_rows(plan) -> list[dict]:
 
 
 def layout_rows(results: Iterable) -> list[dict]:
+    """One row per ``plans.LayoutResult`` (read attribute by attribute: a search returns tens of thousands)."""
     out = []
     for r in results:
-        d = r.to_dict()
-        lay = d.pop("layout")
-        out.append({**{k: lay[k] for k in ("dp", "tp", "pp", "ep", "zero", "micro_batch", "grad_checkpointing")},
-                    "devices": d["num_devices"], "step_s": d["step_s"], "wall_clock_days": d["wall_clock_s"] / 86400,
-                    "gpu_hours": d["gpu_hours"], "cost_usd": d["cost_usd"], "mfu": d["mfu"],
-                    "device_total_GiB": d["device_total_bytes"] / GiB, "grad_accum": d["grad_accum"],
-                    "fits": d["fits"]})
+        lay = r.layout
+        out.append({"dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "zero": lay.zero,
+                    "micro_batch": lay.micro_batch, "grad_checkpointing": lay.grad_checkpointing,
+                    "devices": r.num_devices, "step_s": r.step_s, "wall_clock_days": r.wall_clock_s / 86400,
+                    "gpu_hours": r.gpu_hours, "cost_usd": r.cost_usd, "mfu": r.mfu,
+                    "device_total_GiB": r.device_total_bytes / GiB, "grad_accum": r.grad_accum, "fits": r.fits})
     return out
 
 
