@@ -100,6 +100,9 @@ def fused_gemms(local_gemms, layers=None) -> list[tuple[str, float, float, float
     return out
 
 
+PER_EXPERT_GEMMS_UP_TO = 16  # experts priced as separate measured GEMMs outside the fused-MoE tables
+
+
 class MeasuredOps(RooflineOps):
     """Op times of one backend's measured tables on one device; the roofline of the engine profile per op where
     they do not cover it. ``counts``: lookups per (op, source) since creation; ``recording()`` collects the
@@ -293,7 +296,8 @@ class MeasuredOps(RooflineOps):
                            scale=np.minimum(b, 1.0), active=active, times=layers)
 
     def _moe_s(self, sm, T, mx, layers):
-        """``layers`` MoE layers: the fused op where measured, else its GEMMs, else the roofline."""
+        """``layers`` MoE layers: the fused op where measured, else its GEMMs (up to ``PER_EXPERT_GEMMS_UP_TO``
+        experts, e.g. Mixtral's 8), else the roofline."""
         s, lay, p = sm.shape, sm.layout, self.prec
         routed = T * lay.ep if lay.attention_dp else T
         dtype = _GEMM_DTYPE.get((p.weights, p.compute_dtype))
@@ -306,6 +310,10 @@ class MeasuredOps(RooflineOps):
                                        active=np.asarray(routed) > 0, times=layers)
         from ..layers import expected_experts
 
+        if s.num_experts > PER_EXPERT_GEMMS_UP_TO:
+            # engines run many small experts as one grouped GEMM; one measured GEMM launch per expert would charge
+            # each its own fixed latency (gpt-oss-120b on B200: 54 ms of "expert GEMMs" for a 12 ms step)
+            return self._roofline("moe", layers * sm.moe_roofline_s(T, mx))
         touched = expected_experts(s.num_experts, s.top_k, routed) / lay.ep
         rows = np.where(touched > 0, routed * s.top_k / lay.ep / np.maximum(touched, 1e-9), 0.0)
         gated = s.expert_params == 3 * s.hidden * s.ffn
