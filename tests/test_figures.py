@@ -164,3 +164,21 @@ def test_serving_figures_are_the_plan():
     fig = figures.serving_cost_figure(plan)
     assert list(fig.data[0].y) == [p.usd_per_million_tokens for p in plan.points]
     assert fig.layout.xaxis.type == "category"
+
+
+def test_a_large_search_draws_its_whole_front_and_a_sample():
+    # 3,000 layouts: the front found by brute force (no other point faster-or-equal and cheaper-or-equal, better in
+    # one), every point of it drawn and labelled; the rest thinned to MAX_SCATTER_POINTS, said in the legend
+    import random
+
+    from costmodel.ui.figures import MAX_SCATTER_POINTS, pareto_figure
+
+    rng = random.Random(7)
+    pts = [{"t": rng.uniform(1, 100), "c": rng.uniform(1, 100), "k": f"p{i}"} for i in range(3000)]
+    brute = {p["k"] for p in pts
+             if not any(q["t"] <= p["t"] and q["c"] <= p["c"] and (q["t"] < p["t"] or q["c"] < p["c"]) for q in pts)}
+    fig = pareto_figure(pts, x="t", y="c", label="k")
+    options, front = fig.data[-2], fig.data[-1]
+    assert set(front.text) == brute
+    assert len(options.x) == len(brute) + MAX_SCATTER_POINTS
+    assert options.name == f"options ({len(brute) + MAX_SCATTER_POINTS:,} of 3,000 shown)"

@@ -279,13 +279,20 @@ def pareto_figure(points: Iterable[dict], x: str = "time_s", y: str = "cost_usd"
     front = pareto_front(ok, x, y)
     front_ids = {id(p) for p in front}
     rest = [p for p in ok if id(p) not in front_ids]
+    n_ok, n_bad = len(ok), len(bad)
+    # a chart of tens of thousands of layouts is slow to send and no easier to read: every point of the front,
+    # and an even sample (by x) of the rest, said in the legend
+    ok = front + thin(rest, x, MAX_SCATTER_POINTS)
+    bad = thin(bad, x, MAX_SCATTER_POINTS // 2)
     fig = go.Figure()
     if bad:  # underneath, faint: they are not options
         fig.add_trace(go.Scatter(x=[p[x] for p in bad], y=[p[y] for p in bad], mode="markers",
-                                 name="does not fit", text=[plotly_text(p[label]) for p in bad],
+                                 name="does not fit" + (f" ({len(bad):,} of {n_bad:,} shown)" if len(bad) < n_bad
+                                                        else ""), text=[plotly_text(p[label]) for p in bad],
                                  hovertemplate="%{text} (does not fit)<extra></extra>",
                                  marker=dict(size=7, symbol="x", color=UNFIT, opacity=0.45)))
-    fig.add_trace(go.Scatter(x=[p[x] for p in ok], y=[p[y] for p in ok], mode="markers", name="options",
+    fig.add_trace(go.Scatter(x=[p[x] for p in ok], y=[p[y] for p in ok], mode="markers",
+                             name="options" + (f" ({len(ok):,} of {n_ok:,} shown)" if len(ok) < n_ok else ""),
                              text=[plotly_text(p[label]) for p in ok], hovertemplate="%{text}: %{x:.4g}, %{y:.4g}<extra></extra>",
                              marker=dict(size=8, color=PALETTE[0], opacity=0.45 if len(rest) > 30 else 0.8)))
     positions = ["top right", "bottom right", "top left", "bottom left"]
@@ -297,6 +304,18 @@ def pareto_figure(points: Iterable[dict], x: str = "time_s", y: str = "cost_usd"
     fig.update_layout(xaxis=dict(title=dict(text=x_title), rangemode="tozero"),
                       yaxis=dict(title=dict(text=y_title), rangemode="tozero"))
     return _layout(fig, "Cost vs time (lower left is better; labelled: the Pareto front)", 380)
+
+
+MAX_SCATTER_POINTS = 1500  # drawn options of a cost-vs-time chart beyond its Pareto front
+
+
+def thin(points: Sequence[dict], x: str, most: int) -> list[dict]:
+    """At most ``most`` of ``points``, evenly spaced in their order by ``x`` (all of them when fewer)."""
+    if len(points) <= most:
+        return list(points)
+    ordered = sorted(points, key=lambda p: p[x])
+    step = len(ordered) / most
+    return [ordered[int(i * step)] for i in range(most)]
 
 
 def pareto_front(points: Sequence[dict], x: str, y: str) -> list[dict]:
