@@ -2,10 +2,10 @@
 import sys
 from pathlib import Path
 
-import costmodel
+import costmodel_dashboard
 from streamlit.testing.v1 import AppTest
 
-app = Path(costmodel.__file__).parent / "app.py"
+app = Path(costmodel_dashboard.__file__).parent / "app.py"
 assert "site-packages" in str(app), app
 at = AppTest.from_file(str(app), default_timeout=120)
 at.run()

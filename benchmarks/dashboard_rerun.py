@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "costmodel" / "app.py")
+APP = str(ROOT / "costmodel_dashboard" / "app.py")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 

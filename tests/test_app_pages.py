@@ -18,7 +18,7 @@ from costmodel.ui import format as fmt, lessons, page_state, seeds
 from costmodel.units import GiB  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "costmodel" / "app.py")
+APP = str(ROOT / "costmodel_dashboard" / "app.py")
 
 
 def open_page(page: str, query: dict | None = None) -> AppTest:
@@ -66,7 +66,7 @@ def test_home_lists_every_seed_with_a_link():
     assert not at.exception
     seeds = json.loads((ROOT / "costmodel/assets/seeds.json").read_text())["seeds"]
     text = " ".join(c.value for c in at.caption)
-    from costmodel.app_pages._registry import PAGES
+    from costmodel_dashboard.app_pages._registry import PAGES
 
     registered = {p["file"] for group in PAGES.values() for p in group}
     for s in seeds:

@@ -1,4 +1,4 @@
-"""The real app in a real browser: ``streamlit run costmodel/app.py`` on loopback in a subprocess, headless Chromium driven
+"""The real app in a real browser: ``streamlit run costmodel_dashboard/app.py`` on loopback in a subprocess, headless Chromium driven
 by Playwright. Visits every page, changes a widget, checks that a number updates (to what the package computes),
 and saves a screenshot per page (copied to docs/images/ when COSTMODEL_UPDATE_DOCS_IMAGES=1, so a normal test
 run leaves the checkout clean). Skipped only when /usr/bin/chromium is absent (``.ci/run`` installs it with apt)."""
@@ -47,7 +47,7 @@ def server(tmp_path_factory):
                                                                      "precision": "bf16"}})
     log = open(tmp / "streamlit.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "costmodel" / "app.py"), "--server.address", "127.0.0.1",
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "costmodel_dashboard" / "app.py"), "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

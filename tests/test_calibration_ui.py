@@ -18,7 +18,7 @@ from known_efficiency import TRUTH, known_efficiency_records
 import support
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "costmodel" / "app.py")
+APP = str(ROOT / "costmodel_dashboard" / "app.py")
 
 
 @pytest.fixture()

@@ -290,7 +290,7 @@ PAGES = ["estimate.py", "compare.py", "plan_training.py", "plan_serving.py", "pr
 def _open(page: str, query: dict):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "costmodel_dashboard" / "app.py"), default_timeout=120)
     at.run()
     for k, v in query.items():
         at.query_params[k] = v
@@ -302,7 +302,7 @@ def _open(page: str, query: dict):
 @pytest.fixture(scope="module")
 def page_keys(tmp_path_factory):
     """page file -> the query keys (and defaults) it reads, recorded from PageState as each page runs."""
-    import costmodel.app_pages._widgets as widgets
+    import costmodel_dashboard.app_pages._widgets as widgets
 
     seen: dict[str, dict] = {}
     original = widgets.PageState.__init__

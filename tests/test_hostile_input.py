@@ -472,7 +472,7 @@ def test_md_keeps_field_names_readable():
 def open_page(page: str, query: dict):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "costmodel_dashboard" / "app.py"), default_timeout=90)
     at.run()
     for k, v in query.items():
         at.query_params[k] = v

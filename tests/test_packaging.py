@@ -44,7 +44,7 @@ def test_the_dashboard_command_mirrors_the_checkouts_streamlit_config(capsys):
     assert main(["dashboard", "--print-command"]) == 0
     cmd = capsys.readouterr().out.split()
     app = Path(cmd[cmd.index("run") + 1])
-    assert app == ROOT / "costmodel" / "app.py" and app.is_file()
+    assert app == ROOT / "costmodel_dashboard" / "app.py" and app.is_file()
     flags = dict(a[2:].split("=", 1) for a in cmd if a.startswith("--"))
     assert flags["server.address"] == "127.0.0.1" and flags["server.port"] == "8501"
     # every setting of .streamlit/config.toml travels as a flag (an installed copy runs from any folder)
@@ -81,7 +81,7 @@ def test_the_profile_page_says_which_extra_to_install(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setattr(extras, "available", lambda extra: False)
-    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "costmodel_dashboard" / "app.py"), default_timeout=90)
     at.run()
     at.switch_page("app_pages/profile.py")
     at.run()
@@ -91,14 +91,15 @@ def test_the_profile_page_says_which_extra_to_install(monkeypatch):
 
 def test_the_wheel_carries_the_catalogs_and_the_app(tmp_path):
     src = tmp_path / "src"  # a copy: setuptools builds in the source folder (build/, *.egg-info)
-    shutil.copytree(ROOT / "costmodel", src / "costmodel", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("costmodel", "costmodel_dashboard"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(src)], check=True, cwd=tmp_path, capture_output=True)
     wheel = next((tmp_path / "dist").glob("costmodel-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    tracked = subprocess.run(["git", "ls-files", "costmodel"], cwd=ROOT, capture_output=True, text=True,
+    tracked = subprocess.run(["git", "ls-files", "costmodel", "costmodel_dashboard"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.split()
     want = {p for p in tracked if p.endswith((".py", ".json"))}
     assert want and want <= names, sorted(want - names)[:10]
@@ -109,5 +110,5 @@ def test_the_wheel_carries_the_catalogs_and_the_app(tmp_path):
 def test_the_start_page_shows_the_version():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(ROOT / "costmodel_dashboard" / "app.py"), default_timeout=90).run()
     assert any(c.value == f"costmodel {costmodel.__version__}" for c in at.caption)

@@ -31,7 +31,7 @@ from costmodel.ui.builder import TEMPLATES  # noqa: E402
 from costmodel.ui.i18n import t  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "costmodel" / "app.py")
+APP = str(ROOT / "costmodel_dashboard" / "app.py")
 STEPS = int(os.environ.get("COSTMODEL_WALK_STEPS", "100"))
 SEEDS = [int(x) for x in os.environ.get("COSTMODEL_WALK_SEEDS", "1,2").split(",")]
 

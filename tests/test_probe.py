@@ -115,7 +115,7 @@ def test_profile_page_probe_button(tmp_path, monkeypatch):
     db = tmp_path / "page.db"
     monkeypatch.setenv("COSTMODEL_DB", str(db))
     monkeypatch.setenv("COSTMODEL_PROFILER_DIR", str(tmp_path / "prof"))
-    at = AppTest.from_file(str(ROOT / "costmodel" / "app.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "costmodel_dashboard" / "app.py"), default_timeout=300)
     at.query_params["threads"] = "1"
     at.switch_page("app_pages/profile.py")
     at.run()

@@ -1,4 +1,4 @@
-"""``costmodel dashboard``: start the Streamlit app of the installed package (``costmodel/app.py``).
+"""``costmodel dashboard``: start the Streamlit app installed beside the package (``costmodel_dashboard/app.py``).
 
 It binds to 127.0.0.1 unless ``--server.address`` says otherwise (anyone who can reach the port can use the
 app, save and delete scenarios), and passes the settings of the checkout's ``.streamlit/config.toml`` on the
@@ -7,6 +7,7 @@ command line, so an installed copy run from any folder behaves the same.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+APP = Path(importlib.util.find_spec("costmodel_dashboard").origin).parent / "app.py"  # found, not imported
 # .streamlit/config.toml, as flags (a config file is only read from the current folder or ~/.streamlit)
 SETTINGS = {"server.headless": "true", "browser.gatherUsageStats": "false", "server.fileWatcherType": "none",
             "server.maxUploadSize": "1", "client.showErrorDetails": "none", "client.toolbarMode": "minimal",

@@ -13,7 +13,7 @@ from costmodel.serving import capacity as serving_capacity
 from costmodel.serving.engines import engine_names
 from costmodel.serving.plan import step_model
 from costmodel.serving.simulate import LENGTH_DISTRIBUTIONS, poisson_requests, simulate
-from costmodel.app_pages._widgets import PageState, downloads, figure, model_picker, show_error
+from costmodel_dashboard.app_pages._widgets import PageState, downloads, figure, model_picker, show_error
 
 st.title("Plan serving")
 st.caption("The engine each device would run, time to first token and per-token latency against batch size, the "

@@ -8,7 +8,7 @@ from costmodel.errors import InputError
 from costmodel.plan_scenario import evaluate_plan, plan_summary
 from costmodel.scenario import evaluate_scenario
 from costmodel.storage import Store, default_path
-from costmodel.app_pages._widgets import show_error, table
+from costmodel_dashboard.app_pages._widgets import show_error, table
 
 st.title("Scenarios")
 st.caption("Named estimates and plans saved from the Estimate and Plan pages (or imported), kept in a SQLite file "

@@ -8,7 +8,7 @@ from costmodel.ui import figures, page_state, sweeps
 from costmodel.ui.safe_text import md
 from costmodel.catalog import catalog_state, list_hardware
 from costmodel.errors import InputError
-from costmodel.app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error, table,
+from costmodel_dashboard.app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, model_picker, show_error, table,
                                 workload_picker)
 
 st.title("Compare")

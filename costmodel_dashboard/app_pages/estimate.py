@@ -6,7 +6,7 @@ import costmodel
 from costmodel.ui import figures, format as fmt, formulas, i18n, page_state, sweeps, tables
 from costmodel.ui.safe_text import md
 from costmodel.errors import InputError
-from costmodel.app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, method_picker, model_picker,
+from costmodel_dashboard.app_pages._widgets import (PageState, downloads, figure, hardware_picker, lang, method_picker, model_picker,
                                 show_error, table, workload_picker)
 
 ps = PageState("estimate", page_state.ESTIMATE_STATE)

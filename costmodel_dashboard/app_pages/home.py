@@ -6,7 +6,7 @@ import streamlit as st
 from costmodel import __version__
 from costmodel.models import get_preset
 from costmodel.ui import i18n, seeds
-from costmodel.app_pages._widgets import PageState, lang
+from costmodel_dashboard.app_pages._widgets import PageState, lang
 
 ps = PageState("home", {})
 L = lang(ps)

@@ -1,4 +1,4 @@
-"""costmodel dashboard: ``costmodel dashboard`` (or ``streamlit run costmodel/app.py``). Router only; the pages are
+"""costmodel dashboard: ``costmodel dashboard`` (or ``streamlit run costmodel_dashboard/app.py``). Router only; the pages are
 in app_pages/ beside it (not pages/: Streamlit
 would also serve a pages/ folder as old-style pages, so a shared deep link such as /estimate would open the page
 without this router, its layout and its navigation)."""
@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parent  # the package: pages are app_pages/<page>.py in it
-if str(ROOT.parent) not in sys.path:  # a checkout run as `streamlit run costmodel/app.py`
+ROOT = Path(__file__).resolve().parent  # costmodel_dashboard/: pages are app_pages/<page>.py in it
+if str(ROOT.parent) not in sys.path:  # a checkout run as `streamlit run costmodel_dashboard/app.py`
     sys.path.insert(0, str(ROOT.parent))
 
 import streamlit as st  # noqa: E402
 
-from costmodel.app_pages._registry import PAGES  # noqa: E402
+from costmodel_dashboard.app_pages._registry import PAGES  # noqa: E402
 
 # an emoji favicon is drawn locally (a data: URL); a :material/...: one is fetched from fonts.gstatic.com, a request
 # that would leave the machine on every page view

@@ -7,7 +7,7 @@ from costmodel.limits import model_limits
 from costmodel.models import load_model
 from costmodel.ui import format as fmt, i18n, lessons
 from costmodel.errors import InputError
-from costmodel.app_pages._widgets import PageState, downloads, lang, show_error, table
+from costmodel_dashboard.app_pages._widgets import PageState, downloads, lang, show_error, table
 
 TOPICS = ["course", "flops", "adam", "activations", "kv", "parallel", "quantization", "pruning", "distillation", "lora"]
 DECODERS = ["gpt2", "gpt2-medium", "gpt2-xl", "llama-3.2-1b", "llama-2-7b", "llama-3-8b", "mistral-7b", "llama-2-13b",

@@ -13,7 +13,7 @@ from costmodel.errors import InputError
 from costmodel.engines import ENGINES
 from costmodel.workload import OPTIMIZERS, PRECISIONS
 from costmodel.ui.safe_text import md
-from costmodel.app_pages._widgets import PageState, downloads, figure, lang, model_picker, show_error, table
+from costmodel_dashboard.app_pages._widgets import PageState, downloads, figure, lang, model_picker, show_error, table
 
 DEFAULTS = {**page_state.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image_size": 224, "precision": "amp-bf16",
             "optimizer": "adamw", "tokens_b": 10.0, "chinchilla": False, "samples": 1_000_000, "epochs": 1.0,

@@ -15,7 +15,7 @@ from costmodel.profiler.compare import history_rows, module_flops_rows
 from costmodel.profiler.env import default_hardware, device_label
 from costmodel.profiler.probe import probe_calibration, run_probe
 from costmodel.storage import Store
-from costmodel.app_pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
+from costmodel_dashboard.app_pages._widgets import PageState, downloads, figure, model_picker, plain, show_error, workload_picker
 
 st.title("Profile")
 st.caption("Runs real PyTorch steps of the model (random weights, built from its config) in a separate process "
