@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -36,25 +37,13 @@ SIZES_BYTES = {"cuda": tuple(4 * 4**k * 2**10 for k in range(9)),  # 4 KiB x 4^k
 OPS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
-def _median(xs):
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
-
-
 def _rank_main(rank: int, job: dict, run_dir: str) -> None:
     import torch
     import torch.distributed as dist
 
-    n = job["world_size"]
-    cuda = job["device"] == "cuda"
-    backend = "nccl" if cuda else "gloo"
-    dist.init_process_group(backend, init_method=f"file://{run_dir}/rendezvous", rank=rank, world_size=n)
-    torch.set_num_threads(job.get("threads") or max(1, (os.cpu_count() or 1) // n))
-    dev = f"cuda:{rank}" if cuda else "cpu"
-    if cuda:
-        torch.cuda.set_device(rank)
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    from .distributed import init_rank
+
+    n, cuda, dev, sync = init_rank(rank, job, run_dir)
     dtype = torch.bfloat16 if cuda else torch.float32  # what training reduces: bf16 on GPUs; gloo sums fp32
     esize = torch.empty((), dtype=dtype).element_size()
 
@@ -89,9 +78,9 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
                 dist.barrier()
                 continue
             times = timed(call, job["repeats"])
-            results[op].append({"bytes": elems * esize, "median_s": _median(times), "all_s": times})
+            results[op].append({"bytes": elems * esize, "median_s": statistics.median(times), "all_s": times})
     if rank == 0:
-        out = {"world_size": n, "backend": backend, "device": job["device"], "dtype": str(dtype).replace("torch.", ""),
+        out = {"world_size": n, "backend": dist.get_backend(), "device": job["device"], "dtype": str(dtype).replace("torch.", ""),
                "ops": results, "unsupported": unsupported, "torch": torch.__version__,
                "threads_per_rank": torch.get_num_threads()}
         tmp = Path(run_dir) / "collectives_result.json.tmp"
@@ -138,7 +127,7 @@ def summarize(measured: dict, hardware_id: str) -> dict:
         cal = LinkCalibration(
             hardware=hardware_id, world_size=n, backend=measured["backend"],
             bus_bandwidth_bytes_per_s=fit["bandwidth_bytes_per_s"], latency_s=fit["latency_s"],
-            largest_busbw_bytes_per_s=_median([r["busbw_bytes_per_s"] for r in largest]) if largest else 0.0,
+            largest_busbw_bytes_per_s=statistics.median([r["busbw_bytes_per_s"] for r in largest]) if largest else 0.0,
             source=f"probe --collectives: {n} ranks, {measured['backend']}, {measured['dtype']}, torch "
                    f"{measured['torch']}, all-reduce of {len(ar)} sizes {ar[0]['bytes']}-{ar[-1]['bytes']} bytes")
         out["calibration"] = cal.to_dict()

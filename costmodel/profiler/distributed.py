@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -55,10 +56,20 @@ def fit_ring(points: list[tuple[float, float]], n: int) -> dict:
     return out
 
 
-def _median(xs):
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+def init_rank(rank: int, job: dict, run_dir: str):
+    """Join the job's process group (NCCL on GPUs, gloo on CPU; file rendezvous in ``run_dir``), share the CPU
+    threads among the ranks and pick this rank's device: (world size, on CUDA?, device, synchronize)."""
+    import torch
+    import torch.distributed as dist
+
+    n = job["world_size"]
+    cuda = job["device"] == "cuda"
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{run_dir}/rendezvous", rank=rank,
+                            world_size=n)
+    torch.set_num_threads(job.get("threads") or max(1, (os.cpu_count() or 1) // n))
+    if cuda:
+        torch.cuda.set_device(rank)
+    return n, cuda, (f"cuda:{rank}" if cuda else "cpu"), (torch.cuda.synchronize if cuda else (lambda: None))
 
 
 def _rank_main(rank: int, job: dict, run_dir: str) -> None:
@@ -69,15 +80,7 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
     from ..workload import Workload
     from .build import build, make_optimizer
 
-    n = job["world_size"]
-    cuda = job["device"] == "cuda"
-    backend = "nccl" if cuda else "gloo"
-    dist.init_process_group(backend, init_method=f"file://{run_dir}/rendezvous", rank=rank, world_size=n)
-    torch.set_num_threads(job.get("threads") or max(1, (os.cpu_count() or 1) // n))
-    dev = f"cuda:{rank}" if cuda else "cpu"
-    if cuda:
-        torch.cuda.set_device(rank)
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    n, cuda, dev, sync = init_rank(rank, job, run_dir)
     w = Workload.from_dict(job["workload"])
     torch.manual_seed(0)  # identical initial weights on every rank
     built = build(job["config"], w, dev)
@@ -145,11 +148,11 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
             dist.all_reduce(buf)
         ar[nbytes] = timed(lambda: dist.all_reduce(buf), job["repeats"])
     if rank == 0:
-        out = {"world_size": n, "backend": backend, "device": job["device"], "grad_elems": grad_elems,
+        out = {"world_size": n, "backend": dist.get_backend(), "device": job["device"], "grad_elems": grad_elems,
                "grad_bytes": grad_bytes, "grad_dtypes": grad_dtypes, "allreduce_dtype": str(gdtype).replace("torch.", ""),
-               "step_s": _median(step_s), "step_s_all": step_s,
-               "step_no_sync_s": _median(no_sync_s), "step_no_sync_s_all": no_sync_s,
-               "allreduce": [{"bytes": b, "median_s": _median(v), "all_s": v} for b, v in sorted(ar.items())],
+               "step_s": statistics.median(step_s), "step_s_all": step_s,
+               "step_no_sync_s": statistics.median(no_sync_s), "step_no_sync_s_all": no_sync_s,
+               "allreduce": [{"bytes": b, "median_s": statistics.median(v), "all_s": v} for b, v in sorted(ar.items())],
                "params_max_diff_across_ranks": max_diff, "torch": torch.__version__,
                "threads_per_rank": torch.get_num_threads()}
         tmp = Path(run_dir) / "dp_result.json.tmp"
