@@ -14,7 +14,7 @@ EXTRAS = {
     "profile": ("torch", "transformers"),  # the live profiler, the probe, exact counts through transformers
     "measured": ("aiconfigurator_core",),  # NVIDIA's measured per-op tables
 }
-WHAT = {"profile": "runs real PyTorch steps", "measured": "reads NVIDIA aiconfigurator-core's measured tables"}  # why
+WHAT = {"profile": "runs real PyTorch steps", "measured": "reads NVIDIA aiconfigurator-core's measured tables"}
 
 
 def missing(extra: str) -> list[str]:

@@ -154,6 +154,13 @@ def efficiency_from_args(a, hw):
 
     name = a.engine or "eager"
     eff = engine_efficiency(ENGINES[name], hw) if name in ENGINES else default_efficiency(hw, name)
+    changes = efficiency_edits(a)
+    return replace(eff, **changes, source=eff.source + "; edited on the command line") if changes else eff
+
+
+def efficiency_edits(a) -> dict:
+    """``Efficiency`` fields given by ``--matmul-efficiency`` (both matmul rates), ``--bandwidth-efficiency`` and
+    ``--overhead-us`` (in seconds), validated; {} when none is given."""
     changes = {}
     if a.matmul_efficiency is not None:
         changes["matmul"] = changes["matmul_fp32"] = number_arg("matmul_efficiency", a.matmul_efficiency)
@@ -161,7 +168,7 @@ def efficiency_from_args(a, hw):
         changes["bandwidth"] = number_arg("bandwidth_efficiency", a.bandwidth_efficiency)
     if a.overhead_us is not None:
         changes["overhead_s"] = number_arg("overhead_us", a.overhead_us) * 1e-6
-    return replace(eff, **changes, source=eff.source + "; edited on the command line") if changes else eff
+    return changes
 
 
 def pricing_from_args(a) -> dict:

@@ -15,7 +15,7 @@ from ..serving.plan import plan_serving, step_model
 from ..serving.simulate import LENGTH_DISTRIBUTIONS, poisson_requests, read_trace, simulate
 from ..units import GiB
 from ..serving.engines import PROFILES
-from .args import add_assumption_args, hardware_from_args, int_arg, number_arg, pricing_from_args
+from .args import add_assumption_args, efficiency_edits, hardware_from_args, int_arg, number_arg, pricing_from_args
 from .output import dumps, money
 
 
@@ -28,17 +28,8 @@ def _list(name: str, text, conv):
 
 def _efficiency(a, hw):
     """Kernel fractions edited on the command line (they replace the engine profile's), or None."""
-    if a.matmul_efficiency is None and a.bandwidth_efficiency is None and a.overhead_us is None:
-        return None
-    eff = default_efficiency(hw, "compiled")
-    ch = {}
-    if a.matmul_efficiency is not None:
-        ch["matmul"] = ch["matmul_fp32"] = number_arg("matmul_efficiency", a.matmul_efficiency)
-    if a.bandwidth_efficiency is not None:
-        ch["bandwidth"] = number_arg("bandwidth_efficiency", a.bandwidth_efficiency)
-    if a.overhead_us is not None:
-        ch["overhead_s"] = number_arg("overhead_us", a.overhead_us) * 1e-6
-    return replace(eff, **ch)
+    ch = efficiency_edits(a)
+    return replace(default_efficiency(hw, "compiled"), **ch) if ch else None
 
 
 def _speculation(a, hw, precision):

@@ -28,7 +28,6 @@ import statistics
 import sys
 import time
 import uuid
-from pathlib import Path
 
 # 4 KiB .. 64 MiB on GPUs (NCCL reaches its bus bandwidth from a few MiB); the CPU tops out at 16 MiB so
 # the probe stays a few seconds on a laptop
@@ -41,22 +40,11 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from .distributed import init_rank
+    from .distributed import init_rank, leave_group, timed_across_ranks, write_result
 
     n, cuda, dev, sync = init_rank(rank, job, run_dir)
     dtype = torch.bfloat16 if cuda else torch.float32  # what training reduces: bf16 on GPUs; gloo sums fp32
     esize = torch.empty((), dtype=dtype).element_size()
-
-    def timed(fn, k):
-        out = []
-        for _ in range(k):
-            dist.barrier()
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            out.append(time.perf_counter() - t0)
-        return out
 
     results: dict = {op: [] for op in OPS}
     unsupported: dict = {}
@@ -77,25 +65,20 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
                 unsupported[op] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 dist.barrier()
                 continue
-            times = timed(call, job["repeats"])
+            times = timed_across_ranks(call, job["repeats"], sync)
             results[op].append({"bytes": elems * esize, "median_s": statistics.median(times), "all_s": times})
     if rank == 0:
         out = {"world_size": n, "backend": dist.get_backend(), "device": job["device"], "dtype": str(dtype).replace("torch.", ""),
                "ops": results, "unsupported": unsupported, "torch": torch.__version__,
                "threads_per_rank": torch.get_num_threads()}
-        tmp = Path(run_dir) / "collectives_result.json.tmp"
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, Path(run_dir) / "collectives_result.json")
-    dist.barrier()
-    dist.destroy_process_group()
+        write_result(run_dir, "collectives_result.json", out)
+    leave_group()
 
 
 def _child(run_dir: str, rank: int) -> None:
-    from . import proc
+    from .distributed import run_rank
 
-    proc.watch_parent()  # a rank dies with the process that started the probe (which holds the device locks)
-    job = json.loads((Path(run_dir) / "collectives_job.json").read_text())
-    _rank_main(rank, job, run_dir)
+    run_rank(run_dir, rank, "collectives_job.json", _rank_main)
 
 
 def summarize(measured: dict, hardware_id: str) -> dict:

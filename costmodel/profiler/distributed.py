@@ -72,6 +72,37 @@ def init_rank(rank: int, job: dict, run_dir: str):
     return n, cuda, (f"cuda:{rank}" if cuda else "cpu"), (torch.cuda.synchronize if cuda else (lambda: None))
 
 
+def timed_across_ranks(fn, repeats: int, sync) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn``, each started on every rank together (a barrier) and timed to the
+    device's completion (``sync``)."""
+    import torch.distributed as dist
+
+    out = []
+    for _ in range(repeats):
+        dist.barrier()
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def write_result(run_dir: str, name: str, out: dict) -> None:
+    """Rank 0's result, written atomically (the parent reads ``run_dir/name`` only once it is whole)."""
+    tmp = Path(run_dir) / f"{name}.tmp"
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, Path(run_dir) / name)
+
+
+def leave_group() -> None:
+    """Every rank leaves the process group together."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _rank_main(rank: int, job: dict, run_dir: str) -> None:
     import torch
     import torch.distributed as dist
@@ -104,20 +135,9 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    def timed(fn, k):
-        out = []
-        for _ in range(k):
-            dist.barrier()
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            out.append(time.perf_counter() - t0)
-        return out
-
     for _ in range(job["warmup"]):
         step()
-    step_s = timed(step, job["steps"])
+    step_s = timed_across_ranks(step, job["steps"], sync)
 
     def step_no_sync():
         with ddp.no_sync():
@@ -125,7 +145,7 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
             loss.backward()
         opt.zero_grad(set_to_none=True)  # no optimizer step: the ranks' weights stay equal
 
-    no_sync_s = timed(step_no_sync, job["steps"])
+    no_sync_s = timed_across_ranks(step_no_sync, job["steps"], sync)
     # parameters equal on every rank? compare a checksum: max - min over ranks
     with torch.no_grad():
         flat = torch.cat([p.detach().float().reshape(-1) for p in built.model.parameters()])
@@ -146,7 +166,7 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
         buf = torch.ones(max(1, nbytes // esize), dtype=gdtype, device=dev)
         for _ in range(2):
             dist.all_reduce(buf)
-        ar[nbytes] = timed(lambda: dist.all_reduce(buf), job["repeats"])
+        ar[nbytes] = timed_across_ranks(lambda: dist.all_reduce(buf), job["repeats"], sync)
     if rank == 0:
         out = {"world_size": n, "backend": dist.get_backend(), "device": job["device"], "grad_elems": grad_elems,
                "grad_bytes": grad_bytes, "grad_dtypes": grad_dtypes, "allreduce_dtype": str(gdtype).replace("torch.", ""),
@@ -155,19 +175,21 @@ def _rank_main(rank: int, job: dict, run_dir: str) -> None:
                "allreduce": [{"bytes": b, "median_s": statistics.median(v), "all_s": v} for b, v in sorted(ar.items())],
                "params_max_diff_across_ranks": max_diff, "torch": torch.__version__,
                "threads_per_rank": torch.get_num_threads()}
-        tmp = Path(run_dir) / "dp_result.json.tmp"
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, Path(run_dir) / "dp_result.json")
-    dist.barrier()
-    dist.destroy_process_group()
+        write_result(run_dir, "dp_result.json", out)
+    leave_group()
+
+
+def run_rank(run_dir: str, rank: int, job_file: str, rank_main) -> None:
+    """A rank's process: it dies with the process that started the job (which holds the device locks), reads
+    the job from ``run_dir/job_file`` and runs ``rank_main(rank, job, run_dir)``."""
+    from . import proc
+
+    proc.watch_parent()
+    rank_main(rank, json.loads((Path(run_dir) / job_file).read_text()), run_dir)
 
 
 def _child(run_dir: str, rank: int) -> None:
-    from . import proc
-
-    proc.watch_parent()  # a rank dies with the process that started the check (which holds the device locks)
-    job = json.loads((Path(run_dir) / "dp_job.json").read_text())
-    _rank_main(rank, job, run_dir)
+    run_rank(run_dir, rank, "dp_job.json", _rank_main)
 
 
 def run_data_parallel(model, workload: dict, world_size: int = 2, device: str = "cpu", steps: int = 3,

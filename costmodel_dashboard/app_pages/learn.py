@@ -35,6 +35,15 @@ def positions(model: str) -> int:
     return model_limits(load_model(model)).max_positions or (1 << 20)
 
 
+def model_box(where) -> str:
+    """The decoder a lesson computes with."""
+    return ps.select(where, i18n.t("learn.model", L), "model", DECODERS)
+
+
+def batch_box(where) -> int:
+    return ps.number(where, i18n.t("learn.batch", L), "batch", min_value=1, max_value=4096)
+
+
 def seq_box(where, model: str) -> int:
     """The sequence-length box of a lesson, bounded by its model's context length."""
     hi = positions(model)
@@ -50,7 +59,7 @@ try:
                  r"C_\text{conv} = 2\,b\,h_\text{out} w_\text{out}\, c_\text{out}\, c_\text{in} k^2")
         c1, c2 = st.columns(2)
         cnn = ps.select(c1, i18n.t("learn.model", L), "cnn", COURSE_CNNS)
-        batch = ps.number(c2, i18n.t("learn.batch", L), "batch", min_value=1, max_value=4096)
+        batch = batch_box(c2)
         spec = load_model(cnn)
         rows = spec.layer_table()
         fmt_table(rows)
@@ -67,8 +76,8 @@ try:
         st.latex(r"C_\text{step} \approx \underbrace{2PT}_\text{forward} + \underbrace{4PT}_\text{backward} + "
                  r"\underbrace{12\,L\,b\,s^2\,h}_\text{attention}")
         c1, c2, c3 = st.columns(3)
-        model = ps.select(c1, i18n.t("learn.model", L), "model", DECODERS)
-        batch = ps.number(c2, i18n.t("learn.batch", L), "batch", min_value=1, max_value=4096)
+        model = model_box(c1)
+        batch = batch_box(c2)
         seq = seq_box(c3, model)
         r = lessons.lesson_flops(model, batch, seq)
         c = st.columns(4)
@@ -84,7 +93,7 @@ try:
         st.latex(r"m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad "
                  r"\theta_t = \theta_{t-1} - \eta\,\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}")
         c1, c2 = st.columns(2)
-        model = ps.select(c1, i18n.t("learn.model", L), "model", DECODERS)
+        model = model_box(c1)
         prec = ps.select(c2, "Precision", "precision", ["fp32", "amp-bf16", "bf16"])
         rows = lessons.lesson_optimizers(model, prec)
         fmt_table(rows)
@@ -96,8 +105,8 @@ try:
         st.latex(r"M_\text{act} \approx L \cdot T \cdot (\text{bytes per token per block}) \;\xrightarrow{\text{ckpt}}\; "
                  r"L \cdot T \cdot h \cdot b_s + \text{one block};\qquad C_\text{step} \to C_\text{step} + C_\text{fwd}")
         c1, c2, c3 = st.columns(3)
-        model = ps.select(c1, i18n.t("learn.model", L), "model", DECODERS)
-        batch = ps.number(c2, i18n.t("learn.batch", L), "batch", min_value=1, max_value=4096)
+        model = model_box(c1)
+        batch = batch_box(c2)
         seq = seq_box(c3, model)
         rows = lessons.lesson_checkpointing(model, batch, seq)
         c = st.columns(2)
@@ -110,8 +119,8 @@ try:
         st.latex(r"M_{KV} = 2 \cdot L \cdot b \cdot n_{kv} \cdot d_\text{head} \cdot (\text{prompt} + \text{generated}) "
                  r"\cdot \text{bytes}")
         c1, c2, c3, c4 = st.columns(4)
-        model = ps.select(c1, i18n.t("learn.model", L), "model", DECODERS)
-        batch = ps.number(c2, i18n.t("learn.batch", L), "batch", min_value=1, max_value=4096)
+        model = model_box(c1)
+        batch = batch_box(c2)
         gen = ps.get("generate")
         hi = positions(model) - gen
         ps.clamp("prompt", hi, f"{model} takes at most {hi + gen:,} positions, {gen} of them generated")
@@ -155,8 +164,8 @@ try:
         st.markdown(i18n.t("learn.quantization.text", L))
         st.latex(r"M_W = P_\text{linear} \cdot \text{bits}/8 + \text{scales} + P_\text{other} \cdot 2")
         c1, c2, c3 = st.columns(3)
-        model = ps.select(c1, i18n.t("learn.model", L), "model", DECODERS)
-        batch = ps.number(c2, i18n.t("learn.batch", L), "batch", min_value=1, max_value=4096)
+        model = model_box(c1)
+        batch = batch_box(c2)
         gen = ps.get("generate")
         hi = positions(model) - gen
         ps.clamp("prompt", hi, f"{model} takes at most {hi + gen:,} positions, {gen} of them generated")
@@ -168,7 +177,7 @@ try:
         st.markdown(i18n.t("learn.pruning.text", L))
         st.latex(r"P_\text{nonzero} = P - s \cdot P_\text{linear},\qquad C_\text{effective} = C - s \cdot C_\text{linear}")
         c1, c2 = st.columns(2)
-        model = ps.select(c1, i18n.t("learn.model", L), "model", DECODERS)
+        model = model_box(c1)
         sp = ps.slider(c2, "Sparsity (fraction pruned)", "sparsity", 0.0, 0.99, step=0.01)
         ps.clamp("seq", positions(model), f"{model} takes at most {positions(model):,} positions")
         r = lessons.lesson_pruning(model, sp, 1, ps.get("seq"))
