@@ -157,6 +157,25 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=False).first.click()
 
 
+def submit_and_wait(page, button: str, success: str, timeout_s: float = 60.0) -> None:
+    """Click a form's submit button and wait for its success message; an error shown instead fails with its text.
+    If neither appears within half the time the click is repeated once, as a person would: on a loaded 2-core CI
+    machine one click landing while the page reran was once lost (CI, 2026-12-01)."""
+    alerts = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
+    for attempt in range(2):
+        page.get_by_role("button", name=button).click()
+        deadline = time.time() + timeout_s / 2
+        while time.time() < deadline:
+            if page.get_by_text(success).count():
+                return
+            shown = alerts.all_inner_texts()
+            if shown:
+                raise AssertionError(f"{button!r} showed {shown!r} instead of {success!r}")
+            time.sleep(0.2)
+        _settle(page)
+    raise AssertionError(f"{button!r}: no {success!r} and no error after two clicks")
+
+
 def shot(page, server, name: str, scroll_to=None, docs: bool = True) -> None:
     """A screenshot of the viewport (after scrolling ``scroll_to``, a locator, into view); ``docs=False``: kept out
     of docs/images (e.g. Chinese text where the test machine's Chromium has no CJK font)."""
@@ -411,9 +430,10 @@ def test_issue_4_a_saved_plan_exports_its_money(laptop, server):
     page = laptop
     goto(page, server, "plan-training?preset=gpt2&hw=a100-sxm-80gb&tokens_b=1&dp=8&ckpt_kept=2")
     page.get_by_text("Save this plan as a named scenario").click()
-    page.get_by_label("Scenario name").fill("GPT-2 run, 8 A100s")
-    page.get_by_role("button", name="Save plan").click()
-    page.get_by_text("Saved.").wait_for()
+    box = page.get_by_label("Scenario name")
+    box.fill("GPT-2 run, 8 A100s")
+    box.press("Tab")  # commit the name as a person leaving the box does, before the click
+    submit_and_wait(page, "Save plan", "Saved.")
     goto(page, server, "scenarios")
     choose(page, "Scenario", "GPT-2 run, 8 A100s")
     _settle(page)
