@@ -25,9 +25,12 @@ Mapping of the published fields (stated here, used for every run):
   fp8 (fp8 GEMMs, bf16 elsewhere); nvfp4 -> nvfp4 (fp4 GEMMs).
 - sharding: fsdp_full_shard / zero3 -> ZeRO-3; zero2 -> 2; zero1 -> 1; none -> 0; not stated: Megatron's
   distributed optimizer (ZeRO-1) for the Megatron family, else 0.
-- micro-batch not stated -> 1; checkpointing: full -> on; selective -> off (selective recompute re-runs only
-  the attention core, which flash attention recomputes anyway); not stated -> off if the plan fits, else on
-  (the run did run: a recipe that does not fit without recomputation used it).
+- micro-batch not stated -> 1; checkpointing: full -> on; selective in torchtitan -> "selective" (its per-op
+  policy, ``selective_ac_option = "op"`` in the 8B configs: matmul and attention outputs kept, every second
+  matmul and the elementwise ops recomputed; ``costmodel.ledger.selective_checkpoint``); selective in Megatron
+  (Korthikanti et al. 2022) -> off (it re-runs only the attention core, which flash attention recomputes
+  anyway); not stated -> off if the plan fits, else on (the run did run: a recipe that does not fit without
+  recomputation used it).
 - context beyond the model config's positions (torchtitan's 32k-262k Llama 3.1 runs on the llama-3-8b preset's
   8,192): the config's limit is raised to the run's sequence (the run did run; rotary models take any length).
 - engine settings the run states: torchtitan runs without "torch.compile" -> ``fsdp-eager`` (elementwise ops
@@ -100,6 +103,14 @@ def engine_of(run: dict, engine: str):
     return name
 
 
+def checkpointing_of(run: dict):
+    """The published checkpointing setting as costmodel's (the mapping in the module docstring)."""
+    ck = run["layout"]["grad_checkpointing"]
+    if ck == "selective":
+        return "selective" if run["framework"] == "torchtitan" else False
+    return ck == "full"
+
+
 def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None, time_source: str = "roofline"):
     """The costmodel plan of one published run (raises InputError when a field cannot be modelled)."""
     lay = run["layout"]
@@ -107,8 +118,8 @@ def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None,
     zero = ZERO[sharding] if sharding is not None else (1 if run["framework"] in MEGATRON_FRAMEWORKS else 0)
     dp = lay["dp"]
     layout = Layout(dp=dp, tp=lay["tp"], pp=lay["pp"], cp=lay["cp"] or 1, ep=lay["ep"] or 1,
-                    zero=zero if dp > 1 else 0, micro_batch=lay["micro_batch"] or 1,
-                    grad_checkpointing=lay["grad_checkpointing"] == "full", vp=lay.get("vp") or 1)
+                    zero=zero if dp * (lay["cp"] or 1) > 1 else 0, micro_batch=lay["micro_batch"] or 1,
+                    grad_checkpointing=checkpointing_of(run), vp=lay.get("vp") or 1)
     model = run["model"]["preset"] or run["model"]["config"]
     spec = load_model(model)
     limit = getattr(spec, "max_positions", 0)

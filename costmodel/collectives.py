@@ -375,3 +375,41 @@ def alltoall_topo_s(nbytes: float, topo: Topology) -> float:
     intra = (g - 1) / n * nbytes / topo.intra.bandwidth_bytes_per_s + (g - 1) * topo.intra.latency_s
     inter = (n - g) / n * nbytes / topo.inter.bandwidth_bytes_per_s + (topo.domains - 1) * topo.inter.latency_s
     return max(intra, inter)
+
+
+def group_link(hw, inner: int, size: int) -> Link:
+    """The link of a communication group of ``size`` devices whose members are ``inner`` devices apart: it
+    stays on NVLink/ICI if inner x size <= the NVLink domain (8 on an HGX node, 72 on a GB200 NVL72 rack),
+    else it crosses the network (nominal bandwidths: the eager engine's original, flat model)."""
+    if inner * size <= max(hw.nvlink_domain_gpus, 1):
+        return Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
+    return Link(hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S)
+
+
+def group_topology(hw, inner: int, size: int, network_efficiency: float,
+                   links: LinkCalibration | None = None) -> Topology:
+    """A group of ``size`` devices ``inner`` apart laid over NVLink domains: ``g`` members share a domain
+    (all of them when it fits; one per domain when ``inner`` fills it), the rest of the path is each GPU's
+    own NIC. Bandwidths are NCCL bus bandwidths: the fabric's x ``NVLINK_BUS_EFFICIENCY`` (measured), or the
+    bus bandwidth and latency of ``links`` (this machine's ``probe --collectives``); the NIC's x
+    ``network_efficiency`` (fitted)."""
+    domain = max(hw.nvlink_domain_gpus, 1)
+    per = max(1, min(size, domain // inner)) if inner <= domain else 1
+    intra = links.link if links is not None else Link(hw.intra_node_bandwidth_bytes_per_s * NVLINK_BUS_EFFICIENCY,
+                                                      INTRA_NODE_LATENCY_S)
+    inter = Link(hw.inter_node_bandwidth_bytes_per_s * network_efficiency, INTER_NODE_LATENCY_S)
+    return Topology(size=size, per_domain=per, intra=intra, inter=inter)
+
+
+def shard_group_topology(hw, tp: int, cp: int, pp: int, dp: int, network_efficiency: float,
+                         links: LinkCalibration | None = None) -> Topology:
+    """``group_topology`` of the dp x cp sharding group (``parallel.shard_group_size``): its context-parallel
+    members sit ``tp`` apart, its data-parallel members ``tp x cp x pp`` apart; the members in one NVLink domain
+    are the cp ones that fit times the dp ones whose whole tp x cp x pp block fits."""
+    if cp == 1:
+        return group_topology(hw, tp * pp, dp, network_efficiency, links)
+    domain = max(hw.nvlink_domain_gpus, 1)
+    cp_in = max(1, min(cp, domain // tp)) if tp <= domain else 1
+    dp_in = max(1, min(dp, domain // (tp * cp * pp))) if tp * cp * pp <= domain else 1
+    base = group_topology(hw, tp * cp * pp, dp, network_efficiency, links)
+    return Topology(size=dp * cp, per_domain=cp_in * dp_in, intra=base.intra, inter=base.inter)

@@ -43,14 +43,13 @@ FITTED = {
     "legacy_gemm_factor": 0.9,  # x the above under 2020-21 Megatron-LM (no flash attention; its own GEMM mix)
     "attention_scale": 0.5,  # x the flash-attention kernel efficiencies below
     "dp_overlap": 0.5,  # fraction of the overlappable compute that hides data-parallel collectives
-    "tp_overlap": 0.8,  # fraction of tensor-parallel collectives hidden (Megatron --tp-comm-overlap)
+    "tp_overlap": 0.6,  # fraction of tensor-parallel collectives hidden (Megatron --tp-comm-overlap)
     "network_efficiency": 1.0,  # NCCL bus bandwidth / NIC line rate across nodes
 }
 
-# The same constants fitted with each GEMM priced from the device's measured table (time_source="measured";
-# benchmarks/published_runs.py --time-source measured). Devices without a table fall back to the curves.
-# the same constants fitted with every GEMM read from aiconfigurator-core's measured tables (time_source
-# "measured"; benchmarks/results/published_runs_measured.md, "Fitted on every run")
+# The same constants fitted with every GEMM read from aiconfigurator-core's measured tables (time_source
+# "measured"; benchmarks/published_runs.py --time-source measured, benchmarks/results/published_runs_measured.md,
+# "Fitted on every run"). Devices without a table fall back to the curves.
 FITTED_MEASURED = {**FITTED, "gemm_scale_blackwell": 0.95, "tp_overlap": 0.6}
 
 # FlashAttention kernel efficiency (fraction of the bf16 dense peak, head dim 128, long sequences), forward /
@@ -97,6 +96,10 @@ class TrainingEngine:
     overlap_param_gather: bool  # ZeRO-1/2 parameter all-gather overlaps the next forward (Megatron)
     tp_overlap: bool  # tensor-parallel collectives overlapped with GEMMs (Megatron --tp-comm-overlap)
     overhead_s: float  # host time per launched kernel (asynchronous: binds only for tiny kernels)
+    # the optimizer step updates in place in fused multi-tensor kernels (Megatron-LM's optimizer is Transformer
+    # Engine's FusedAdam, else apex's: megatron/core/optimizer/__init__.py), so it allocates no full-size
+    # temporaries; torch.optim's foreach step does (Optimizer.step_temp_per_param)
+    fused_optimizer: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def assumptions(self, params: dict) -> dict:
@@ -107,7 +110,8 @@ class TrainingEngine:
                 "fsdp_reduce_every_micro_batch": self.fsdp_reduce_every_micro_batch,
                 "sharded_master_is_param": self.sharded_master_is_param,
                 "forward_prefetch": self.forward_prefetch, "overlap_param_gather": self.overlap_param_gather,
-                "tp_comm_overlap": self.tp_overlap, "fitted": dict(params), "notes": list(self.notes)}
+                "tp_comm_overlap": self.tp_overlap, "fused_optimizer": self.fused_optimizer, "fitted": dict(params),
+                "notes": list(self.notes)}
 
 
 ENGINES: dict[str, TrainingEngine] = {e.name: e for e in (
@@ -138,7 +142,7 @@ ENGINES: dict[str, TrainingEngine] = {e.name: e for e in (
                    production=True, attention="cudnn", fused_kernels=True, gemm_curve=True, fp8_cast_bytes=0.0,
                    fsdp_reduce_every_micro_batch=False, sharded_master_is_param=False, forward_prefetch=True,
                    overlap_param_gather=True,
-                   tp_overlap=True, overhead_s=3e-6,
+                   tp_overlap=True, overhead_s=3e-6, fused_optimizer=True,
                    notes=("fp8 covers the linear layers (Transformer Engine); attention bf16 (cuDNN); activation casts "
                           "fused into the preceding norm/activation kernels, weights cast each micro-batch",
                           "gradients reduced once per step in fp32 main-grad buffers (--overlap-grad-reduce)")),
@@ -146,7 +150,7 @@ ENGINES: dict[str, TrainingEngine] = {e.name: e for e in (
                    "scores materialised over the full square", production=True, attention="unfused",
                    fused_kernels=True, gemm_curve=True, fp8_cast_bytes=0.0, fsdp_reduce_every_micro_batch=False,
                    sharded_master_is_param=False, forward_prefetch=True, overlap_param_gather=True, tp_overlap=False,
-                   overhead_s=3e-6,
+                   overhead_s=3e-6, fused_optimizer=True,
                    notes=("attention: baddbmm + fused scale-mask-softmax over the full s x s scores (saved for "
                           "backward unless recomputed), at the GEMM efficiency",)),
 )}

@@ -115,17 +115,26 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
     transient = 0.0
     recompute = 0.0
     if train:
-        ckpt_per_block = spec.checkpoint_bytes(ctx) if w.grad_checkpointing else 0.0
-        if w.grad_checkpointing and not ckpt_per_block:
+        mode = w.grad_checkpointing  # False, True (full) or "selective" (per op)
+        block_input = spec.checkpoint_bytes(ctx) if mode else 0.0
+        if mode and not block_input:
             raise InputError("grad_checkpointing", f"is not modelled for the {spec.family} family; "
                              "supported for transformer decoders, encoders and MoE")
+        if mode == "selective":
+            if sums.selective_refused:
+                raise InputError("grad_checkpointing", f"'selective' (per-op) is modelled for attention and dense MLP "
+                                 f"blocks; this {spec.family} model's blocks have {sums.selective_refused} rows: "
+                                 "use full checkpointing (true)")
+            kept = tuple(sorted((b, block_input + v) for b, v in sums.selective_saved.items()))
+        else:
+            kept = block_input
         logits_loss = spec.loss_buffer_bytes(ctx)
-        key = (logits_loss, ckpt_per_block)
+        key = (logits_loss, kept)
         if key not in sums.peaks:
-            sums.peaks[key] = _backward_peak(act_rows, logits_loss, ckpt_per_block)
+            sums.peaks[key] = _backward_peak(act_rows, logits_loss, kept)
         activations, peak_live, phase = sums.peaks[key]
-        if w.grad_checkpointing:
-            recompute = sums.recompute
+        if mode:
+            recompute = sums.selective_recompute if mode == "selective" else sums.recompute
         base = weights + optimizer
         peak = base + peak_live
         step_peak = base + grads + opt_temp
@@ -248,15 +257,16 @@ def kv_cache_summary(spec: ModelSpec, w: Workload) -> dict:
     return out
 
 
-def _backward_peak(act_rows, loss_buffer: float, ckpt_per_block: float) -> tuple[float, float, str]:
+def _backward_peak(act_rows, loss_buffer: float, ckpt: float | tuple) -> tuple[float, float, str]:
     """Live activation+gradient bytes over the backward pass, walking the ledger in reverse.
 
     At the start of backward every saved tensor is alive plus the loss buffers; each layer's
     backward then frees its saved tensors and adds its parameter gradients. Identical
     blocks are handled in closed form: the running total moves by the same amount per
     block, so its maximum over a block run is at the first or the last block.
-    With checkpointing a block run keeps only its inputs (``ckpt_per_block`` each) and
-    recomputes one block's activations just before that block's backward.
+    With checkpointing a block run keeps only what its checkpoint saves (``ckpt``: bytes per block instance, or
+    (block name, bytes) pairs when that differs by block: per-op selective checkpointing) and recomputes one
+    block's activations just before that block's backward.
     Returns (activation bytes at the start of backward, peak live bytes, phase name).
     """
     # group consecutive rows of the same block
@@ -268,10 +278,15 @@ def _backward_peak(act_rows, loss_buffer: float, ckpt_per_block: float) -> tuple
             segments.append((block, n, [(act, grad)]))
         else:
             segments.append(("", 1, [(act * n, grad * n)]))
+    per_name = dict(ckpt) if isinstance(ckpt, tuple) else None
+
+    def kept(block: str) -> float:
+        return per_name.get(block, 0.0) if per_name is not None else ckpt
+
     total_act = 0.0
     for block, n, items in segments:
         blk = sum(a for a, _ in items)
-        total_act += (ckpt_per_block if (ckpt_per_block and block) else blk) * n
+        total_act += (kept(block) if (ckpt and block) else blk) * n
     live = total_act + loss_buffer
     peak = live
     phase = "start of backward"
@@ -290,13 +305,13 @@ def _backward_peak(act_rows, loss_buffer: float, ckpt_per_block: float) -> tuple
         run = 0.0
         excursion = 0.0
         blk_act = sum(a for a, _ in items)
-        if ckpt_per_block:
+        if ckpt:
             run = blk_act  # recomputed activations appear before this block's backward
             excursion = run
         for a, g in reversed(items):
             run += g - a
             excursion = max(excursion, run)
-        per_block = run - (ckpt_per_block if ckpt_per_block else 0.0)
+        per_block = run - (kept(block) if ckpt else 0.0)
         seg_peak = live + excursion + max(0.0, (n - 1) * per_block)
         if seg_peak > peak:
             peak = seg_peak

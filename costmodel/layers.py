@@ -89,6 +89,7 @@ class Layer:
     # Backward: dX is (m, k, n), dW is (k, n, m). Shape-dependent GEMM efficiency (costmodel.perf) reads it.
     gemm_mnk: tuple = ()
     state_bytes: float = 0.0  # part of kv_cache_bytes that does not grow with positions (SSM / conv state)
+    output_bytes: float = 0.0  # the forward output of a matmul or attention core (what per-op checkpointing saves)
 
 
 _LAYER_FIELDS = tuple(Layer.__slots__)
@@ -128,7 +129,7 @@ def linear(name: str, tokens: int, d_in: int, d_out: int, *, bias: bool, save_in
         weight_cast_elems=d_in * d_out,
         working_bytes=tokens * (d_in * out_bytes + d_out * out_bytes),
         lora_in=d_in, lora_out=d_out, lora_tokens=tokens, saves_after_kernel=extra_saved > 0,
-        gemm_mnk=(tokens, d_out, d_in),
+        gemm_mnk=(tokens, d_out, d_in), output_bytes=tokens * d_out * out_bytes,
     )
 
 
@@ -212,6 +213,7 @@ def attention_core(name: str, ctx: Ctx, *, heads: int, kv_heads: int, head_dim: 
         activation_bytes=saved_bytes, kv_cache_bytes=kv_cache,
         working_bytes=scores + ctx.tokens * heads * dv * ctx.compute_bytes,
         host_ops=ATTENTION_HOST_OPS + (ROTARY_HOST_OPS if rotary else 0.0),
+        output_bytes=ctx.tokens * heads * (dv * ctx.compute_bytes + 4.0),  # output + fp32 logsumexp per row
     )
 
 
@@ -305,6 +307,7 @@ def mla_attention_core(name: str, ctx: Ctx, *, heads: int, kv_lora_rank: int, qk
         kv_cache_bytes=ctx.batch * kv * (kv_lora_rank + qk_rope_head_dim) * ctx.kv_bytes,
         working_bytes=scores + ctx.tokens * heads * v_head_dim * ctx.compute_bytes,
         host_ops=ATTENTION_HOST_OPS + ROTARY_HOST_OPS,
+        output_bytes=ctx.tokens * heads * (v_head_dim * ctx.compute_bytes + 4.0),
     )
 
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, fields
 
-from .collectives import (DP_TERMS, dp_sync_terms, ep_term, tp_term, INTER_NODE_LATENCY_S, INTRA_NODE_LATENCY_S, NVLINK_BUS_EFFICIENCY, CommBreakdown,
-                          CommTerm, Link, LinkCalibration, Topology, allgather_topo_s, allreduce_topo_s, alltoall_topo_s, cp_term,
+from .collectives import (DP_TERMS, dp_sync_terms, ep_term, tp_term, group_link, group_topology, shard_group_topology,
+                          NVLINK_BUS_EFFICIENCY, CommBreakdown,
+                          CommTerm, LinkCalibration, Topology, allgather_topo_s, allreduce_topo_s, alltoall_topo_s, cp_term,
                           dp_sync_volume_bytes, ep_volume_bytes, exposed_comm_s, pp_term, reduce_scatter_topo_s,
                           tp_volume_bytes)
 from .engines import ENGINES, TrainingEngine, fitted
 from .errors import InputError
 from .estimator import runtime_overhead_bytes
-from .ledger import ledger, make_ctx
-from .workload import Workload
+from .ledger import ledger, make_ctx, selective_checkpoint
+from .workload import Workload, checkpointing
 
 # Host link for optimizer offload: PCIe 4.0 x16 moves about 25 GB/s each way in practice
 # (32 GB/s raw); ZeRO-Offload (Ren et al. 2021) reports similar effective rates.
@@ -51,7 +52,7 @@ class Layout:
     ep: int = 1
     zero: int = 0
     micro_batch: int = 1
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool | str = False  # False, True (full) or "selective" (workload.checkpointing)
     offload: bool = False
     vp: int = 1
 
@@ -60,6 +61,9 @@ class Layout:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1 << 20:
                 raise InputError(f"layout.{name}", f"must be a whole number from 1 to {1 << 20}, got {v!r}")
+        if self.grad_checkpointing is not False and self.grad_checkpointing is not True:
+            object.__setattr__(self, "grad_checkpointing", checkpointing(self.grad_checkpointing,
+                                                                        "layout.grad_checkpointing"))
         if self.zero not in (0, 1, 2, 3):
             raise InputError("layout.zero", f"must be 0, 1, 2 or 3 (ZeRO stage; 3 = FSDP), got {self.zero!r}")
         if self.dp % self.ep:
@@ -112,33 +116,21 @@ def _int_attr(spec, name: str) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
+def shard_group_size(layout: Layout) -> int:
+    """Devices that hold the same model shard and reduce its gradients together: the data-parallel ranks and,
+    with context parallelism, the context-parallel ranks too (each computes the gradients of its slice of the
+    sequence for the same weights). ZeRO/FSDP shards over this group: Megatron-LM's data-parallel group "with
+    context parallel" (``parallel_state.get_data_parallel_group(with_context_parallel=True)``, used by the
+    distributed optimizer and the gradient buffers), torchtitan's ``dp_shard_cp`` mesh that FSDP2 is applied
+    to (``parallelize_llama``).
+
+        n_shard = dp x cp"""
+    return layout.dp * layout.cp
+
+
 def n_layers(spec) -> int:
     """Repeated blocks of a transformer stack (0 for families without one)."""
     return _int_attr(spec, "layers")
-
-
-def group_link(hw, inner: int, size: int) -> Link:
-    """The link of a communication group of ``size`` devices whose members are ``inner`` devices apart: it
-    stays on NVLink/ICI if inner x size <= the NVLink domain (8 on an HGX node, 72 on a GB200 NVL72 rack),
-    else it crosses the network (nominal bandwidths: the eager engine's original, flat model)."""
-    if inner * size <= max(hw.nvlink_domain_gpus, 1):
-        return Link(hw.intra_node_bandwidth_bytes_per_s, INTRA_NODE_LATENCY_S)
-    return Link(hw.inter_node_bandwidth_bytes_per_s, INTER_NODE_LATENCY_S)
-
-
-def group_topology(hw, inner: int, size: int, network_efficiency: float,
-                   links: LinkCalibration | None = None) -> Topology:
-    """A group of ``size`` devices ``inner`` apart laid over NVLink domains: ``g`` members share a domain
-    (all of them when it fits; one per domain when ``inner`` fills it), the rest of the path is each GPU's
-    own NIC. Bandwidths are NCCL bus bandwidths: the fabric's x ``NVLINK_BUS_EFFICIENCY`` (measured), or the
-    bus bandwidth and latency of ``links`` (this machine's ``probe --collectives``); the NIC's x
-    ``network_efficiency`` (fitted)."""
-    domain = max(hw.nvlink_domain_gpus, 1)
-    per = max(1, min(size, domain // inner)) if inner <= domain else 1
-    intra = links.link if links is not None else Link(hw.intra_node_bandwidth_bytes_per_s * NVLINK_BUS_EFFICIENCY,
-                                                      INTRA_NODE_LATENCY_S)
-    inter = Link(hw.inter_node_bandwidth_bytes_per_s * network_efficiency, INTER_NODE_LATENCY_S)
-    return Topology(size=size, per_domain=per, intra=intra, inter=inter)
 
 
 @dataclass(frozen=True)
@@ -264,7 +256,8 @@ def fused_activation_bytes_per_token(spec, act_bytes: float = 2.0, dropout: bool
 
 def _fused_activations(spec, micro_est, layout: Layout, tokens_mb: float, in_flight: int) -> float | None:
     """Live activation bytes on the busiest device under fused kernels (None: the spec is no dense transformer,
-    use the ledger's). Full checkpointing keeps each layer's input and recomputes one layer at a time."""
+    use the ledger's). Full checkpointing keeps each layer's input and recomputes one layer at a time;
+    selective (per op) also keeps the outputs ``ledger.selective_checkpoint`` names."""
     if not (_int_attr(spec, "hidden") and _int_attr(spec, "heads") and _int_attr(spec, "ffn")) or \
             getattr(spec, "num_experts", 0):
         return None
@@ -275,7 +268,14 @@ def _fused_activations(spec, micro_est, layout: Layout, tokens_mb: float, in_fli
     per_layer = fused_activation_bytes_per_token(spec, act_bytes, dropout) * tokens_mb
     split = layout.tp * layout.cp
     layers_stage = layers / layout.pp
-    if layout.grad_checkpointing:
+    if layout.grad_checkpointing == "selective":  # block inputs + the outputs the per-op policy keeps
+        rows = ledger(spec, make_ctx(spec, w, "train"))
+        kept, _, _ = selective_checkpoint(rows)
+        instances = {r.block: r.count for r in rows if r.block}
+        kept_per_layer = sum(kept[b] * n for b, n in instances.items() if b in kept) / layers
+        saved = layers_stage * (tokens_mb * _int_attr(spec, "hidden") * act_bytes + kept_per_layer) * in_flight \
+            + per_layer
+    elif layout.grad_checkpointing:
         saved = layers_stage * tokens_mb * _int_attr(spec, "hidden") * act_bytes * in_flight + per_layer
     else:
         saved = layers_stage * per_layer * in_flight
@@ -362,7 +362,8 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
 
     # ---- memory per device (docs/formulas.md "Per-device memory under parallelism")
     shard = model_shard_fraction(expert_fraction(spec), tp, pp, ep)
-    weights, grads, optimizer = sharded_state_bytes(m, shard, dp, zero, layout.offload,
+    n_shard = shard_group_size(layout)  # dp x cp: the ranks that hold this shard (ZeRO/FSDP split over them)
+    weights, grads, optimizer = sharded_state_bytes(m, shard, n_shard, zero, layout.offload,
                                                     production and eng.sharded_master_is_param)
     in_flight = min(pp, grad_accum)
     act_scale = activations_in_flight_scale(pp, tp, cp, grad_accum)
@@ -373,16 +374,16 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         # temporaries, which shard like the states); the backward peak is bounded by its saved
         # activations and loss buffers on top of the gradients
         live = m.activations + m.logits_loss
-        step_temp = m.transient * shard / (dp if zero >= 1 else 1)
+        step_temp = 0.0 if eng.fused_optimizer else m.transient * shard / (n_shard if zero >= 1 else 1)
     else:
         live = max(m.peak - m.weights - m.optimizer - m.gradients, 0.0)
         step_temp = 0.0
     live_act = fused if fused is not None else live * act_scale
     gather_buf = 0.0
-    if zero >= 3 and dp > 1:  # FSDP all-gathers one unit's full parameters (+ prefetch of the next),
+    if zero >= 3 and n_shard > 1:  # FSDP all-gathers one unit's full parameters (+ prefetch of the next),
         # never more than sharding saved (a model wrapped as one unit gathers all of it)
         units = n_layers(spec) or 1
-        gather_buf = min(2.0 * m.weights * shard / units, m.weights * shard * (1.0 - 1.0 / dp))
+        gather_buf = min(2.0 * m.weights * shard / units, m.weights * shard * (1.0 - 1.0 / n_shard))
     peak = weights + optimizer + grads + max(live_act + gather_buf, step_temp)
     device_total = peak + runtime_overhead_bytes(peak, hw)
     memory = ParallelMemory(weights=weights, gradients=grads, optimizer=optimizer,
@@ -393,7 +394,7 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
     t = micro_est.time_s
     mb_s = (t.forward_s + t.backward_s + t.recompute_s) / (tp * cp)
     compute, bubble = pipeline_compute_s(mb_s, grad_accum, pp, layout.vp)
-    opt_s = t.optimizer_s * shard / (dp if zero >= 1 else 1)
+    opt_s = t.optimizer_s * shard / (n_shard if zero >= 1 else 1)
     if layout.offload:  # states on the host: grads down, params up over PCIe, step at host speed
         opt_s = (m.gradients + m.weights) * shard / PCIE_BYTES_PER_S + t.optimizer_s * shard * 10.0
 
@@ -408,8 +409,8 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
                          group_link(hw, tp, cp), per_stage, grad_accum),
                  pp_term(tokens_mb / cp * h * cb / tp, pp, group_link(hw, tp * cp, pp), grad_accum)]
         # this device's model shard, before ZeRO partitioning
-        terms += dp_sync_terms(zero, m.gradients * shard, m.weights * shard, dp, group_link(hw, tp * cp * pp, dp),
-                               grad_accum)
+        terms += dp_sync_terms(zero, m.gradients * shard, m.weights * shard, n_shard,
+                               group_link(hw, tp * cp * pp, dp) if dp > 1 else group_link(hw, tp, cp), grad_accum)
         if ep > 1:
             terms.append(ep_term(tokens_mb, getattr(spec, "top_k", 1), h, cb, ep, group_link(hw, tp * cp * pp, ep),
                                  per_stage, grad_accum, split=tp * cp))
@@ -426,7 +427,7 @@ def train_step(spec, micro_est, hw, layout: Layout, grad_accum: int, dp_overlap:
         terms.append(cp_term(tokens_mb, _int_attr(spec, "n_kv_heads") * _int_attr(spec, "d_head"), cb, tp, cp,
                              group_link(hw, tp, cp), per_stage, grad_accum))
         terms.append(pp_term(act / tp, pp, group_link(hw, tp * cp, pp), grad_accum * layout.vp))
-        dp_topo = group_topology(hw, tp * cp * pp, dp, net, links)
+        dp_topo = shard_group_topology(hw, tp, cp, pp, dp, net, links)
         terms += _dp_terms(zero, m.gradients * shard, m.weights * shard, dp_topo, grad_accum,
                            eng.fsdp_reduce_every_micro_batch)
         if ep > 1:

@@ -13,6 +13,7 @@ scenario's own estimate stays what ``costmodel.scenario.evaluate_scenario`` comp
 from __future__ import annotations
 
 from .errors import InputError
+from .workload import checkpointing
 
 PLAN_KINDS = ("training", "serving")
 
@@ -32,7 +33,7 @@ def training_scenario(name: str, model, hardware: str, workload: dict, layout: d
     if samples is not None:
         plan["samples"] = int(samples)
     wl = {**workload, "task": "train", "batch": int(layout.get("micro_batch", 1)),
-          "grad_checkpointing": bool(layout.get("grad_checkpointing", False))}
+          "grad_checkpointing": checkpointing(layout.get("grad_checkpointing", False), "layout.grad_checkpointing")}
     return {"name": name, "model": model, "hardware": hardware, "workload": wl, "plan": plan, "notes": notes}
 
 

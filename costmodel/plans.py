@@ -26,7 +26,7 @@ from .estimator import estimate
 from .limits import resolve_defaults
 from .models import load_model
 from .parallel import (DEFAULT_DP_OVERLAP, Layout, ParallelStep, _int_attr, expert_fraction, model_shard_fraction,
-                       n_layers, sharded_state_bytes, train_step)
+                       n_layers, shard_group_size, sharded_state_bytes, train_step)
 from .perf import Efficiency
 from .workload import Workload
 
@@ -366,7 +366,8 @@ def search_layouts(model, hardware=None, *, tokens: float | None = None, samples
             continue
         if not include_unfit:  # exact: train_step's peak = these states + live activations >= their sum
             m = micro.memory_bytes
-            w_b, g_b, o_b = sharded_state_bytes(m, model_shard_fraction(efrac, tp, pp, ep), dp, z, False,
+            w_b, g_b, o_b = sharded_state_bytes(m, model_shard_fraction(efrac, tp, pp, ep), shard_group_size(lay), z,
+                                                False,
                                                 eng.production and eng.sharded_master_is_param)
             states = w_b + o_b + g_b
             if states + runtime_overhead_bytes(states, hw) > m.capacity:

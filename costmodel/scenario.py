@@ -158,7 +158,7 @@ _WORKLOAD_TYPES = {  # JSON types a scenario may give (Workload itself checks ra
     "task": (str,), "precision": (str,), "optimizer": (str,), "attention": (str,),
     "batch": (int, float, str), "seq": (int, float, str), "image_size": (int, float, str), "prompt": (int, float, str),
     "generate": (int, float, str), "lora_rank": (int, float, str), "sparsity": (int, float),
-    "grad_checkpointing": (bool,), "bitfit": (bool,), "dropout": (bool, type(None)),
+    "grad_checkpointing": (bool, str), "bitfit": (bool,), "dropout": (bool, type(None)),
     "kv_cache_precision": (str, type(None)), "lora_targets": (str, list, tuple),
 }
 _TYPE_WORDS = {str: "text", int: "a number", float: "a number", bool: "true or false", type(None): "null",

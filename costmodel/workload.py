@@ -141,6 +141,25 @@ OPTIMIZERS: dict[str, Optimizer] = {
     ]
 }
 
+# activation checkpointing: off, full (each block keeps its input, recomputes its forward) or "selective" (per op:
+# matmul and attention outputs kept, "every second mm" recomputed; torchtitan's selective_ac_option "op")
+CHECKPOINTING = {False: False, True: True, "none": False, "off": False, "full": True, "on": True,
+                 "selective": "selective"}
+
+
+def checkpointing(value, field: str = "grad_checkpointing"):
+    """The one reading of a checkpointing setting: False, True (full) or "selective"; 0/1 and the names "none",
+    "full", "selective" are accepted (a CLI value, a scenario file)."""
+    key = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(key, float) or (not isinstance(key, (bool, int, str))):
+        key = None
+    if isinstance(key, int) and not isinstance(key, bool) and key in (0, 1):
+        key = bool(key)
+    if key not in CHECKPOINTING:
+        raise InputError(field, f"must be true (full), false or 'selective' (per-op, as torchtitan), got {value!r}")
+    return CHECKPOINTING[key]
+
+
 TASKS = ("train", "infer")
 DEFAULT_OPTIMIZER = "adamw"  # the field's default; for inference it means "none" (inference runs no optimizer)
 # the one rule for training-only settings with task infer: refused, with the reason (costmodel.workload, CLI, pages)
@@ -184,7 +203,7 @@ class Workload:
     generate: int = 128
     precision: str = "amp-bf16"
     optimizer: str = DEFAULT_OPTIMIZER
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool | str = False  # False, True (full) or "selective" (costmodel.workload.checkpointing)
     lora_rank: int = 0
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     bitfit: bool = False
@@ -205,7 +224,9 @@ class Workload:
         for name in ("task", "precision", "optimizer", "attention"):
             if not isinstance(getattr(self, name), str):
                 raise InputError(name, f"must be a string, got {getattr(self, name)!r}")
-        for name in ("grad_checkpointing", "bitfit"):
+        if self.grad_checkpointing is not False and self.grad_checkpointing is not True:
+            object.__setattr__(self, "grad_checkpointing", checkpointing(self.grad_checkpointing))
+        for name in ("bitfit",):
             v = getattr(self, name)
             if not isinstance(v, bool):
                 if v in (0, 1) and not isinstance(v, float):

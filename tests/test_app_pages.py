@@ -370,6 +370,28 @@ def test_plan_training_engine_and_measured_gemm_choices():
         assert any("aiconfigurator-core" in i.value and "h100_sxm" in i.value for i in at.info)
 
 
+def test_plan_training_selective_checkpointing_box():
+    """Ticking "Per op (selective)" under "Checkpointing" plans torchtitan's per-op policy: the page's numbers equal
+    plan_training with grad_checkpointing="selective" (and differ from full checkpointing's)."""
+    from costmodel import plans
+
+    q = {"preset": "llama-3-8b", "hw": "h100-sxm-80gb", "tokens_b": "10", "dp": "8", "zero": "3", "micro_batch": "2",
+         "global_batch": "16", "seq": "8192", "engine": "fsdp", "scaling": "0", "ckpt": "1"}
+    at = open_page("plan_training.py", q)
+    pricing = {"provider": None, "tier": "on-demand", "region": "world", "utilization": 1.0}
+    kw = dict(tokens=10e9, global_batch=16, workload={"seq": 8192, "precision": "amp-bf16", "optimizer": "adamw"},
+              pricing=pricing, engine="fsdp")
+    full = plans.plan_training("llama-3-8b", "h100-sxm-80gb", layout=dict(dp=8, zero=3, micro_batch=2,
+                                                                           grad_checkpointing=True), **kw)
+    assert metrics(at)["Wall clock"] == fmt.fmt_seconds(full.wall_clock_s)
+    at.checkbox(key="plan_training.ckpt_sel").check().run()
+    sel = plans.plan_training("llama-3-8b", "h100-sxm-80gb", layout=dict(dp=8, zero=3, micro_batch=2,
+                                                                          grad_checkpointing="selective"), **kw)
+    assert not errors(at)
+    assert metrics(at)["Wall clock"] == fmt.fmt_seconds(sel.wall_clock_s) != fmt.fmt_seconds(full.wall_clock_s)
+    assert at.query_params.get("ckpt_sel") in ("1", ["1"], "true", ["true"])  # a link keeps the choice
+
+
 def test_plan_training_search_and_seeds_of_vision():
     from costmodel import plans
 

@@ -14,7 +14,8 @@ from costmodel.collectives import (NVLINK_BUS_EFFICIENCY, Link, Topology, allgat
                                    allreduce_topo_s, reduce_scatter_s)
 from costmodel.engines import ENGINES, engine_efficiency, engine_workload, resolve_engine
 from costmodel.layers import attention_core
-from costmodel.parallel import Layout, fused_activation_bytes_per_token, group_topology, pipeline_compute_s
+from costmodel.collectives import group_topology, shard_group_topology
+from costmodel.parallel import Layout, fused_activation_bytes_per_token, pipeline_compute_s
 from costmodel.perf import DeviceRates, Efficiency, PassSpec, pass_times
 from costmodel.plans import plan_training
 from costmodel.specs.transformer import TransformerSpec
@@ -224,3 +225,77 @@ def test_time_source_resolution_and_its_errors(monkeypatch):
                                                               f"{measured.MISSING_MESSAGE})")
     with pytest.raises(InputError, match=r"costmodel\[measured\]"):
         resolve_time_source("measured", h100)
+
+
+def test_context_parallel_ranks_join_the_sharding_group():
+    # Megatron-LM shards its distributed optimizer over the data-parallel group *with* context parallel, and
+    # torchtitan applies FSDP2 over the dp_shard_cp mesh: dp x cp ranks hold the same weights. Llama 3 8B,
+    # bf16-mixed (4 + 8 bytes of fp32 master + Adam states per parameter; test_bf16_mixed_is_18_bytes...):
+    n = 8_030_261_248  # Llama 3 8B, published count (meta-llama/Meta-Llama-3-8B)
+    wl = {"seq": 8192, "precision": "fp8"}
+    p = plan_training("llama-3-8b", "h100-sxm-80gb", tokens=1e9, workload=wl, global_batch=128,
+                      layout={"dp": 4, "cp": 2, "zero": 1}, engine="megatron")
+    assert p.step.memory_bytes.optimizer == pytest.approx(12 * n / (4 * 2))  # not / 4
+    assert p.step.memory_bytes.gradients == pytest.approx(4 * n)  # ZeRO-1 keeps the fp32 main grads whole
+    # the gradients of the 2 context-parallel ranks are reduced together with the 4 data-parallel ones:
+    # one all-reduce of 4n bytes over 8 ranks moves 2 x 7/8 x 4n per rank (ring volume)
+    ar = next(t for t in p.step.comm_s.terms if t.name == "dp_grad_allreduce")
+    assert ar.volume_bytes == pytest.approx(2 * 7 / 8 * 4 * n)
+    # dp = 1, cp = 8 under FSDP (torchtitan's 262k-token run): still sharded 8 ways, and the gradients still
+    # reduce-scattered over the 8 ranks (each holds a slice of the sequence, all of the weights)
+    t = plan_training("llama-3-8b", "h100-sxm-80gb", tokens=1e9, workload={"seq": 8192}, global_batch=1,
+                      layout={"dp": 1, "cp": 8, "zero": 3}, engine="fsdp")
+    m = t.step.memory_bytes  # the sharded fp32 parameter is the master: 4 + Adam 8 per parameter, fp32 grads 4
+    assert (m.weights, m.optimizer, m.gradients) == (0.0, pytest.approx(12 * n / 8), pytest.approx(4 * n / 8))
+    assert any(x.name == "dp_grad_reduce_scatter" and x.volume_bytes > 0 for x in t.step.comm_s.terms)
+
+
+def test_shard_group_topology_places_cp_then_dp_members():
+    h100 = load_hardware("h100-sxm-80gb")  # 8 GPUs per NVLink domain
+    # tp 1, cp 2, dp 4: the 2 cp ranks are neighbours, 4 blocks of 2 fill a node -> 8 members per domain
+    topo = shard_group_topology(h100, tp=1, cp=2, pp=1, dp=4, network_efficiency=0.8)
+    assert (topo.size, topo.per_domain, topo.domains) == (8, 8, 1)
+    # tp 8, cp 8, pp 8, dp 1 (torchtitan's 405B at 262k tokens): each cp rank is a node of its own
+    topo = shard_group_topology(h100, tp=8, cp=8, pp=8, dp=1, network_efficiency=0.8)
+    assert (topo.size, topo.per_domain, topo.domains) == (8, 1, 8)
+    # tp 2, cp 2, pp 4, dp 4: cp pairs share a node, the dp members (16 GPUs apart) do not
+    topo = shard_group_topology(h100, tp=2, cp=2, pp=4, dp=4, network_efficiency=0.8)
+    assert (topo.size, topo.per_domain, topo.domains) == (8, 2, 4)
+
+
+def test_megatron_fused_adam_allocates_no_step_temporaries():
+    # torch's foreach AdamW materialises sqrt(v) for every parameter in the step (Optimizer.step_temp_per_param
+    # = 1, in fp32); Megatron's FusedAdam updates in place. Llama 2 70B at tp 4 x pp 4, dp 1 (NeMo's SFT run on
+    # 16 H100s, recompute not stated: with full recompute): the peak is the states plus the live activations, no
+    # extra 4 bytes x params / 16.
+    wl = {"seq": 4096, "precision": "fp8"}
+    lay = {"dp": 1, "tp": 4, "pp": 4, "grad_checkpointing": True}
+    meg = plan_training("llama-2-70b", "h100-sxm-80gb", tokens=1e9, workload=wl, global_batch=32, layout=lay,
+                        engine="megatron")
+    m = meg.step.memory_bytes
+    assert m.peak == pytest.approx(m.weights + m.gradients + m.optimizer + m.activations)
+    assert meg.step.fits  # it ran (NeMo 24.07 performance summary, SFT table)
+    fsdp = plan_training("llama-2-70b", "h100-sxm-80gb", tokens=1e9, workload=wl, global_batch=32, layout=lay,
+                         engine="fsdp")
+    assert ENGINES["megatron"].fused_optimizer and not ENGINES["fsdp"].fused_optimizer
+    assert fsdp.step.memory_bytes.peak > fsdp.step.memory_bytes.weights + fsdp.step.memory_bytes.gradients + \
+        fsdp.step.memory_bytes.optimizer + fsdp.step.memory_bytes.activations
+
+
+def test_selective_checkpointing_under_fused_kernels_keeps_the_policy_outputs():
+    # torchtitan's 8B recipe (FSDP, per-op selective checkpointing, 2 x 8,192 tokens per GPU): on top of full
+    # checkpointing's block inputs every block keeps q, v, attention (+ fp32 logsumexp), gate and down outputs
+    T, h, kv, f, H, L = 2 * 8192, 4096, 1024, 14336, 32, 32
+    kw = dict(tokens=1e9, workload={"seq": 8192}, global_batch=16, engine="fsdp")
+    full = plan_training("llama-3-8b", "h100-sxm-80gb", layout={"dp": 8, "zero": 3, "micro_batch": 2,
+                                                                "grad_checkpointing": True}, **kw)
+    sel = plan_training("llama-3-8b", "h100-sxm-80gb", layout={"dp": 8, "zero": 3, "micro_batch": 2,
+                                                               "grad_checkpointing": "selective"}, **kw)
+    kept = T * (2 * (h + kv + h + f + h) + 4 * H)
+    assert sel.step.memory_bytes.activations - full.step.memory_bytes.activations == pytest.approx(L * kept)
+    # it fits where no checkpointing does not (the run did run: torchtitan docs/performance.md, Table 1)
+    off = plan_training("llama-3-8b", "h100-sxm-80gb", layout={"dp": 8, "zero": 3, "micro_batch": 2}, **kw)
+    assert sel.step.fits and not off.step.fits
+    # and it recomputes about a third of the forward's FLOPs (k, o, up of each block), full recomputes all of it
+    f_sel, f_full = sel.step.hardware_flops_per_step, full.step.hardware_flops_per_step
+    assert sel.step.model_flops_per_step < f_sel < f_full

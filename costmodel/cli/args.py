@@ -39,8 +39,10 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
                    help="fp32 | amp-bf16 | amp-fp16 | bf16 | fp16 | fp8 | int8 | int4 | nvfp4 | mxfp4")
     p.add_argument("--optimizer", default=None, help="adamw (default) | adam | sgd | sgd-momentum | adafactor | "
                                                      "adamw-8bit | rmsprop | lamb (training only)")
-    p.add_argument("--grad-checkpointing", action="store_true",
-                   help="activation checkpointing: keep each block's input, recompute its forward in backward")
+    p.add_argument("--grad-checkpointing", nargs="?", const="full", default=False, metavar="full|selective",
+                   help="activation checkpointing: full (the flag alone) keeps each block's input and recomputes its "
+                        "forward in backward; selective keeps matmul and attention outputs too, recomputing every "
+                        "second matmul and the elementwise ops (torchtitan's per-op policy)")
     p.add_argument("--lora-rank", default=0, help="LoRA rank (0 = full fine-tune)")
     p.add_argument("--lora-targets", default="q_proj,v_proj", help="comma-separated module names, or all-linear")
     p.add_argument("--bitfit", action="store_true", help="train biases only")

@@ -39,6 +39,9 @@ def links_from_args(a, hw):
     return LinkCalibration.from_dict(rec)
 
 
+CKPT_LABEL = {False: "no", True: "full", "selective": "sel"}
+
+
 def _plan_train(a) -> int:
     if a.task != "train":
         raise InputError("task", f"plan-train plans a training run, got --task {a.task[:20]!r}; for serving use "
@@ -131,7 +134,7 @@ def _search(a) -> int:
         lay = r.layout
         cost = f"{r.cost_usd:>12,.0f}" if r.cost_usd is not None else f"{'no price':>12}"
         print(f"{r.num_devices:>7} {lay.dp:>4} {lay.tp:>3} {lay.pp:>3} {lay.zero:>4} {lay.micro_batch:>3} "
-              f"{'yes' if lay.grad_checkpointing else 'no':>5} {r.step_s:>8.3f} {r.wall_clock_s / 86400:>7.2f} "
+              f"{CKPT_LABEL[lay.grad_checkpointing]:>5} {r.step_s:>8.3f} {r.wall_clock_s / 86400:>7.2f} "
               f"{r.gpu_hours:>10,.0f} {cost} {r.mfu:>6.1%} {r.device_total_bytes / GiB:>6.1f}")
     return 0
 

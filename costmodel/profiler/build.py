@@ -170,6 +170,9 @@ def build(config: dict, workload: Workload, device: str) -> Built:
         elif w.bitfit:
             for name, p in model.named_parameters():
                 p.requires_grad_(name.endswith("bias"))
+        if w.grad_checkpointing == "selective":
+            raise Unsupported("selective (per-op) checkpointing is priced in plans (torchtitan's policy) but not run "
+                              "by the profiler, which drives the Hugging Face models' full checkpointing: use true")
         if w.grad_checkpointing:
             kwargs = {"use_reentrant": False}
             if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name

@@ -29,7 +29,7 @@ from ..collectives import p2p_s
 from ..errors import InputError
 from ..estimator import ALLOCATOR_SLACK, CUDA_RUNTIME_BYTES
 from ..models import load_model
-from ..parallel import group_link
+from ..collectives import group_link
 from ..layers import expected_experts
 from ..limits import check_positions  # noqa: F401 - re-exported for serving callers
 from .engines import EngineProfile

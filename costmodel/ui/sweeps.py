@@ -31,7 +31,8 @@ SETTING_VARIANTS: dict[str, dict[str, dict]] = {
                     "2:4 sparse bf16": {"precision": "bf16", "sparsity": 0.5, "sparsity_pattern": "2:4"},
                     "2:4 sparse int8": {"precision": "int8", "sparsity": 0.5, "sparsity_pattern": "2:4"}},
     "checkpointing": {"no checkpointing": {"grad_checkpointing": False},
-                      "gradient checkpointing": {"grad_checkpointing": True}},
+                      "gradient checkpointing": {"grad_checkpointing": True},
+                      "selective checkpointing (per op)": {"grad_checkpointing": "selective"}},
     "optimizer": {"adamw": {"optimizer": "adamw"}, "adamw-8bit": {"optimizer": "adamw-8bit"},
                   "adafactor": {"optimizer": "adafactor"}, "sgd-momentum": {"optimizer": "sgd-momentum"}},
 }

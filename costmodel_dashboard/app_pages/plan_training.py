@@ -17,12 +17,13 @@ from costmodel_dashboard.app_pages._widgets import PageState, downloads, figure,
 
 DEFAULTS = {**page_state.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image_size": 224, "precision": "amp-bf16",
             "optimizer": "adamw", "tokens_b": 10.0, "chinchilla": False, "samples": 1_000_000, "epochs": 1.0,
-            "global_batch": 512, "dp": 8, "tp": 1, "pp": 1, "zero": 1, "micro_batch": 4, "ckpt": False,
+            "global_batch": 512, "dp": 8, "tp": 1, "pp": 1, "zero": 1, "micro_batch": 4, "ckpt": False, "ckpt_sel": False,
             "offload": False, "provider": "", "tier": "on-demand", "region": "world", "utilization": 1.0,
             "deadline_days": 0.0, "budget_usd": 0.0, "min_devices": 1, "max_devices": 64,
             "ckpt_kept": 0, "storage_months": 1.0,
             "scaling": True, "search": False, "rank_by": "time", "engine": "auto", "time_source": "roofline",
             "usd_h": 0.0}
+CKPT_WORDS = {False: "", True: ", checkpointing", "selective": ", selective checkpointing"}
 DEVICE_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 # one line per training engine, shown under the choice
 ENGINE_HELP = {"auto": "auto: Megatron when the layout splits the model (tensor/pipeline/context/expert parallel), "
@@ -149,12 +150,17 @@ try:
     max_dev = ps.select(c[3], "At most devices", "max_devices", DEVICE_COUNTS)
 
     st.subheader("Layout")
-    c = st.columns(6)
+    c = st.columns([1, 1, 1, 1, 1.45, 1.45])  # the two check-box columns hold longer labels
     dp = ps.number(c[0], "Data parallel", "dp", min_value=1, max_value=1 << 20)
     tp = ps.number(c[1], "Tensor parallel", "tp", min_value=1, max_value=1024)
     pp = ps.number(c[2], "Pipeline stages", "pp", min_value=1, max_value=1024)
     zero = ps.select(c[3], "ZeRO stage", "zero", [0, 1, 2, 3], format_func=lambda z: f"{z} (FSDP)" if z == 3 else str(z))
-    ckpt = ps.checkbox(c[4], "Checkpointing", "ckpt")
+    ckpt = ps.checkbox(c[4], "Checkpointing", "ckpt", help="full: each block keeps its input and recomputes its "
+                       "forward in backward")
+    if ckpt and ps.checkbox(c[4], "Per op (selective)", "ckpt_sel",
+                            help="torchtitan's selective policy: keep the matmul and attention outputs too, recompute "
+                                 "every second matmul and the elementwise ops (less recompute, more memory)"):
+        ckpt = "selective"
     offload = ps.checkbox(c[5], "Optimizer offload", "offload")
 
     st.subheader("Checkpoints in storage")
@@ -208,11 +214,11 @@ except InputError as err:  # a layout the model cannot take: said here, the vali
         lay = r.layout
         cols = st.columns([4, 1])
         cols[0].write(f"dp {lay.dp} x tp {lay.tp} x pp {lay.pp}, ZeRO {lay.zero}, micro-batch {lay.micro_batch}"
-                      f"{', checkpointing' if lay.grad_checkpointing else ''}: {r.num_devices:,} devices, "
+                      f"{CKPT_WORDS[lay.grad_checkpointing]}: {r.num_devices:,} devices, "
                       f"{fmt.fmt_seconds(r.wall_clock_s)}, {fmt.fmt_usd(r.cost_usd)}")
         if cols[1].button("Use", key=f"pt.use{i}"):
             ps.request(dp=lay.dp, tp=lay.tp, pp=lay.pp, zero=lay.zero, micro_batch=lay.micro_batch,
-                       ckpt=lay.grad_checkpointing)
+                       ckpt=bool(lay.grad_checkpointing), ckpt_sel=lay.grad_checkpointing == "selective")
 
 if plan is not None:
     s, cost = plan.step, plan.cost
