@@ -553,3 +553,29 @@ def test_plan_training_rerun_does_no_estimator_work(monkeypatch):
     fit = [r for r in found if r.fits][:25]
     assert list(first["step_s"]) == [r.step_s for r in fit]
     assert list(frame(at, "grad_accum")["step_s"]) == [r.step_s for r in fit]
+
+
+def test_estimate_per_op_checkpointing_box_and_where_it_is_not_offered():
+    """Estimate: "Per op (selective)" under "Gradient checkpointing" estimates torchtitan's per-op policy (numbers
+    equal the API's); a model it is not priced for (MoE) and the Profile page hide the box and say full is used; a
+    scenario holding "selective" opens with both boxes ticked."""
+    from costmodel.ui import page_state
+
+    at = open_page("estimate.py", {"preset": "llama-3-8b", "hw": "h100-sxm-80gb", "batch": "2", "seq": "4096",
+                                   "ckpt": "1", "ckpt_sel": "1"})
+    est = costmodel.estimate("llama-3-8b", hardware="h100-sxm-80gb", task="train", batch=2, seq=4096,
+                             precision="amp-bf16", optimizer="adamw", grad_checkpointing="selective")
+    full = costmodel.estimate("llama-3-8b", hardware="h100-sxm-80gb", task="train", batch=2, seq=4096,
+                              precision="amp-bf16", optimizer="adamw", grad_checkpointing=True)
+    assert not errors(at)
+    assert metrics(at)["Step time"] == fmt.fmt_seconds(est.time_s.step_s) != fmt.fmt_seconds(full.time_s.step_s)
+    assert frame(at, "key").set_index("key")["bytes"]["activations"] == est.memory_bytes.activations
+    moe = open_page("estimate.py", {"preset": "mixtral-8x7b", "batch": "1", "seq": "512", "ckpt": "1", "ckpt_sel": "1"})
+    assert not errors(moe) and not [c for c in moe.checkbox if c.key == "estimate.ckpt_sel"]
+    assert any("ckpt_sel" in i.value and "full checkpointing used" in i.value for i in moe.info)
+    prof = open_page("profile.py", {"preset": "gpt2", "ckpt": "1", "ckpt_sel": "1"})
+    assert not [c for c in prof.checkbox if c.key == "profile.ckpt_sel"]
+    scn = {"name": "s", "model": "llama-3-8b", "hardware": "h100-sxm-80gb",
+           "workload": {"task": "train", "grad_checkpointing": "selective"}}
+    q = page_state.state_from_scenario(scn)
+    assert q["ckpt"] == "1" and q["ckpt_sel"] == "1"

@@ -16,7 +16,7 @@ from ..errors import InputError
 from .. import limits
 from ..safe_json import parse_config_text
 from ..units import GiB
-from ..workload import Workload
+from ..workload import Workload, checkpointing
 
 CUSTOM_HARDWARE = "custom"
 MODEL_SOURCES = ("preset", "paste", "build", "layers")
@@ -44,7 +44,7 @@ HARDWARE_STATE = {
 
 WORKLOAD_STATE = {
     "task": "train", "batch": 1, "seq": 1024, "image_size": 224, "prompt": 512, "generate": 128,
-    "precision": "amp-bf16", "optimizer": "adamw", "ckpt": False, "lora_rank": 0,
+    "precision": "amp-bf16", "optimizer": "adamw", "ckpt": False, "ckpt_sel": False, "lora_rank": 0,
     "lora_targets": "q_proj,v_proj", "attention": "fused", "pruning": "none",
 }
 
@@ -127,6 +127,23 @@ def spec_of_state(state: Mapping[str, Any]):
         return load_model(model_from_state(state))
     except (InputError, KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError):
         return None
+
+
+def checkpointing_from_state(state: Mapping[str, Any]):
+    """The page's two boxes as one setting: off, full (True) or "selective" (per op, the second box)."""
+    if not state.get("ckpt"):
+        return False
+    return "selective" if state.get("ckpt_sel") else True
+
+
+def supports_selective_checkpointing(spec) -> bool:
+    """Whether per-op selective checkpointing is priced for this model (attention + dense MLP blocks:
+    ``ledger.selective_checkpoint`` names no other kind of row)."""
+    from ..ledger import ledger, make_ctx, selective_checkpoint
+
+    if not supports_checkpointing(spec):
+        return False
+    return not selective_checkpoint(ledger(spec, make_ctx(spec, Workload(batch=1, seq=16), "train")))[2]
 
 
 def supports_checkpointing(spec) -> bool:
@@ -318,7 +335,7 @@ def workload_from_state(state: Mapping[str, Any]):
     return Workload(task=state["task"], batch=state["batch"], seq=state["seq"], image_size=state["image_size"],
                     prompt=state["prompt"], generate=state["generate"], precision=state["precision"],
                     optimizer=state["optimizer"] if train else WORKLOAD_STATE["optimizer"],
-                    grad_checkpointing=bool(state["ckpt"]) and train,
+                    grad_checkpointing=checkpointing_from_state(state) if train else False,
                     lora_rank=state["lora_rank"] if train else 0, lora_targets=targets, attention=state["attention"],
                     sparsity=sparsity, sparsity_pattern=pattern)
 
@@ -385,7 +402,8 @@ def state_from_scenario(scenario: Mapping[str, Any]) -> dict[str, str]:
         if k in w:
             st[k] = w[k]
     if "grad_checkpointing" in w:
-        st["ckpt"] = bool(w["grad_checkpointing"])
+        mode = checkpointing(w["grad_checkpointing"])
+        st["ckpt"], st["ckpt_sel"] = bool(mode), mode == "selective"
     if "lora_targets" in w:
         st["lora_targets"] = ",".join(w["lora_targets"])
     return state_to_query(st, ESTIMATE_STATE)

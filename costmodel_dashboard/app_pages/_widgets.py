@@ -361,8 +361,9 @@ def method_picker(ps: PageState, spec, where=None) -> str:
     return method
 
 
-def workload_picker(ps: PageState, model, where=None, fixed_task: str | None = None):
-    """Task, shapes, precision, optimizer, checkpointing, LoRA, attention. Returns a validated Workload."""
+def workload_picker(ps: PageState, model, where=None, fixed_task: str | None = None, selective: bool = True):
+    """Task, shapes, precision, optimizer, checkpointing, LoRA, attention. Returns a validated Workload.
+    ``selective``: offer per-op selective checkpointing (the profiler does not run it)."""
     from costmodel.limits import model_limits
 
     where = where or st.sidebar
@@ -399,7 +400,17 @@ def workload_picker(ps: PageState, model, where=None, fixed_task: str | None = N
         ps.select(where, "Optimizer", "optimizer", list(OPTIMIZERS),
                   help="; ".join(f"{k}: {o.source}" for k, o in OPTIMIZERS.items()))
         if page_state.supports_checkpointing(spec):
-            ps.checkbox(where, "Gradient checkpointing", "ckpt")
+            ckpt = ps.checkbox(where, "Gradient checkpointing", "ckpt")
+            offer = selective and page_state.supports_selective_checkpointing(spec)
+            if ckpt and offer:
+                ps.checkbox(where, "Per op (selective)", "ckpt_sel",
+                            help="torchtitan's selective policy: keep the matmul and attention outputs too, recompute "
+                                 "every second matmul and the elementwise ops (less recompute, more memory)")
+            elif ps.get("ckpt_sel") and not offer:  # a hidden box must not change the numbers
+                why = "the profiler runs full checkpointing" if not selective else \
+                    f"it is priced for attention and dense MLP blocks, not this {spec.family} model's"
+                ps.notes.append(f"ckpt_sel: per-op selective checkpointing: {why}; full checkpointing used")
+                ps.set("ckpt_sel", False)
         elif ps.get("ckpt"):
             ps.notes.append(f"ckpt: gradient checkpointing is not modelled for {spec.family} models; off")
             ps.set("ckpt", False)

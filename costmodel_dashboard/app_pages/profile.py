@@ -34,7 +34,7 @@ sb = st.sidebar
 
 try:
     model = model_picker(ps)
-    workload = workload_picker(ps, model)
+    workload = workload_picker(ps, model, selective=False)
     c = st.columns(5)
     device = ps.select(c[0], "Device", "device", ["cpu", "cuda"])
     steps = ps.number(c[1], "Measured steps", "steps", min_value=1, max_value=10000)
