@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--out", help="also write the table to this Markdown file")
     a = ap.parse_args()
     from costmodel.models import load_model
-    from costmodel.plans import _candidates, default_device_counts, search_layouts
+    from costmodel.plans import CHECKPOINTING_SEARCHED, _candidates, default_device_counts, search_layouts
 
     lines = ["# Layout search at scale (benchmarks/search_scale.py)", "",
              f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
@@ -44,7 +44,7 @@ def main() -> None:
     for model, n in CASES:
         spec = load_model(model)
         counts = default_device_counts(n)
-        args = (spec, counts, (1, 2, 4, 8), (0, 1, 2, 3), (False, True))
+        args = (spec, counts, (1, 2, 4, 8), (0, 1, 2, 3), CHECKPOINTING_SEARCHED)
         every = sum(1 for _ in _candidates(*args))
         split = sum(1 for _ in _candidates(*args, global_batch=8 * n))
         t = time.perf_counter()
@@ -52,7 +52,8 @@ def main() -> None:
         dt = time.perf_counter() - t
         best = res[0].layout if res else None
         what = (f"dp {best.dp} tp {best.tp} pp {best.pp} ep {best.ep} zero {best.zero} mb {best.micro_batch}"
-                f"{' ckpt' if best.grad_checkpointing else ''}, {res[0].wall_clock_s / 86400:.2f} days") if best else "-"
+                f"{ {False: '', True: ' ckpt', 'selective': ' sel-ckpt'}[best.grad_checkpointing]}, "
+                f"{res[0].wall_clock_s / 86400:.2f} days") if best else "-"
         lines.append(f"| {model} | {n:,} | {len(counts):,} | {every:,} | {split:,} | {len(res):,} | {dt:.2f} s "
                      f"| {what} |")
         print(lines[-1], flush=True)

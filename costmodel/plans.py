@@ -250,6 +250,11 @@ def default_device_counts(max_devices: int, min_devices: int = 1) -> list[int]:
     return sorted(n for n in out if n >= min_devices)
 
 
+# checkpointing settings a layout search tries, least recompute first (ties rank in this order): none, per-op
+# selective (torchtitan's policy; models it is not priced for skip it), full
+CHECKPOINTING_SEARCHED = (False, "selective", True)
+
+
 def _candidates(spec, counts, micro_batches, zero_stages, checkpointing, global_batch: int | None = None):
     """(dp, tp, pp, ep, zero, micro_batch, checkpointing) of every layout with dp x tp x pp devices in ``counts``
     that passes the divisibility rules, in the order the search ranks ties by (count, tp, pp, ep, zero,
@@ -289,7 +294,7 @@ def _candidates(spec, counts, micro_batches, zero_stages, checkpointing, global_
 
 
 def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=(1, 2, 4, 8),
-                      zero_stages=(0, 1, 2, 3), checkpointing=(False, True), *, global_batch: int | None = None,
+                      zero_stages=(0, 1, 2, 3), checkpointing=CHECKPOINTING_SEARCHED, *, global_batch: int | None = None,
                       min_devices: int = 1):
     """Every layout with dp x tp x pp devices in ``device_counts`` (default ``default_device_counts``: every
     2^a 3^b 5^c up to ``max_devices`` and ``max_devices`` itself) that passes the divisibility rules (tp <= 8
@@ -305,7 +310,8 @@ def candidate_layouts(spec, max_devices: int, device_counts=None, micro_batches=
 def search_layouts(model, hardware=None, *, tokens: float | None = None, samples: int | None = None, epochs: float = 1.0,
                    workload: Workload | dict | None = None, global_batch: int | None = None, max_devices: int = 1024,
                    device_counts=None, micro_batches=(1, 2, 4, 8), zero_stages=(0, 1, 2, 3),
-                   checkpointing=(False, True), efficiency: Efficiency | None = None, usd_per_device_hour: float | None = None,
+                   checkpointing=CHECKPOINTING_SEARCHED, efficiency: Efficiency | None = None,
+                   usd_per_device_hour: float | None = None,
                    rank_by: str = "time", include_unfit: bool = False, limit: int | None = None,
                    engine: str | None = "auto", engine_params: dict | None = None,
                    links: LinkCalibration | dict | None = None, min_devices: int = 1, deadline_s: float | None = None,

@@ -44,7 +44,7 @@ def test_search_equals_brute_force_over_every_layout_of_a_small_cluster():
     # (which refuses a global batch the layout cannot split and layouts the model cannot take); the search with its
     # pruning must return exactly the layouts that fit, with the same wall-clock times, in time order
     kw = dict(tokens=1e9, workload={"seq": 1024}, global_batch=24)
-    mbs, zs, cks = (1, 2), (0, 1, 2, 3), (False, True)
+    mbs, zs, cks = (1, 2), (0, 1, 2, 3), (False, "selective", True)  # the search's default checkpointing settings
     found = search_layouts("llama-2-7b", "l4-24gb", max_devices=12, micro_batches=mbs, zero_stages=zs,
                            checkpointing=cks, **kw)
     brute = {}
