@@ -25,7 +25,9 @@ Mapping of the published fields (stated here, used for every run):
   fp8 (fp8 GEMMs, bf16 elsewhere); nvfp4 -> nvfp4 (fp4 GEMMs).
 - sharding: fsdp_full_shard / zero3 -> ZeRO-3; zero2 -> 2; zero1 -> 1; none -> 0; not stated: Megatron's
   distributed optimizer (ZeRO-1) for the Megatron family, else 0.
-- micro-batch not stated -> 1; checkpointing: full -> on; selective in torchtitan -> "selective" (its per-op
+- micro-batch not stated -> 1, except torchtitan with pipeline parallelism: each data-parallel rank's batch split
+  into pp micro-batches, and an interleaved schedule with 2 stages per rank (its defaults,
+  ``pipeline_split_of``); checkpointing: full -> on; selective in torchtitan -> "selective" (its per-op
   policy, ``selective_ac_option = "op"`` in the 8B configs: matmul and attention outputs kept, every second
   matmul and the elementwise ops recomputed; ``costmodel.ledger.selective_checkpoint``); selective in Megatron
   (Korthikanti et al. 2022) -> off (it re-runs only the attention core, which flash attention recomputes
@@ -103,6 +105,21 @@ def engine_of(run: dict, engine: str):
     return name
 
 
+def pipeline_split_of(run: dict) -> tuple[int, int]:
+    """(micro-batch, virtual stages per rank) as published, else the framework's defaults: torchtitan splits each
+    data-parallel rank's batch into as many pipeline micro-batches as there are pipeline ranks
+    (``pipeline_parallel_microbatches or parallel_dims.pp``) and gives an interleaved (multi-stage) schedule two
+    stages per rank (``generate_split_points``); elsewhere micro-batch 1, one stage per rank."""
+    lay = run["layout"]
+    mb, vp = lay["micro_batch"], lay.get("vp")
+    if run["framework"] == "torchtitan" and lay["pp"] > 1:
+        if mb is None:
+            mb = max(1, run["global_batch"] // lay["dp"] // lay["pp"])
+        if vp is None and any("Interleaved" in x for x in run.get("other_settings") or []):
+            vp = 2
+    return mb or 1, vp or 1
+
+
 def checkpointing_of(run: dict):
     """The published checkpointing setting as costmodel's (the mapping in the module docstring)."""
     ck = run["layout"]["grad_checkpointing"]
@@ -117,9 +134,10 @@ def plan_run(run: dict, engine: str = "auto", engine_params: dict | None = None,
     sharding = lay["sharding"]
     zero = ZERO[sharding] if sharding is not None else (1 if run["framework"] in MEGATRON_FRAMEWORKS else 0)
     dp = lay["dp"]
+    micro_batch, vp = pipeline_split_of(run)
     layout = Layout(dp=dp, tp=lay["tp"], pp=lay["pp"], cp=lay["cp"] or 1, ep=lay["ep"] or 1,
-                    zero=zero if dp * (lay["cp"] or 1) > 1 else 0, micro_batch=lay["micro_batch"] or 1,
-                    grad_checkpointing=checkpointing_of(run), vp=lay.get("vp") or 1)
+                    zero=zero if dp * (lay["cp"] or 1) > 1 else 0, micro_batch=micro_batch,
+                    grad_checkpointing=checkpointing_of(run), vp=vp)
     model = run["model"]["preset"] or run["model"]["config"]
     spec = load_model(model)
     limit = getattr(spec, "max_positions", 0)
