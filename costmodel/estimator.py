@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from .catalog import resolve_hardware
 from .errors import InputError
-from .ledger import LazyLayerRows, check_lora_rank, ledger, lora_targets, make_ctx, row_sums
+from .ledger import LazyLayerRows, check_lora_rank, ledger, lora_targets, make_ctx, row_sums, selective_checkpoint_of
 from .limits import check_workload
 from .perf import Efficiency, default_efficiency
 from .results import Estimate, FlopCounts, MemoryBreakdown, ParamCounts
@@ -121,11 +121,12 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
             raise InputError("grad_checkpointing", f"is not modelled for the {spec.family} family; "
                              "supported for transformer decoders, encoders and MoE")
         if mode == "selective":
-            if sums.selective_refused:
+            sel_saved, sel_recompute, refused = selective_checkpoint_of(spec, ctx)
+            if refused:
                 raise InputError("grad_checkpointing", f"'selective' (per-op) is modelled for attention and dense MLP "
-                                 f"blocks; this {spec.family} model's blocks have {sums.selective_refused} rows: "
+                                 f"blocks; this {spec.family} model's blocks have {refused} rows: "
                                  "use full checkpointing (true)")
-            kept = tuple(sorted((b, block_input + v) for b, v in sums.selective_saved.items()))
+            kept = tuple(sorted((b, block_input + v) for b, v in sel_saved.items()))
         else:
             kept = block_input
         logits_loss = spec.loss_buffer_bytes(ctx)
@@ -134,7 +135,7 @@ def estimate(spec: ModelSpec, workload: Workload, hardware=None, with_layers: bo
             sums.peaks[key] = _backward_peak(act_rows, logits_loss, kept)
         activations, peak_live, phase = sums.peaks[key]
         if mode:
-            recompute = sums.selective_recompute if mode == "selective" else sums.recompute
+            recompute = sel_recompute if mode == "selective" else sums.recompute
         base = weights + optimizer
         peak = base + peak_live
         step_peak = base + grads + opt_temp

@@ -107,6 +107,12 @@ SELECTIVE_KINDS = {"linear", "attention", "rmsnorm", "layernorm", "silu", "gelu"
                    "dropout", "sinks"}
 
 
+@bounded_cache("selective_checkpoint", 256, 1 << 20, lambda out: 200.0 + 100.0 * len(out[0]))
+def selective_checkpoint_of(spec: ModelSpec, ctx: Ctx) -> tuple[dict, float, str]:
+    """``selective_checkpoint`` of the ledger of (spec, ctx), worked out once per ledger and only when asked."""
+    return selective_checkpoint(ledger(spec, ctx))
+
+
 def selective_checkpoint(rows) -> tuple[dict, float, str]:
     """Per-op selective activation checkpointing as torchtitan applies it to each transformer block
     (``selective_ac_option = "op"``, torchtitan/models/llama/parallelize_llama.py ``_apply_ac_to_transformer_block``
@@ -152,7 +158,7 @@ class RowSums:
     __slots__ = ("total", "active", "matmul_total", "bias_total", "adapter", "adapter_fwd", "adapter_factored",
                  "fwd", "bwd", "prunable_fwd", "act_rows", "frozen_matmul", "trainable", "layer_rows", "peaks",
                  "factored", "recompute", "targeted_rows", "native_params", "native_matmul", "native_bytes",
-                 "weight_tensors", "selective_saved", "selective_recompute", "selective_refused")
+                 "weight_tensors")
 
 
 def _eager_attention_skipped(forward_flops: float, proj_grads: list[bool]) -> float:
@@ -380,7 +386,6 @@ def _row_sums(spec: ModelSpec, ctx: Ctx, p, method: str, targets: frozenset, r: 
                         if row.block and last_saver.get(row.block) != i) + sum(
         2.0 * row.lora_tokens * r * (row.lora_in + row.lora_out) * row.count
         for row in rows if row.block and targets and row.module in targets and row.lora_in)
-    out.selective_saved, out.selective_recompute, out.selective_refused = selective_checkpoint(rows)
     out.native_params, out.native_matmul, out.native_bytes = native_params, native_matmul, native_bytes
     out.weight_tensors = weight_tensors
     out.targeted_rows = sum(row.count for row in rows if targets and row.module in targets and row.lora_in)

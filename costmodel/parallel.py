@@ -21,7 +21,7 @@ from .collectives import (DP_TERMS, dp_sync_terms, ep_term, tp_term, group_link,
 from .engines import ENGINES, TrainingEngine, fitted
 from .errors import InputError
 from .estimator import runtime_overhead_bytes
-from .ledger import ledger, make_ctx, selective_checkpoint
+from .ledger import ledger, make_ctx, selective_checkpoint_of
 from .workload import Workload, checkpointing
 
 # Host link for optimizer offload: PCIe 4.0 x16 moves about 25 GB/s each way in practice
@@ -269,9 +269,9 @@ def _fused_activations(spec, micro_est, layout: Layout, tokens_mb: float, in_fli
     split = layout.tp * layout.cp
     layers_stage = layers / layout.pp
     if layout.grad_checkpointing == "selective":  # block inputs + the outputs the per-op policy keeps
-        rows = ledger(spec, make_ctx(spec, w, "train"))
-        kept, _, _ = selective_checkpoint(rows)
-        instances = {r.block: r.count for r in rows if r.block}
+        ctx = make_ctx(spec, w, "train")
+        kept, _, _ = selective_checkpoint_of(spec, ctx)
+        instances = {r.block: r.count for r in ledger(spec, ctx) if r.block}
         kept_per_layer = sum(kept[b] * n for b, n in instances.items() if b in kept) / layers
         saved = layers_stage * (tokens_mb * _int_attr(spec, "hidden") * act_bytes + kept_per_layer) * in_flight \
             + per_layer

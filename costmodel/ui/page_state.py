@@ -139,11 +139,11 @@ def checkpointing_from_state(state: Mapping[str, Any]):
 def supports_selective_checkpointing(spec) -> bool:
     """Whether per-op selective checkpointing is priced for this model (attention + dense MLP blocks:
     ``ledger.selective_checkpoint`` names no other kind of row)."""
-    from ..ledger import ledger, make_ctx, selective_checkpoint
+    from ..ledger import make_ctx, selective_checkpoint_of
 
     if not supports_checkpointing(spec):
         return False
-    return not selective_checkpoint(ledger(spec, make_ctx(spec, Workload(batch=1, seq=16), "train")))[2]
+    return not selective_checkpoint_of(spec, make_ctx(spec, Workload(batch=1, seq=16), "train"))[2]
 
 
 def supports_checkpointing(spec) -> bool:
