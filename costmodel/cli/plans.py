@@ -8,7 +8,7 @@ from ..engines import ENGINES
 from ..errors import InputError
 from ..checkpoint import checkpoint_of
 from ..limits import resolve_defaults
-from ..ui.format import fmt_bytes, fmt_co2, fmt_hours, fmt_kwh, fmt_seconds
+from ..ui.format import fmt_bytes, fmt_checkpointing, fmt_co2, fmt_hours, fmt_kwh, fmt_seconds
 from ..models import load_model
 from ..parallel import Layout
 from ..plans import chinchilla_params, compute_optimal_tokens, plan_training, search_layouts
@@ -37,9 +37,6 @@ def links_from_args(a, hw):
         rec = read_config_file(value, field="link_calibration")
         rec = rec.get("calibration", rec) if isinstance(rec, dict) else rec
     return LinkCalibration.from_dict(rec)
-
-
-CKPT_LABEL = {False: "no", True: "full", "selective": "sel"}
 
 
 def _plan_train(a) -> int:
@@ -128,13 +125,13 @@ def _search(a) -> int:
     if a.json:
         print(dumps([r.to_dict() for r in res]))
         return 0
-    print(f"{'devices':>7} {'dp':>4} {'tp':>3} {'pp':>3} {'zero':>4} {'mb':>3} {'ckpt':>5} {'step s':>8} "
+    print(f"{'devices':>7} {'dp':>4} {'tp':>3} {'pp':>3} {'zero':>4} {'mb':>3} {'ckpt':>9} {'step s':>8} "
           f"{'days':>7} {'GPU-h':>10} {'$':>12} {'MFU':>6} {'GiB':>6}")
     for r in res:
         lay = r.layout
         cost = f"{r.cost_usd:>12,.0f}" if r.cost_usd is not None else f"{'no price':>12}"
         print(f"{r.num_devices:>7} {lay.dp:>4} {lay.tp:>3} {lay.pp:>3} {lay.zero:>4} {lay.micro_batch:>3} "
-              f"{CKPT_LABEL[lay.grad_checkpointing]:>5} {r.step_s:>8.3f} {r.wall_clock_s / 86400:>7.2f} "
+              f"{fmt_checkpointing(lay.grad_checkpointing):>9} {r.step_s:>8.3f} {r.wall_clock_s / 86400:>7.2f} "
               f"{r.gpu_hours:>10,.0f} {cost} {r.mfu:>6.1%} {r.device_total_bytes / GiB:>6.1f}")
     return 0
 

@@ -11,6 +11,11 @@ from ..units import GiB
 _SI = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
+def fmt_checkpointing(value) -> str:
+    """A checkpointing setting (False, True or "selective") as one word: none, full, selective."""
+    return {False: "none", True: "full", "selective": "selective"}[value]
+
+
 def fmt_si(x: float, unit: str = "", digits: int = 3) -> str:
     """1.405e14 -> '140.5 T' + unit (decimal prefixes)."""
     if x is None or not math.isfinite(x):

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 from ..safe_json import finite_json
 from ..units import GiB
 from .safe_text import csv_cell
+from .format import fmt_checkpointing
 
 
 MEMORY_LABELS = {
@@ -163,17 +164,13 @@ def plan_step_rows(plan) -> list[dict]:
     return rows
 
 
-# one type per column (a table cell mixing true/false with "selective" is not one column)
-CHECKPOINTING_WORDS = {False: "none", True: "full", "selective": "selective"}
-
-
 def layout_rows(results: Iterable) -> list[dict]:
     """One row per ``plans.LayoutResult`` (read attribute by attribute: a search returns tens of thousands)."""
     out = []
     for r in results:
         lay = r.layout
         out.append({"dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "ep": lay.ep, "zero": lay.zero,
-                    "micro_batch": lay.micro_batch, "grad_checkpointing": CHECKPOINTING_WORDS[lay.grad_checkpointing],
+                    "micro_batch": lay.micro_batch, "grad_checkpointing": fmt_checkpointing(lay.grad_checkpointing),  # one type per column
                     "devices": r.num_devices, "step_s": r.step_s, "wall_clock_days": r.wall_clock_s / 86400,
                     "gpu_hours": r.gpu_hours, "cost_usd": r.cost_usd, "mfu": r.mfu,
                     "device_total_GiB": r.device_total_bytes / GiB, "grad_accum": r.grad_accum, "fits": r.fits})

@@ -23,7 +23,6 @@ DEFAULTS = {**page_state.MODEL_STATE, "hw": "a100-sxm-80gb", "seq": 2048, "image
             "ckpt_kept": 0, "storage_months": 1.0,
             "scaling": True, "search": False, "rank_by": "time", "engine": "auto", "time_source": "roofline",
             "usd_h": 0.0}
-CKPT_WORDS = {False: "", True: ", checkpointing", "selective": ", selective checkpointing"}
 DEVICE_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 # one line per training engine, shown under the choice
 ENGINE_HELP = {"auto": "auto: Megatron when the layout splits the model (tensor/pipeline/context/expert parallel), "
@@ -214,7 +213,8 @@ except InputError as err:  # a layout the model cannot take: said here, the vali
         lay = r.layout
         cols = st.columns([4, 1])
         cols[0].write(f"dp {lay.dp} x tp {lay.tp} x pp {lay.pp}, ZeRO {lay.zero}, micro-batch {lay.micro_batch}"
-                      f"{CKPT_WORDS[lay.grad_checkpointing]}: {r.num_devices:,} devices, "
+                      f"{f', {fmt.fmt_checkpointing(lay.grad_checkpointing)} checkpointing' if lay.grad_checkpointing else ''}: "
+                      f"{r.num_devices:,} devices, "
                       f"{fmt.fmt_seconds(r.wall_clock_s)}, {fmt.fmt_usd(r.cost_usd)}")
         if cols[1].button("Use", key=f"pt.use{i}"):
             ps.request(dp=lay.dp, tp=lay.tp, pp=lay.pp, zero=lay.zero, micro_batch=lay.micro_batch,
