@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_report import emit, machine_line  # noqa: E402
 
 TARGET_RATIO = 1.3
 
@@ -89,18 +90,14 @@ def main() -> None:
     ]
     ratio = api / bare
     lines = [f"# API sweep vs the bare estimator (benchmarks/api_sweep.py --repeats {a.repeats})", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-             f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}. {n:,} Llama-3-8B training points on "
+             f"{machine_line()}. {n:,} Llama-3-8B training points on "
              "h100-sxm-80gb, warm caches, best of the passes. Target: the API within "
              f"{TARGET_RATIO}x of the bare estimator per point: "
              f"{'met' if ratio <= TARGET_RATIO else 'NOT met'} ({ratio:.2f}x; {api / bare_wl:.2f}x counting the "
              "Workload the API must build).", "",
              "| per point | us | ratio |", "|---|---|---|"]
     lines += [f"| {name} | {s * 1e6:.1f} | {r} |" for name, s, r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text, encoding="utf-8")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench_report import emit, machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"resnet-50": "image_size=224", "vit-b-16": "", "llama-3-8b": "seq=512"}
@@ -52,16 +52,12 @@ def main() -> None:
             for t, root in trees.items():
                 got[(t, m)].append(one(root, m))
     lines = ["# Cold estimates (benchmarks/cold_estimates.py)", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-             f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}. Microseconds per estimate of 200 "
+             f"{machine_line()}. Microseconds per estimate of 200 "
              f"distinct training shapes (every ledger built), median of {a.runs} fresh interpreters.", "",
              "| model | " + " | ".join(trees) + " |", "|---|" + "---|" * len(trees)]
     for m in MODELS:
         lines.append(f"| {m} | " + " | ".join(f"{statistics.median(got[(t, m)]):,.0f}" for t in trees) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text, encoding="utf-8")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from bench_report import emit, machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "costmodel_dashboard" / "app.py")
@@ -74,17 +75,13 @@ def main() -> None:
     _, second = open_page()
     rows.append(("another session opens the same page", [second]))
     lines = ["# Dashboard reruns with the layout search on (benchmarks/dashboard_rerun.py)", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-             f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}. Plan training, Mixtral-8x7B on "
+             f"{machine_line()}. Plan training, Mixtral-8x7B on "
              "H100-SXM-80GB, seq 4,096, global batch 1,024, layout search up to 1,024 devices (include the unfit), "
              f"AppTest, {n} reruns each. Targets: after a change < 300 ms; nothing changed < 50 ms.", "",
              "| rerun | median ms | max ms |", "|---|---|---|"]
     for name, ts in rows:
         lines.append(f"| {name} | {1e3 * statistics.median(ts):.0f} | {1e3 * max(ts):.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text, encoding="utf-8")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ prefill/forward +-20%, decode +-25%).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os

@@ -16,10 +16,11 @@ import argparse
 import gc
 import itertools
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from bench_report import emit, machine_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,8 +83,7 @@ def main() -> None:
     growth = (end - base) / 1e6
     stats = getattr(costmodel, "cache_stats", None)
     head = [f"# RSS growth over {2 * a.n:,} distinct estimates in one process (benchmarks/memory_growth.py)", "",
-            f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f} at the end. {a.n:,} ResNet-50 "
+            f"{machine_line()} at the end. {a.n:,} ResNet-50 "
             f"training shapes (batch 1-2,000 x image 224/192/160/256/128, amp-bf16), then {a.n:,} Llama-3-8B inference "
             "shapes (batch 1-100 x prompt 64-6,336 x generate 128/256, bf16), on h100-sxm-80gb through "
             "`costmodel.estimate`. MB = 10^6 bytes.", "",
@@ -97,10 +97,7 @@ def main() -> None:
         for name, s in stats().items():
             head.append(f"| {name} | {s['entries']:,} | {s['bytes'] / 1e6:.1f} MB | {s['max_bytes'] / 1e6:.0f} MB |")
         head.append("")
-    text = "\n".join(head + lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text, encoding="utf-8")
+    emit(head + lines, a.out)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import costmodel  # noqa: E402
+from bench_report import emit  # noqa: E402
 
 CONFIGS = {
     "gpt2 (124M)": dict(model_type="gpt2", n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024),
@@ -213,10 +214,7 @@ def main(argv=None) -> int:
             lines.append(f"| {name}, {b} x {s} | {tool} | {t * 1e3:,.2f} ms | {flops} | {err} | {ratio} |")
         lines.append(f"| {name}, {b} x {s} | FlopCounterMode (reference) | | {ref:.4g} | 0 | |")
     lines += ["", "\"costmodel faster by\": the peer's time / costmodel's time for a new shape (the slower of its two)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text, encoding="utf-8")
+    emit(lines, a.out)
     return 0
 
 

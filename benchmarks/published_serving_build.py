@@ -11,7 +11,6 @@ benchmarks/published_serving_sources.md); model configs in benchmarks/published_
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 

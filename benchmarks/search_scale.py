@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from bench_report import machine_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +35,7 @@ def main() -> None:
     from costmodel.plans import CHECKPOINTING_SEARCHED, _candidates, default_device_counts, search_layouts
 
     lines = ["# Layout search at scale (benchmarks/search_scale.py)", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-             f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}. H100-SXM-80GB, 2T tokens, seq 4,096, "
+             f"{machine_line()}. H100-SXM-80GB, 2T tokens, seq 4,096, "
              f"default global batch (8 x max devices), default device counts. Target < {TARGET_S:.0f} s at 1,048,576.",
              "", "| model | max devices | counts | candidates | split the batch | fit (ranked) | time | fastest |",
              "|---|---|---|---|---|---|---|---|"]
